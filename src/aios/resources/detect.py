@@ -52,8 +52,10 @@ def short_gpu_model(name: str) -> str:
 def detect_local_node(name: str | None = None, reserved_cpus: int = 0) -> Node:
     """Returns this machine as a Node: the cores this process may run on (its affinity
     mask), total memory, and the GPUs NVML reports."""
-    cores = tuple(sorted(os.sched_getaffinity(0))) if hasattr(os, "sched_getaffinity") else tuple(
-        range(psutil.cpu_count() or 1)
+    cores = (
+        tuple(sorted(os.sched_getaffinity(0)))
+        if hasattr(os, "sched_getaffinity")
+        else tuple(range(psutil.cpu_count() or 1))
     )
     allocatable_cores = cores[reserved_cpus:]
     memory = int(psutil.virtual_memory().total)

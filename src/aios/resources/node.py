@@ -83,8 +83,17 @@ class Node:
         kind = gpu_kind if gpus else None
         extra = tuple(sorted((custom or {}).items()))
         capacity = Resources(1000 * cpus, total_memory, gpus, kind, extra)
-        allocatable = Resources(1000 * (cpus - reserved_cpus), total_memory - reserved, gpus, kind, extra)
-        return cls(name, capacity, allocatable, tuple(range(reserved_cpus, cpus)), devices, dict(labels or {}))
+        allocatable = Resources(
+            1000 * (cpus - reserved_cpus), total_memory - reserved, gpus, kind, extra
+        )
+        return cls(
+            name,
+            capacity,
+            allocatable,
+            tuple(range(reserved_cpus, cpus)),
+            devices,
+            dict(labels or {}),
+        )
 
     @property
     def gpu_kinds(self) -> frozenset[str]:
@@ -106,4 +115,6 @@ class Allocation:
 
     @property
     def resources(self) -> Resources:
-        return Resources(1000 * len(self.cores), self.memory, len(self.gpus), self.gpu_kind, self.custom)
+        return Resources(
+            1000 * len(self.cores), self.memory, len(self.gpus), self.gpu_kind, self.custom
+        )

@@ -32,7 +32,8 @@ def parse_memory(text: str | int) -> int:
     power = _POWERS[prefix.upper()]
     decimal = bool(byte_suffix) and not binary and power > 0
     base = 1000 if decimal else 1024
-    return math.ceil(float(number) * base**power)
+    scale: int = base**power
+    return math.ceil(float(number) * scale)
 
 
 def parse_cpu(text: str | int | float) -> int:

@@ -1,0 +1,42 @@
+"""The scheduler: jobs and queues as it sees them, the plugin framework, the policies,
+and one pure scheduling cycle (state and time in, decisions out)."""
+
+from aios.scheduler.cycle import (
+    Bind,
+    CycleResult,
+    Decision,
+    Preempt,
+    Unschedulable,
+    UpstreamFailed,
+    cycle,
+)
+from aios.scheduler.framework import SUCCESS, Code, Policy, Status
+from aios.scheduler.job import TERMINAL_STATES, Job, JobKind, JobState, RunningJob
+from aios.scheduler.policies import available_policies, make_policy
+from aios.scheduler.queue import Queue, check_quota
+from aios.scheduler.state import ClusterState, NodeState
+
+__all__ = [
+    "SUCCESS",
+    "TERMINAL_STATES",
+    "Bind",
+    "ClusterState",
+    "Code",
+    "CycleResult",
+    "Decision",
+    "Job",
+    "JobKind",
+    "JobState",
+    "NodeState",
+    "Policy",
+    "Preempt",
+    "Queue",
+    "RunningJob",
+    "Status",
+    "Unschedulable",
+    "UpstreamFailed",
+    "available_policies",
+    "check_quota",
+    "cycle",
+    "make_policy",
+]

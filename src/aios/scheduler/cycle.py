@@ -1,0 +1,316 @@
+"""One scheduling cycle: a ClusterState and the time in, decisions out.
+
+Phases (after Kueue's scheduler): resolve dependencies → serve the starving → walk the
+queues in policy order, for each job pre-filter, place, permit and reserve, or else try
+preemption → once a head is blocked (strict order, or a starving job) make an EASY
+reservation for it and only backfill behind it. The cycle reads no clock and does no
+I/O: the same state, time and policy give the same decisions.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from aios.resources import Allocation
+from aios.scheduler.framework import Code, Policy, Status
+from aios.scheduler.job import Job, JobState, RunningJob
+from aios.scheduler.pending import Group
+from aios.scheduler.state import ClusterState
+from aios.scheduler.workspace import Workspace
+
+__all__ = ["Bind", "CycleResult", "Decision", "Preempt", "Unschedulable", "UpstreamFailed", "cycle"]
+
+_FAILED_PARENT = frozenset(
+    {JobState.FAILED, JobState.CANCELLED, JobState.UPSTREAM_FAILED, JobState.UNSCHEDULABLE}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Bind:
+    """Start ``job`` with one allocation per replica."""
+
+    job: Job
+    allocations: tuple[Allocation, ...]
+    backfilled: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Preempt:
+    """Stop running job ``victim`` so that ``preemptor`` can start in a later cycle."""
+
+    victim: RunningJob
+    preemptor: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamFailed:
+    """``job_id`` will never run: its dependency ``parent`` did not succeed."""
+
+    job_id: str
+    parent: str
+
+
+@dataclass(frozen=True, slots=True)
+class Unschedulable:
+    """``job_id`` can never fit this cluster (or its queue's quota) as it is."""
+
+    job_id: str
+    reason: str
+
+
+Decision = Bind | Preempt | UpstreamFailed | Unschedulable
+
+
+@dataclass(slots=True)
+class CycleResult:
+    decisions: list[Decision] = field(default_factory=list)
+    reasons: dict[str, str] = field(default_factory=dict)
+    """Why a job the cycle looked at stays pending, in words."""
+    considered: int = 0
+
+    @property
+    def binds(self) -> list[Bind]:
+        return [d for d in self.decisions if isinstance(d, Bind)]
+
+    @property
+    def preemptions(self) -> list[Preempt]:
+        return [d for d in self.decisions if isinstance(d, Preempt)]
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """EASY backfill's promise to a blocked job: from ``shadow_time`` it fits on
+    ``nodes``; jobs behind it may start now only if they end by then or stay off them."""
+
+    job_id: str
+    shadow_time: float
+    nodes: frozenset[str]
+
+
+def cycle(state: ClusterState, now: float, policy: Policy) -> CycleResult:
+    """Runs one scheduling cycle over ``state`` at time ``now`` and returns the decisions.
+
+    ``state`` is not changed; the caller applies the decisions (and must have built
+    ``state.pending`` with ``policy.order_key``).
+    """
+    return _Cycle(state, now, policy).run()
+
+
+class _Cycle:
+    def __init__(self, state: ClusterState, now: float, policy: Policy) -> None:
+        self.state = state
+        self.now = now
+        self.policy = policy
+        self.ws = Workspace(state, policy, now)
+        self.result = CycleResult()
+        self.done: set[str] = set()
+        self.reservation: Reservation | None = None
+        self.blocked_queues: set[str] = set()
+        self.preemption_attempts = 0
+        self._reject_current = False
+
+    # -- phases ---------------------------------------------------------------------
+    def run(self) -> CycleResult:
+        self.resolve_dependencies()
+        if self.policy.starvation_limit is not None:
+            self.serve_starving(self.policy.starvation_limit)
+        depth = 0
+        for job in self.walk():
+            if job.id in self.done or not self.dependencies_met(job):
+                continue
+            self.result.considered += 1
+            if self.reservation is not None:
+                depth += 1
+                if depth > self.policy.backfill_depth:
+                    break
+                self.backfill(job)
+                continue
+            status = self.admit(job)
+            if status.ok or status.code is Code.UNRESOLVABLE:
+                continue
+            if status.code is Code.WAIT:
+                # Over quota: the queue waits, others go on (a per-queue strict order).
+                if self.policy.strict:
+                    self.blocked_queues.add(job.queue)
+                self._reject_current = True
+                continue
+            preempting = self.preempt(job)
+            if self.policy.strict:
+                if not (self.policy.backfill or preempting):
+                    break
+                if not preempting:
+                    self.reservation = self.reserve_for(job)
+                    if self.reservation is None:
+                        break
+                    continue
+                break
+            self._reject_current = True
+        return self.result
+
+    def resolve_dependencies(self) -> None:
+        finished = self.state.finished
+        for job in list(self.state.pending.with_dependencies.values()):
+            for parent in job.dependencies:
+                if finished.get(parent) in _FAILED_PARENT:
+                    self.result.decisions.append(UpstreamFailed(job.id, parent))
+                    self.done.add(job.id)
+                    break
+
+    def dependencies_met(self, job: Job) -> bool:
+        if not job.dependencies:
+            return True
+        finished = self.state.finished
+        for parent in job.dependencies:
+            if finished.get(parent) is not JobState.SUCCEEDED:
+                self.result.reasons[job.id] = f"waiting for dependency {parent}"
+                return False
+        return True
+
+    def serve_starving(self, limit: float) -> None:
+        """Places jobs that waited past ``limit``, oldest first; the first that does not
+        fit gets the cycle's reservation, whatever the policy's order says."""
+        for tried, job in enumerate(self.state.pending.oldest()):
+            if self.now - job.enqueued < limit or tried >= 64:
+                return
+            if job.id in self.done or not self.dependencies_met(job):
+                continue
+            status = self.admit(job)
+            if status.code is Code.UNSCHEDULABLE:
+                if not self.preempt(job):
+                    self.reservation = self.reserve_for(job)
+                return
+
+    def walk(self) -> Iterator[Job]:
+        """Yields pending jobs in policy order; a job whose successor should be skipped
+        (its group cannot fit this cycle) sets ``_reject_current`` before the next."""
+        groups = [g for g in self.state.pending.groups() if g.queue not in self.blocked_queues]
+        fair = self.policy.fair_share
+        if fair is None:
+            yield from self._walk_heap(groups)
+            return
+        by_queue: dict[str, list[Group]] = {}
+        for group in groups:
+            by_queue.setdefault(group.queue, []).append(group)
+        heaps = {q: self._heap(gs) for q, gs in by_queue.items()}
+        while heaps:
+            queue = min(heaps, key=lambda q: (fair.share(q, self.ws), q))
+            heap, members = heaps[queue]
+            index, position = heap[0][2], heap[0][3]
+            yield from self._step(heap, members, index, position)
+            if not heap or queue in self.blocked_queues:
+                del heaps[queue]
+
+    @staticmethod
+    def _heap(groups: list[Group]) -> tuple[list[tuple[float, int, int, int]], list[Group]]:
+        heap = [(g.entries[0][0], g.entries[0][1], i, 0) for i, g in enumerate(groups)]
+        heapq.heapify(heap)
+        return heap, groups
+
+    def _walk_heap(self, groups: list[Group]) -> Iterator[Job]:
+        heap, members = self._heap(groups)
+        while heap:
+            index, position = heap[0][2], heap[0][3]
+            yield from self._step(heap, members, index, position)
+
+    def _step(
+        self,
+        heap: list[tuple[float, int, int, int]],
+        groups: list[Group],
+        index: int,
+        position: int,
+    ) -> Iterator[Job]:
+        group = groups[index]
+        self._reject_current = False
+        if group.queue in self.blocked_queues:
+            heapq.heappop(heap)
+            return
+        yield group.entries[position][2]
+        position += 1
+        if self._reject_current or position >= len(group.entries):
+            heapq.heappop(heap)
+        else:
+            key, seq, _ = group.entries[position]
+            heapq.heapreplace(heap, (key, seq, index, position))
+
+    # -- one job ----------------------------------------------------------------------
+    def admit(self, job: Job) -> Status:
+        """Places ``job`` if it fits now; returns why not otherwise."""
+        status, allocations = self.ws.place(job)
+        if status.ok:
+            self.bind(job, allocations, backfilled=False)
+        elif status.code is Code.UNRESOLVABLE:
+            self.result.decisions.append(Unschedulable(job.id, status.reason))
+            self.done.add(job.id)
+        else:
+            self.result.reasons[job.id] = status.reason
+        return status
+
+    def bind(self, job: Job, allocations: tuple[Allocation, ...], backfilled: bool) -> None:
+        self.ws.commit(job, allocations)
+        self.result.decisions.append(Bind(job, allocations, backfilled))
+        self.done.add(job.id)
+        self.result.reasons.pop(job.id, None)
+
+    def preempt(self, job: Job) -> bool:
+        """Asks the post-filters for victims; records their preemption if any."""
+        if not self.policy.post_filters or self.preemption_attempts >= 16:
+            return False
+        self.preemption_attempts += 1
+        for plugin in self.policy.post_filters:
+            victims = plugin.post_filter(job, self.ws, self.now)
+            if victims:
+                for victim in victims:
+                    self.ws.victims.add(victim.job.id)
+                    self.result.decisions.append(Preempt(victim, job.id, plugin.name))
+                self.result.reasons[job.id] = f"preempting {len(victims)} job(s) to make room"
+                return True
+        return False
+
+    def reserve_for(self, job: Job) -> Reservation | None:
+        """Finds when and where ``job`` will fit if running jobs end as expected (jobs
+        with no estimate are assumed to end last, longest running first)."""
+        ws = self.ws
+        ending = sorted(
+            (r for r in ws.running_jobs() if r.job.id not in ws.victims),
+            key=lambda r: (math.inf if r.expected_end is None else r.expected_end, r.started),
+        )
+        released: list[RunningJob] = []
+        found: Reservation | None = None
+        for running in ending:
+            ws.unbind(running)
+            released.append(running)
+            status, allocations = ws.place(job)
+            if status.ok:
+                ws.undo(allocations)
+                end = running.expected_end
+                shadow = math.inf if end is None else max(end, self.now)
+                found = Reservation(job.id, shadow, frozenset(a.node for a in allocations))
+                break
+            if status.code is Code.WAIT:
+                break
+        for running in reversed(released):
+            ws.rebind(running)
+        if found is not None:
+            self.result.reasons[job.id] = "reserved: starts when running jobs end"
+        return found
+
+    def backfill(self, job: Job) -> None:
+        """Starts ``job`` behind a reservation if it cannot delay the reserved job."""
+        assert self.reservation is not None
+        runtime = job.expected_runtime
+        ends_in_time = runtime is not None and self.now + runtime <= self.reservation.shadow_time
+        exclude = frozenset() if ends_in_time else self.reservation.nodes
+        status, allocations = self.ws.place(job, exclude)
+        if status.ok:
+            self.bind(job, allocations, backfilled=True)
+        elif status.code is Code.UNRESOLVABLE:
+            self.result.decisions.append(Unschedulable(job.id, status.reason))
+            self.done.add(job.id)
+        else:
+            self.result.reasons[job.id] = f"behind reservation for {self.reservation.job_id}"
+            if status.code is Code.WAIT or not exclude:
+                self._reject_current = True

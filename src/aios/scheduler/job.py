@@ -1,0 +1,117 @@
+"""Jobs as the scheduler sees them: what they ask for and where they stand."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from aios.errors import InvalidInput
+from aios.resources import Allocation, Resources
+
+__all__ = ["TERMINAL_STATES", "Job", "JobKind", "JobState", "RunningJob"]
+
+
+class JobKind(StrEnum):
+    BATCH = "batch"
+    SERVICE = "service"
+
+
+class JobState(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    UPSTREAM_FAILED = "upstream_failed"
+    UNSCHEDULABLE = "unschedulable"
+
+
+TERMINAL_STATES = frozenset(
+    {
+        JobState.SUCCEEDED,
+        JobState.FAILED,
+        JobState.CANCELLED,
+        JobState.UPSTREAM_FAILED,
+        JobState.UNSCHEDULABLE,
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A unit of work waiting to be placed.
+
+    ``request`` is per replica; ``replicas`` > 1 makes a gang whose replicas are placed
+    all together or not at all. ``queued_at`` is when the job last entered its queue (its
+    submit time, or the moment it was preempted and requeued); ``attained_service`` is the
+    GPU-seconds (or core-seconds for CPU jobs) it has already run, which least-attained-
+    service policies order by. ``duration_estimate`` and ``time_limit`` are seconds.
+    """
+
+    id: str
+    request: Resources
+    replicas: int = 1
+    priority: int = 0
+    queue: str = "default"
+    submit_time: float = 0.0
+    time_limit: float | None = None
+    duration_estimate: float | None = None
+    preemptible: bool = True
+    dependencies: tuple[str, ...] = ()
+    kind: JobKind = JobKind.BATCH
+    queued_at: float | None = None
+    attained_service: float = 0.0
+    node_selector: tuple[tuple[str, str], ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        if not self.id:
+            raise InvalidInput("a job needs an id")
+        if self.replicas < 1:
+            raise InvalidInput(f"job {self.id}: replicas must be at least 1, got {self.replicas}")
+        req = self.request
+        if req.cpu < 0 or req.memory < 0 or req.gpus < 0 or any(v < 0 for _, v in req.custom):
+            raise InvalidInput(f"job {self.id}: resource requests must not be negative")
+        if self.time_limit is not None and self.time_limit <= 0:
+            raise InvalidInput(f"job {self.id}: time_limit must be positive")
+        if self.duration_estimate is not None and self.duration_estimate < 0:
+            raise InvalidInput(f"job {self.id}: duration_estimate must not be negative")
+        if self.id in self.dependencies:
+            raise InvalidInput(f"job {self.id}: a job cannot depend on itself")
+
+    @property
+    def total(self) -> Resources:
+        """What the whole gang asks for: the request times the replicas."""
+        return self.request * self.replicas if self.replicas > 1 else self.request
+
+    @property
+    def enqueued(self) -> float:
+        """When the job entered its queue this time."""
+        return self.submit_time if self.queued_at is None else self.queued_at
+
+    @property
+    def expected_runtime(self) -> float | None:
+        """The best bound the scheduler has on how long one run lasts, or None."""
+        if self.duration_estimate is not None:
+            if self.time_limit is not None:
+                return min(self.duration_estimate, self.time_limit)
+            return self.duration_estimate
+        return self.time_limit
+
+
+@dataclass(frozen=True, slots=True)
+class RunningJob:
+    """A job that holds resources: one allocation per replica, since ``started``."""
+
+    job: Job
+    allocations: tuple[Allocation, ...]
+    started: float
+
+    def attained(self, now: float) -> float:
+        """Service received so far, counting this run up to ``now``."""
+        units = self.job.request.gpus or max(self.job.request.cpu // 1000, 1)
+        return self.job.attained_service + units * self.job.replicas * max(now - self.started, 0.0)
+
+    @property
+    def expected_end(self) -> float | None:
+        runtime = self.job.expected_runtime
+        return None if runtime is None else self.started + runtime

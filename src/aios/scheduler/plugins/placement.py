@@ -1,0 +1,131 @@
+"""Where a replica goes: node order (binpack, spread), filters, gang permit, and the
+check that a job can fit the cluster at all."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from aios.resources import Allocation, Node, Resources
+from aios.scheduler.framework import SUCCESS, Code, Status
+from aios.scheduler.job import Job
+
+if TYPE_CHECKING:
+    from aios.scheduler.state import NodeState
+    from aios.scheduler.workspace import Workspace
+
+__all__ = ["Binpack", "FitsCluster", "NodeSelector", "SameGpuKind", "Spread", "slots_on"]
+
+
+@dataclass(frozen=True)
+class Binpack:
+    """Fills the fullest node that still fits (fewest free GPUs first), so whole nodes
+    stay free for large gangs: the fragmentation-fighting default for GPU work."""
+
+    name: str = "binpack"
+
+    def candidates(self, job: Job, ws: Workspace) -> Iterator[NodeState]:
+        return ws.nodes_by_free_gpus(job.request)
+
+
+@dataclass(frozen=True)
+class Spread:
+    """Puts work where the most is free (kube-scheduler's LeastAllocated): nodes with the
+    most free GPUs first, and among a sample of those, the most free cores and memory."""
+
+    name: str = "spread"
+
+    def candidates(self, job: Job, ws: Workspace) -> Iterator[NodeState]:
+        return ws.nodes_by_free_gpus(job.request, descending=True)
+
+    def score(self, job: Job, node: NodeState, ws: Workspace) -> float:
+        alloc = node.node.allocatable
+        parts = [len(node.free_cores) / max(len(node.node.cores), 1)]
+        if alloc.memory:
+            parts.append(node.free_memory / alloc.memory)
+        if alloc.gpus:
+            parts.append(node.free_gpu_count() / alloc.gpus)
+        return sum(parts) / len(parts)
+
+
+@dataclass(frozen=True)
+class NodeSelector:
+    """Keeps replicas on nodes whose labels carry every ``key=value`` the job selects."""
+
+    name: str = "node-selector"
+
+    def filter(self, job: Job, node: NodeState, ws: Workspace) -> Status:
+        labels = node.node.labels
+        for key, value in job.node_selector:
+            if labels.get(key) != value:
+                return Status(Code.UNSCHEDULABLE, f"node lacks label {key}={value}")
+        return SUCCESS
+
+
+@dataclass(frozen=True)
+class SameGpuKind:
+    """A gang that did not name a GPU kind still gets one kind for every replica: mixed
+    models would run a data-parallel job at the pace of the slowest."""
+
+    name: str = "same-gpu-kind"
+
+    def permit(self, job: Job, allocations: tuple[Allocation, ...], ws: Workspace) -> Status:
+        kinds = {a.gpu_kind for a in allocations if a.gpus}
+        if len(kinds) > 1:
+            return Status(Code.UNSCHEDULABLE, f"gang would mix GPU kinds {sorted(map(str, kinds))}")
+        return SUCCESS
+
+
+def slots_on(node: Node, request: Resources) -> int:
+    """How many replicas of ``request`` an empty ``node`` holds."""
+    limits: list[int] = []
+    cores = -(-request.cpu // 1000)
+    if cores:
+        limits.append(len(node.cores) // cores)
+    if request.memory:
+        limits.append(node.allocatable.memory // request.memory)
+    if request.gpus:
+        kinds = [request.gpu_kind] if request.gpu_kind else sorted(node.gpu_kinds)
+        limits.append(
+            max((sum(1 for d in node.gpus if d.model == k) for k in kinds), default=0)
+            // request.gpus
+        )
+    for name, amount in request.custom:
+        limits.append(node.allocatable.get(name) // amount)
+    return min(limits) if limits else 1_000_000
+
+
+@dataclass
+class FitsCluster:
+    """Refuses, as unresolvable, a job that would not fit even on the empty cluster
+    (more GPUs than any node offers, a GPU kind nobody has, a gang larger than the
+    cluster). Remembers its verdict per shape while the nodes stay the same."""
+
+    name: str = "fits-cluster"
+
+    def __post_init__(self) -> None:
+        self._cache: dict[tuple[object, ...], Status] = {}
+
+    def pre_filter(self, job: Job, ws: Workspace) -> Status:
+        key = (len(ws.state.nodes), job.request, job.replicas, job.node_selector)
+        verdict = self._cache.get(key)
+        if verdict is None:
+            verdict = self._cache[key] = self._judge(job, ws)
+        return verdict
+
+    @staticmethod
+    def _judge(job: Job, ws: Workspace) -> Status:
+        selector = dict(job.node_selector)
+        slots = 0
+        for state in ws.state.nodes.values():
+            node = state.node
+            if any(node.labels.get(k) != v for k, v in selector.items()):
+                continue
+            slots += slots_on(node, job.request)
+            if slots >= job.replicas:
+                return SUCCESS
+        what = f"{job.replicas} × {job.request}" if job.replicas > 1 else str(job.request)
+        return Status(
+            Code.UNRESOLVABLE, f"larger than the cluster: no room for {what} even when empty"
+        )

@@ -1,0 +1,37 @@
+"""The quota plugin: admits a job only within its queue's nominal quota plus what it may
+borrow from its cohort (Kueue's ClusterQueue admission)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from aios.scheduler.framework import SUCCESS, Code, Status
+from aios.scheduler.job import Job
+from aios.scheduler.queue import check_quota
+
+if TYPE_CHECKING:
+    from aios.scheduler.workspace import Workspace
+
+__all__ = ["Quota"]
+
+
+@dataclass(frozen=True)
+class Quota:
+    name: str = "quota"
+
+    def pre_filter(self, job: Job, ws: Workspace) -> Status:
+        queue = ws.state.queues.get(job.queue)
+        if queue is None:
+            return Status(Code.UNRESOLVABLE, f"no queue named {job.queue!r}")
+        if queue.nominal is None:
+            return SUCCESS
+        members = ws.state.cohort_members(queue)
+        # Could it ever be admitted, with the queue and its cohort otherwise empty?
+        ceiling = check_quota(queue, job.total, {}, members)
+        if not ceiling.ok:
+            return Status(Code.UNRESOLVABLE, f"queue {queue.name}: {ceiling.reason}")
+        verdict = check_quota(queue, job.total, ws.usage, members)
+        if verdict.ok:
+            return SUCCESS
+        return Status(Code.WAIT, f"queue {queue.name}: {verdict.reason}")

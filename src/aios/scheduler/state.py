@@ -1,0 +1,243 @@
+"""The scheduler's model of the cluster: free resources per node, running jobs, queue
+usage, and the pending index. The caller (simulator or control plane) changes it as
+things happen; a scheduling cycle only reads it."""
+
+from __future__ import annotations
+
+from bisect import insort
+from collections.abc import Iterable
+from dataclasses import replace
+
+from aios.errors import InvalidInput
+from aios.resources import Allocation, Node, Resources
+from aios.scheduler.job import Job, JobState, RunningJob
+from aios.scheduler.pending import OrderKey, PendingJobs, fifo_key
+from aios.scheduler.queue import Queue, Usage
+
+__all__ = ["ClusterState", "NodeState"]
+
+
+class NodeState:
+    """The free resources of one node, with exact core ids and GPU indices.
+
+    Mutable on purpose: the cycle works on copies (:meth:`copy`) and never on the
+    ClusterState's own instances.
+    """
+
+    __slots__ = ("free_cores", "free_custom", "free_gpus", "free_memory", "node")
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self.free_cores: list[int] = list(node.cores)
+        self.free_memory: int = node.allocatable.memory
+        self.free_gpus: dict[str, list[int]] = {}
+        for device in node.gpus:
+            self.free_gpus.setdefault(device.model, []).append(device.index)
+        self.free_custom: dict[str, int] = dict(node.allocatable.custom)
+
+    def copy(self) -> NodeState:
+        clone = NodeState.__new__(NodeState)
+        clone.node = self.node
+        clone.free_cores = self.free_cores.copy()
+        clone.free_memory = self.free_memory
+        clone.free_gpus = {kind: ids.copy() for kind, ids in self.free_gpus.items()}
+        clone.free_custom = self.free_custom.copy()
+        return clone
+
+    @property
+    def name(self) -> str:
+        return self.node.name
+
+    def free_gpu_count(self, kind: str | None = None) -> int:
+        if kind is None:
+            return sum(len(ids) for ids in self.free_gpus.values())
+        return len(self.free_gpus.get(kind, ()))
+
+    def gpu_kind_for(self, request: Resources) -> str | None:
+        """The GPU kind this node would give ``request`` (the one with the fewest free
+        GPUs that still suffice, to keep larger blocks whole), or None if none fits. A
+        request without GPUs gets the empty string."""
+        if not request.gpus:
+            return ""
+        if request.gpu_kind is not None:
+            free = self.free_gpus.get(request.gpu_kind)
+            return request.gpu_kind if free is not None and len(free) >= request.gpus else None
+        best: str | None = None
+        for kind, ids in self.free_gpus.items():
+            if len(ids) >= request.gpus and (best is None or len(ids) < len(self.free_gpus[best])):
+                best = kind
+        return best
+
+    def fits(self, request: Resources) -> bool:
+        """True when the node's free resources cover ``request`` (cores are whole)."""
+        if -(-request.cpu // 1000) > len(self.free_cores) or request.memory > self.free_memory:
+            return False
+        for name, amount in request.custom:
+            if self.free_custom.get(name, 0) < amount:
+                return False
+        return self.gpu_kind_for(request) is not None
+
+    def take(self, request: Resources) -> Allocation:
+        """Takes ``request`` from the free resources (lowest core ids and GPU indices
+        first) and returns the allocation. The caller has checked :meth:`fits`."""
+        n_cores = -(-request.cpu // 1000)
+        cores = tuple(self.free_cores[:n_cores])
+        del self.free_cores[:n_cores]
+        self.free_memory -= request.memory
+        kind = self.gpu_kind_for(request)
+        gpus: tuple[int, ...] = ()
+        if request.gpus and kind:
+            free = self.free_gpus[kind]
+            gpus = tuple(free[: request.gpus])
+            del free[: request.gpus]
+        for name, amount in request.custom:
+            self.free_custom[name] -= amount
+        return Allocation(self.name, cores, gpus, request.memory, kind or None, request.custom)
+
+    def take_exact(self, allocation: Allocation) -> None:
+        """Takes exactly the cores and GPUs of ``allocation`` again (after :meth:`give`)."""
+        for core in allocation.cores:
+            self.free_cores.remove(core)
+        self.free_memory -= allocation.memory
+        if allocation.gpus and allocation.gpu_kind:
+            free = self.free_gpus[allocation.gpu_kind]
+            for index in allocation.gpus:
+                free.remove(index)
+        for name, amount in allocation.custom:
+            self.free_custom[name] -= amount
+
+    def give(self, allocation: Allocation) -> None:
+        """Returns the resources of ``allocation`` to the free pool."""
+        for core in allocation.cores:
+            insort(self.free_cores, core)
+        self.free_memory += allocation.memory
+        if allocation.gpus and allocation.gpu_kind:
+            free = self.free_gpus.setdefault(allocation.gpu_kind, [])
+            for index in allocation.gpus:
+                insort(free, index)
+        for name, amount in allocation.custom:
+            self.free_custom[name] = self.free_custom.get(name, 0) + amount
+
+    def allocated(self) -> Resources:
+        """What jobs hold on this node now."""
+        alloc = self.node.allocatable
+        used_custom = tuple((k, v - self.free_custom.get(k, 0)) for k, v in alloc.custom)
+        return Resources(
+            alloc.cpu - 1000 * len(self.free_cores),
+            alloc.memory - self.free_memory,
+            alloc.gpus - self.free_gpu_count(),
+            alloc.gpu_kind,
+            tuple((k, v) for k, v in used_custom if v),
+        )
+
+
+def add_usage(usage: dict[str, Usage], queue: str, request: Resources, sign: int) -> None:
+    """Adds (``sign`` = 1) or removes (-1) ``request`` from ``queue``'s usage."""
+    own = usage.setdefault(queue, {})
+    for resource, amount in request.as_dict().items():
+        own[resource] = own.get(resource, 0) + sign * amount
+
+
+class ClusterState:
+    """Everything the scheduler knows: nodes, queues, pending and running jobs, usage.
+
+    The simulator and the control plane own one each and tell it what happened
+    (:meth:`submit`, :meth:`bind`, :meth:`release`, :meth:`finish`);
+    :func:`aios.scheduler.cycle` reads it and never changes it.
+    """
+
+    def __init__(
+        self,
+        nodes: Iterable[Node] = (),
+        queues: Iterable[Queue] = (),
+        order_key: OrderKey = fifo_key,
+    ) -> None:
+        self.nodes: dict[str, NodeState] = {}
+        self.queues: dict[str, Queue] = {"default": Queue("default")}
+        self.running: dict[str, RunningJob] = {}
+        self.usage: dict[str, Usage] = {}
+        self.pending = PendingJobs(order_key)
+        self.finished: dict[str, JobState] = {}
+        for node in nodes:
+            self.add_node(node)
+        for queue in queues:
+            self.set_queue(queue)
+
+    # -- configuration -------------------------------------------------------------
+    def add_node(self, node: Node) -> None:
+        if node.name in self.nodes:
+            raise InvalidInput(f"node {node.name} already exists")
+        self.nodes[node.name] = NodeState(node)
+
+    def set_queue(self, queue: Queue) -> None:
+        """Creates or replaces a queue; its usage carries over."""
+        self.queues[queue.name] = queue
+
+    def reorder(self, order_key: OrderKey) -> None:
+        """Re-sorts the pending jobs for a new policy's queue order."""
+        old = self.pending
+        self.pending = PendingJobs(order_key)
+        for job in old.jobs():
+            self.pending.add(job)
+
+    @property
+    def capacity(self) -> Resources:
+        """The sum of every node's allocatable resources."""
+        total = Resources()
+        for state in self.nodes.values():
+            total = total + state.node.allocatable
+        return total
+
+    def cohort_members(self, queue: Queue) -> tuple[Queue, ...]:
+        if queue.cohort is None:
+            return ()
+        return tuple(q for q in self.queues.values() if q.cohort == queue.cohort)
+
+    # -- what happened -------------------------------------------------------------
+    def submit(self, job: Job) -> None:
+        """Adds ``job`` to its queue's pending jobs."""
+        if job.queue not in self.queues:
+            raise InvalidInput(f"job {job.id}: no queue named {job.queue!r}")
+        if job.id in self.running or job.id in self.pending:
+            raise InvalidInput(f"job {job.id} is already known")
+        self.finished.pop(job.id, None)
+        self.pending.add(job)
+
+    def bind(self, job: Job, allocations: Iterable[Allocation], now: float) -> RunningJob:
+        """Moves ``job`` from pending to running on ``allocations``."""
+        allocs = tuple(allocations)
+        if job.id in self.pending:
+            self.pending.remove(job.id)
+        for alloc in allocs:
+            self.nodes[alloc.node].take_exact(alloc)
+        add_usage(self.usage, job.queue, job.total, 1)
+        running = RunningJob(job, allocs, now)
+        self.running[job.id] = running
+        return running
+
+    def release(self, job_id: str) -> RunningJob:
+        """Frees what running job ``job_id`` holds and forgets it as running."""
+        running = self.running.pop(job_id)
+        for alloc in running.allocations:
+            state = self.nodes.get(alloc.node)
+            if state is not None:
+                state.give(alloc)
+        add_usage(self.usage, running.job.queue, running.job.total, -1)
+        return running
+
+    def requeue(self, job_id: str, now: float) -> Job:
+        """Releases running job ``job_id`` (preempted or lost) and puts it back in its
+        queue, crediting the service it received."""
+        running = self.release(job_id)
+        job = replace(running.job, queued_at=now, attained_service=running.attained(now))
+        self.pending.add(job)
+        return job
+
+    def finish(self, job_id: str, state: JobState) -> None:
+        """Records that ``job_id`` ended in ``state`` (releasing it if it ran, dropping
+        it if it was pending), so its dependants can be resolved."""
+        if job_id in self.running:
+            self.release(job_id)
+        elif job_id in self.pending:
+            self.pending.remove(job_id)
+        self.finished[job_id] = state

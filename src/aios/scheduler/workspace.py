@@ -1,0 +1,212 @@
+"""The cycle's private view of a ClusterState and the placement mechanics on it.
+
+Nodes are copied on first write, so a cycle costs what it touches, not the cluster's
+size. Nodes are indexed in buckets by free GPUs per GPU kind, so finding a node with
+room for ``g`` GPUs looks at the buckets ``g, g+1, …`` instead of every node.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from aios.resources import Allocation, Resources
+from aios.scheduler.framework import SUCCESS, Code, Policy, Status
+from aios.scheduler.job import Job, RunningJob
+from aios.scheduler.queue import Usage
+from aios.scheduler.state import ClusterState, NodeState, add_usage
+
+__all__ = ["NO_GPU", "Workspace"]
+
+NO_GPU = ""
+"""The bucket kind of nodes without GPUs."""
+
+
+@dataclass(slots=True)
+class Workspace:
+    """What one cycle sees and changes: node free state (copy-on-write), queue usage,
+    the jobs it bound and the victims it chose. The ClusterState stays untouched."""
+
+    state: ClusterState
+    policy: Policy
+    now: float
+    usage: dict[str, Usage] = field(init=False)
+    bound: dict[str, RunningJob] = field(init=False, default_factory=dict)
+    victims: set[str] = field(init=False, default_factory=set)
+    buckets: dict[str, list[dict[str, None]]] = field(init=False, default_factory=dict)
+    capacity: Resources = field(init=False)
+    _touched: dict[str, NodeState] = field(init=False, default_factory=dict)
+    _multi_kind: bool = field(init=False, default=False)
+
+    def __post_init__(self) -> None:
+        self.usage = {queue: dict(used) for queue, used in self.state.usage.items()}
+        self.capacity = self.state.capacity
+        for name, node in self.state.nodes.items():
+            kinds = list(node.free_gpus) or [NO_GPU]
+            if len(kinds) > 1:
+                self._multi_kind = True
+            for kind in kinds:
+                levels = self.buckets.get(kind)
+                size = sum(1 for d in node.node.gpus if d.model == kind) + 1
+                if levels is None:
+                    levels = self.buckets[kind] = []
+                while len(levels) < size:
+                    levels.append({})
+                levels[node.free_gpu_count(kind) if kind else 0][name] = None
+
+    # -- nodes ------------------------------------------------------------------------
+    def node(self, name: str) -> NodeState:
+        touched = self._touched.get(name)
+        return touched if touched is not None else self.state.nodes[name]
+
+    def _writable(self, name: str) -> NodeState:
+        touched = self._touched.get(name)
+        if touched is None:
+            touched = self._touched[name] = self.state.nodes[name].copy()
+        return touched
+
+    def _move(self, node: NodeState, kind: str | None, before: int) -> None:
+        if not kind:
+            return
+        after = node.free_gpu_count(kind)
+        if after != before:
+            levels = self.buckets[kind]
+            del levels[before][node.name]
+            levels[after][node.name] = None
+
+    def nodes_by_free_gpus(
+        self, request: Resources, descending: bool = False
+    ) -> Iterator[NodeState]:
+        """Nodes whose free GPUs of a suitable kind cover ``request``, fewest free first
+        (or most free first with ``descending``). Nodes without GPUs come first for a
+        request without GPUs, which keeps CPU work off GPU nodes."""
+        need = request.gpus
+        if request.gpu_kind is not None and need:
+            kinds = [request.gpu_kind] if request.gpu_kind in self.buckets else []
+        else:
+            kinds = list(self.buckets)
+            if NO_GPU in self.buckets:
+                kinds.remove(NO_GPU)
+                if not need:
+                    kinds.insert(0, NO_GPU)
+        top = max((len(self.buckets[k]) for k in kinds), default=0)
+        levels = range(top - 1, need - 1, -1) if descending else range(need, top)
+        seen: set[str] | None = set() if self._multi_kind else None
+        for level in levels:
+            for kind in kinds:
+                buckets = self.buckets[kind]
+                if level >= len(buckets):
+                    continue
+                for name in buckets[level]:
+                    if seen is not None:
+                        if name in seen:
+                            continue
+                        seen.add(name)
+                    yield self.node(name)
+
+    def take(self, node: NodeState, request: Resources) -> Allocation:
+        writable = self._writable(node.name)
+        kind = writable.gpu_kind_for(request)
+        before = writable.free_gpu_count(kind) if kind else 0
+        allocation = writable.take(request)
+        self._move(writable, kind, before)
+        return allocation
+
+    def give(self, allocation: Allocation) -> None:
+        writable = self._writable(allocation.node)
+        kind = allocation.gpu_kind
+        before = writable.free_gpu_count(kind) if kind else 0
+        writable.give(allocation)
+        self._move(writable, kind, before)
+
+    def take_exact(self, allocation: Allocation) -> None:
+        writable = self._writable(allocation.node)
+        kind = allocation.gpu_kind
+        before = writable.free_gpu_count(kind) if kind else 0
+        writable.take_exact(allocation)
+        self._move(writable, kind, before)
+
+    # -- running jobs -----------------------------------------------------------------
+    def running_jobs(self) -> Iterator[RunningJob]:
+        """Jobs running at the start of the cycle, then those this cycle bound."""
+        yield from self.state.running.values()
+        yield from self.bound.values()
+
+    def unbind(self, running: RunningJob) -> None:
+        """Frees a running job's resources in this view (to try a preemption)."""
+        for allocation in running.allocations:
+            self.give(allocation)
+        add_usage(self.usage, running.job.queue, running.job.total, -1)
+
+    def rebind(self, running: RunningJob) -> None:
+        """Undoes :meth:`unbind`."""
+        for allocation in running.allocations:
+            self.take_exact(allocation)
+        add_usage(self.usage, running.job.queue, running.job.total, 1)
+
+    # -- placement --------------------------------------------------------------------
+    def choose_node(self, job: Job, exclude: frozenset[str]) -> NodeState | None:
+        """The best node for one replica of ``job`` by the policy's filters and scores."""
+        policy = self.policy
+        feasible: list[NodeState] = []
+        request = job.request
+        for node in policy.node_order.candidates(job, self):
+            if exclude and node.name in exclude:
+                continue
+            if not node.fits(request):
+                continue
+            if any(not f.filter(job, node, self).ok for f in policy.filters):
+                continue
+            if not policy.scores:
+                return node
+            feasible.append(node)
+            if len(feasible) >= policy.score_sample:
+                break
+        if not feasible:
+            return None
+        return max(feasible, key=lambda n: sum(s.score(job, n, self) for s in policy.scores))
+
+    def place(
+        self, job: Job, exclude: frozenset[str] = frozenset()
+    ) -> tuple[Status, tuple[Allocation, ...]]:
+        """Runs pre-filters, finds a node for every replica and asks the permit plugins.
+        On success the resources are taken in this view (not yet reserved: call
+        :meth:`commit` or :meth:`undo`); on failure nothing is left taken."""
+        for pre in self.policy.pre_filters:
+            status = pre.pre_filter(job, self)
+            if not status.ok:
+                return status, ()
+        taken: list[Allocation] = []
+        for _ in range(job.replicas):
+            node = self.choose_node(job, exclude)
+            if node is None:
+                self.undo(taken)
+                what = f"{job.replicas} replicas of " if job.replicas > 1 else ""
+                return Status(Code.UNSCHEDULABLE, f"no node has room for {what}{job.request}"), ()
+            taken.append(self.take(node, job.request))
+        allocations = tuple(taken)
+        for permit in self.policy.permits:
+            status = permit.permit(job, allocations, self)
+            if not status.ok:
+                self.undo(allocations)
+                return status, ()
+        return SUCCESS, allocations
+
+    def undo(self, allocations: tuple[Allocation, ...] | list[Allocation]) -> None:
+        for allocation in allocations:
+            self.give(allocation)
+
+    def fits(self, job: Job) -> bool:
+        """Whether ``job`` could be placed in this view now; changes nothing."""
+        status, allocations = self.place(job)
+        self.undo(allocations)
+        return status.ok
+
+    def commit(self, job: Job, allocations: tuple[Allocation, ...]) -> RunningJob:
+        """Makes a placement from :meth:`place` final for this cycle."""
+        add_usage(self.usage, job.queue, job.total, 1)
+        running = RunningJob(job, allocations, self.now)
+        self.bound[job.id] = running
+        for plugin in self.policy.reserves:
+            plugin.reserve(job, allocations, self)
+        return running
