@@ -13,6 +13,7 @@ import heapq
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from operator import attrgetter
 
 from aios.resources import Allocation
 from aios.scheduler.framework import Code, Policy, Status
@@ -112,11 +113,14 @@ class _Cycle:
         self.blocked_queues: set[str] = set()
         self.preemption_attempts = 0
         self._reject_current = False
+        self._current: Group | None = None
+        self._no_room_off_reservation: set[int] = set()
 
     # -- phases ---------------------------------------------------------------------
     def run(self) -> CycleResult:
         self.resolve_dependencies()
-        if self.policy.starvation_limit is not None:
+        if self.policy.starvation_limit is not None and not self.policy.strict:
+            # A strict order already serves its head first; the guard is for the rest.
             self.serve_starving(self.policy.starvation_limit)
         depth = 0
         for job in self.walk():
@@ -173,12 +177,17 @@ class _Cycle:
     def serve_starving(self, limit: float) -> None:
         """Places jobs that waited past ``limit``, oldest first; the first that does not
         fit gets the cycle's reservation, whatever the policy's order says."""
+        over_quota: set[tuple[str, object]] = set()
         for tried, job in enumerate(self.state.pending.oldest()):
             if self.now - job.enqueued < limit or tried >= 64:
                 return
             if job.id in self.done or not self.dependencies_met(job):
                 continue
+            if (job.queue, job.total) in over_quota:
+                continue
             status = self.admit(job)
+            if status.code is Code.WAIT:
+                over_quota.add((job.queue, job.total))
             if status.code is Code.UNSCHEDULABLE:
                 if not self.preempt(job):
                     self.reservation = self.reserve_for(job)
@@ -228,6 +237,7 @@ class _Cycle:
         if group.queue in self.blocked_queues:
             heapq.heappop(heap)
             return
+        self._current = group
         yield group.entries[position][2]
         position += 1
         if self._reject_current or position >= len(group.entries):
@@ -272,17 +282,34 @@ class _Cycle:
 
     def reserve_for(self, job: Job) -> Reservation | None:
         """Finds when and where ``job`` will fit if running jobs end as expected (jobs
-        with no estimate are assumed to end last, longest running first)."""
+        with no estimate are assumed to end last, longest running first). Counts the
+        replicas each node could hold as jobs end, and places only once they suffice."""
         ws = self.ws
+        request = job.request
+        selector = dict(job.node_selector)
+        slots: dict[str, int] = {}
+        for name in ws.state.nodes:
+            node = ws.node(name)
+            eligible = all(node.node.labels.get(k) == v for k, v in selector.items())
+            slots[name] = node.slots(request) if eligible else -1
+        total = sum(n for n in slots.values() if n > 0)
         ending = sorted(
             (r for r in ws.running_jobs() if r.job.id not in ws.victims),
-            key=lambda r: (math.inf if r.expected_end is None else r.expected_end, r.started),
+            key=attrgetter("end_order"),
         )
         released: list[RunningJob] = []
         found: Reservation | None = None
         for running in ending:
             ws.unbind(running)
             released.append(running)
+            for allocation in running.allocations:
+                before = slots.get(allocation.node, -1)
+                if before >= 0:
+                    after = ws.node(allocation.node).slots(request)
+                    total += after - before
+                    slots[allocation.node] = after
+            if total < job.replicas:
+                continue
             status, allocations = ws.place(job)
             if status.ok:
                 ws.undo(allocations)
@@ -304,6 +331,10 @@ class _Cycle:
         runtime = job.expected_runtime
         ends_in_time = runtime is not None and self.now + runtime <= self.reservation.shadow_time
         exclude = frozenset() if ends_in_time else self.reservation.nodes
+        group = id(self._current)
+        if exclude and group in self._no_room_off_reservation:
+            # Same shape already found no room off the reserved nodes in this cycle.
+            return
         status, allocations = self.ws.place(job, exclude)
         if status.ok:
             self.bind(job, allocations, backfilled=True)
@@ -311,6 +342,8 @@ class _Cycle:
             self.result.decisions.append(Unschedulable(job.id, status.reason))
             self.done.add(job.id)
         else:
-            self.result.reasons[job.id] = f"behind reservation for {self.reservation.job_id}"
+            self.result.reasons[job.id] = "waits behind a reservation"
             if status.code is Code.WAIT or not exclude:
                 self._reject_current = True
+            else:
+                self._no_room_off_reservation.add(group)

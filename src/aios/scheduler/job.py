@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -62,8 +63,13 @@ class Job:
     queued_at: float | None = None
     attained_service: float = 0.0
     node_selector: tuple[tuple[str, str], ...] = field(default=())
+    total: Resources = field(init=False, repr=False, compare=False)
+    """What the whole gang asks for: the request times the replicas."""
 
     def __post_init__(self) -> None:
+        object.__setattr__(
+            self, "total", self.request * self.replicas if self.replicas > 1 else self.request
+        )
         if not self.id:
             raise InvalidInput("a job needs an id")
         if self.replicas < 1:
@@ -77,11 +83,6 @@ class Job:
             raise InvalidInput(f"job {self.id}: duration_estimate must not be negative")
         if self.id in self.dependencies:
             raise InvalidInput(f"job {self.id}: a job cannot depend on itself")
-
-    @property
-    def total(self) -> Resources:
-        """What the whole gang asks for: the request times the replicas."""
-        return self.request * self.replicas if self.replicas > 1 else self.request
 
     @property
     def enqueued(self) -> float:
@@ -105,13 +106,26 @@ class RunningJob:
     job: Job
     allocations: tuple[Allocation, ...]
     started: float
+    expected_end: float | None = field(init=False)
+    service_rate: float = field(init=False)
+    """Service units received per second of running: GPUs of the gang, or its cores
+    for a CPU job."""
+
+    def __post_init__(self) -> None:
+        runtime = self.job.expected_runtime
+        object.__setattr__(
+            self, "expected_end", None if runtime is None else self.started + runtime
+        )
+        units = self.job.request.gpus or max(self.job.request.cpu // 1000, 1)
+        object.__setattr__(self, "service_rate", float(units * self.job.replicas))
+
+    @property
+    def end_order(self) -> tuple[float, float]:
+        """Sorts running jobs by when they are expected to end, unknown ends last."""
+        end = self.expected_end
+        return (math.inf if end is None else end, self.started)
 
     def attained(self, now: float) -> float:
         """Service received so far, counting this run up to ``now``."""
-        units = self.job.request.gpus or max(self.job.request.cpu // 1000, 1)
-        return self.job.attained_service + units * self.job.replicas * max(now - self.started, 0.0)
-
-    @property
-    def expected_end(self) -> float | None:
-        runtime = self.job.expected_runtime
-        return None if runtime is None else self.started + runtime
+        ran = now - self.started
+        return self.job.attained_service + (self.service_rate * ran if ran > 0 else 0.0)

@@ -24,10 +24,13 @@ class NodeState:
     ClusterState's own instances.
     """
 
-    __slots__ = ("free_cores", "free_custom", "free_gpus", "free_memory", "node")
+    __slots__ = ("free_cores", "free_custom", "free_gpus", "free_memory", "gpu_totals", "node")
 
     def __init__(self, node: Node) -> None:
         self.node = node
+        self.gpu_totals: dict[str, int] = {}
+        for device in node.gpus:
+            self.gpu_totals[device.model] = self.gpu_totals.get(device.model, 0) + 1
         self.free_cores: list[int] = list(node.cores)
         self.free_memory: int = node.allocatable.memory
         self.free_gpus: dict[str, list[int]] = {}
@@ -38,6 +41,7 @@ class NodeState:
     def copy(self) -> NodeState:
         clone = NodeState.__new__(NodeState)
         clone.node = self.node
+        clone.gpu_totals = self.gpu_totals
         clone.free_cores = self.free_cores.copy()
         clone.free_memory = self.free_memory
         clone.free_gpus = {kind: ids.copy() for kind, ids in self.free_gpus.items()}
@@ -77,14 +81,34 @@ class NodeState:
                 return False
         return self.gpu_kind_for(request) is not None
 
-    def take(self, request: Resources) -> Allocation:
+    def slots(self, request: Resources) -> int:
+        """How many replicas of ``request`` the free resources hold now."""
+        limits: list[int] = []
+        cores = -(-request.cpu // 1000)
+        if cores:
+            limits.append(len(self.free_cores) // cores)
+        if request.memory:
+            limits.append(self.free_memory // request.memory)
+        if request.gpus:
+            if request.gpu_kind is not None:
+                free = len(self.free_gpus.get(request.gpu_kind, ()))
+            else:
+                free = max((len(ids) for ids in self.free_gpus.values()), default=0)
+            limits.append(free // request.gpus)
+        for name, amount in request.custom:
+            limits.append(self.free_custom.get(name, 0) // amount)
+        return min(limits) if limits else 1 << 30
+
+    def take(self, request: Resources, kind: str | None = None) -> Allocation:
         """Takes ``request`` from the free resources (lowest core ids and GPU indices
-        first) and returns the allocation. The caller has checked :meth:`fits`."""
+        first) and returns the allocation. The caller has checked :meth:`fits`; ``kind``
+        is :meth:`gpu_kind_for` when the caller already knows it."""
         n_cores = -(-request.cpu // 1000)
         cores = tuple(self.free_cores[:n_cores])
         del self.free_cores[:n_cores]
         self.free_memory -= request.memory
-        kind = self.gpu_kind_for(request)
+        if kind is None:
+            kind = self.gpu_kind_for(request)
         gpus: tuple[int, ...] = ()
         if request.gpus and kind:
             free = self.free_gpus[kind]
@@ -96,25 +120,29 @@ class NodeState:
 
     def take_exact(self, allocation: Allocation) -> None:
         """Takes exactly the cores and GPUs of ``allocation`` again (after :meth:`give`)."""
-        for core in allocation.cores:
-            self.free_cores.remove(core)
+        if allocation.cores:
+            held = set(allocation.cores)
+            self.free_cores = [core for core in self.free_cores if core not in held]
         self.free_memory -= allocation.memory
         if allocation.gpus and allocation.gpu_kind:
+            held = set(allocation.gpus)
             free = self.free_gpus[allocation.gpu_kind]
-            for index in allocation.gpus:
-                free.remove(index)
+            free[:] = [index for index in free if index not in held]
         for name, amount in allocation.custom:
             self.free_custom[name] -= amount
 
     def give(self, allocation: Allocation) -> None:
         """Returns the resources of ``allocation`` to the free pool."""
-        for core in allocation.cores:
-            insort(self.free_cores, core)
+        if len(allocation.cores) == 1:
+            insort(self.free_cores, allocation.cores[0])
+        elif allocation.cores:
+            self.free_cores.extend(allocation.cores)
+            self.free_cores.sort()
         self.free_memory += allocation.memory
         if allocation.gpus and allocation.gpu_kind:
             free = self.free_gpus.setdefault(allocation.gpu_kind, [])
-            for index in allocation.gpus:
-                insort(free, index)
+            free.extend(allocation.gpus)
+            free.sort()
         for name, amount in allocation.custom:
             self.free_custom[name] = self.free_custom.get(name, 0) + amount
 
@@ -131,10 +159,74 @@ class NodeState:
         )
 
 
+NO_GPU = ""
+"""The index kind of nodes without GPUs."""
+
+
+class GpuIndex:
+    """Node names bucketed by free GPUs, per GPU kind: ``levels[kind][n]`` holds the
+    nodes with exactly ``n`` free GPUs of ``kind`` (nodes without GPUs sit in
+    ``levels[NO_GPU][0]``). Buckets are insertion-ordered, so traversal is deterministic.
+    """
+
+    __slots__ = ("free_gpus", "levels", "multi_kind")
+
+    def __init__(self) -> None:
+        self.levels: dict[str, list[dict[str, None]]] = {}
+        self.multi_kind = False
+        self.free_gpus = 0
+
+    def copy(self) -> GpuIndex:
+        clone = GpuIndex.__new__(GpuIndex)
+        clone.levels = {kind: [b.copy() for b in levels] for kind, levels in self.levels.items()}
+        clone.multi_kind = self.multi_kind
+        clone.free_gpus = self.free_gpus
+        return clone
+
+    def add(self, node: NodeState) -> None:
+        totals = node.gpu_totals
+        if not totals:
+            self.levels.setdefault(NO_GPU, [{}])[0][node.name] = None
+            return
+        if len(totals) > 1:
+            self.multi_kind = True
+        for kind, total in totals.items():
+            levels = self.levels.setdefault(kind, [])
+            while len(levels) <= total:
+                levels.append({})
+            free = len(node.free_gpus[kind])
+            levels[free][node.name] = None
+            self.free_gpus += free
+
+    def remove(self, node: NodeState) -> None:
+        if not node.gpu_totals:
+            del self.levels[NO_GPU][0][node.name]
+            return
+        for kind in node.gpu_totals:
+            free = len(node.free_gpus[kind])
+            del self.levels[kind][free][node.name]
+            self.free_gpus -= free
+
+    def move(self, name: str, kind: str, before: int, after: int) -> None:
+        if after != before:
+            levels = self.levels[kind]
+            del levels[before][name]
+            levels[after][name] = None
+            self.free_gpus += after - before
+
+
 def add_usage(usage: dict[str, Usage], queue: str, request: Resources, sign: int) -> None:
     """Adds (``sign`` = 1) or removes (-1) ``request`` from ``queue``'s usage."""
-    own = usage.setdefault(queue, {})
-    for resource, amount in request.as_dict().items():
+    own = usage.get(queue)
+    if own is None:
+        own = usage[queue] = {}
+    if request.cpu:
+        own["cpu"] = own.get("cpu", 0) + sign * request.cpu
+    if request.memory:
+        own["memory"] = own.get("memory", 0) + sign * request.memory
+    if request.gpus:
+        own["gpu"] = own.get("gpu", 0) + sign * request.gpus
+    for resource, amount in request.custom:
         own[resource] = own.get(resource, 0) + sign * amount
 
 
@@ -158,6 +250,10 @@ class ClusterState:
         self.usage: dict[str, Usage] = {}
         self.pending = PendingJobs(order_key)
         self.finished: dict[str, JobState] = {}
+        self.node_version = 0
+        """Changes whenever a node is added or removed."""
+        self.index = GpuIndex()
+        self._capacity: Resources | None = None
         for node in nodes:
             self.add_node(node)
         for queue in queues:
@@ -167,7 +263,18 @@ class ClusterState:
     def add_node(self, node: Node) -> None:
         if node.name in self.nodes:
             raise InvalidInput(f"node {node.name} already exists")
-        self.nodes[node.name] = NodeState(node)
+        state = self.nodes[node.name] = NodeState(node)
+        self.index.add(state)
+        self.node_version += 1
+        self._capacity = None
+
+    def remove_node(self, name: str) -> NodeState:
+        """Forgets node ``name``; jobs running there are the caller's to requeue."""
+        state = self.nodes.pop(name)
+        self.index.remove(state)
+        self.node_version += 1
+        self._capacity = None
+        return state
 
     def set_queue(self, queue: Queue) -> None:
         """Creates or replaces a queue; its usage carries over."""
@@ -183,10 +290,12 @@ class ClusterState:
     @property
     def capacity(self) -> Resources:
         """The sum of every node's allocatable resources."""
-        total = Resources()
-        for state in self.nodes.values():
-            total = total + state.node.allocatable
-        return total
+        if self._capacity is None:
+            total = Resources()
+            for state in self.nodes.values():
+                total = total + state.node.allocatable
+            self._capacity = total
+        return self._capacity
 
     def cohort_members(self, queue: Queue) -> tuple[Queue, ...]:
         if queue.cohort is None:
@@ -209,7 +318,12 @@ class ClusterState:
         if job.id in self.pending:
             self.pending.remove(job.id)
         for alloc in allocs:
-            self.nodes[alloc.node].take_exact(alloc)
+            state = self.nodes[alloc.node]
+            kind = alloc.gpu_kind
+            before = len(state.free_gpus[kind]) if kind else 0
+            state.take_exact(alloc)
+            if kind:
+                self.index.move(alloc.node, kind, before, len(state.free_gpus[kind]))
         add_usage(self.usage, job.queue, job.total, 1)
         running = RunningJob(job, allocs, now)
         self.running[job.id] = running
@@ -221,7 +335,11 @@ class ClusterState:
         for alloc in running.allocations:
             state = self.nodes.get(alloc.node)
             if state is not None:
+                kind = alloc.gpu_kind
+                before = len(state.free_gpus[kind]) if kind else 0
                 state.give(alloc)
+                if kind:
+                    self.index.move(alloc.node, kind, before, len(state.free_gpus[kind]))
         add_usage(self.usage, running.job.queue, running.job.total, -1)
         return running
 

@@ -14,12 +14,12 @@ from aios.resources import Allocation, Resources
 from aios.scheduler.framework import SUCCESS, Code, Policy, Status
 from aios.scheduler.job import Job, RunningJob
 from aios.scheduler.queue import Usage
-from aios.scheduler.state import ClusterState, NodeState, add_usage
+from aios.scheduler.state import NO_GPU, ClusterState, GpuIndex, NodeState, add_usage
 
 __all__ = ["NO_GPU", "Workspace"]
 
-NO_GPU = ""
-"""The bucket kind of nodes without GPUs."""
+
+NO_ROOM = Status(Code.UNSCHEDULABLE, "no node has room for it now")
 
 
 @dataclass(slots=True)
@@ -33,26 +33,23 @@ class Workspace:
     usage: dict[str, Usage] = field(init=False)
     bound: dict[str, RunningJob] = field(init=False, default_factory=dict)
     victims: set[str] = field(init=False, default_factory=set)
-    buckets: dict[str, list[dict[str, None]]] = field(init=False, default_factory=dict)
+    index: GpuIndex = field(init=False)
     capacity: Resources = field(init=False)
+    memo: dict[str, object] = field(init=False, default_factory=dict)
+    """Per-cycle values plugins compute once (a ranking of victims, say)."""
+    usage_version: int = field(init=False, default=0)
+    """Changes whenever ``usage`` does, so plugins can memoise what they derive from it."""
     _touched: dict[str, NodeState] = field(init=False, default_factory=dict)
-    _multi_kind: bool = field(init=False, default=False)
 
     def __post_init__(self) -> None:
         self.usage = {queue: dict(used) for queue, used in self.state.usage.items()}
         self.capacity = self.state.capacity
-        for name, node in self.state.nodes.items():
-            kinds = list(node.free_gpus) or [NO_GPU]
-            if len(kinds) > 1:
-                self._multi_kind = True
-            for kind in kinds:
-                levels = self.buckets.get(kind)
-                size = sum(1 for d in node.node.gpus if d.model == kind) + 1
-                if levels is None:
-                    levels = self.buckets[kind] = []
-                while len(levels) < size:
-                    levels.append({})
-                levels[node.free_gpu_count(kind) if kind else 0][name] = None
+        self.index = self.state.index.copy()
+
+    @property
+    def free_gpus(self) -> int:
+        """Free GPUs of every kind in this view."""
+        return self.index.free_gpus
 
     # -- nodes ------------------------------------------------------------------------
     def node(self, name: str) -> NodeState:
@@ -66,13 +63,8 @@ class Workspace:
         return touched
 
     def _move(self, node: NodeState, kind: str | None, before: int) -> None:
-        if not kind:
-            return
-        after = node.free_gpu_count(kind)
-        if after != before:
-            levels = self.buckets[kind]
-            del levels[before][node.name]
-            levels[after][node.name] = None
+        if kind:
+            self.index.move(node.name, kind, before, len(node.free_gpus[kind]))
 
     def nodes_by_free_gpus(
         self, request: Resources, descending: bool = False
@@ -81,23 +73,24 @@ class Workspace:
         (or most free first with ``descending``). Nodes without GPUs come first for a
         request without GPUs, which keeps CPU work off GPU nodes."""
         need = request.gpus
+        buckets = self.index.levels
         if request.gpu_kind is not None and need:
-            kinds = [request.gpu_kind] if request.gpu_kind in self.buckets else []
+            kinds = [request.gpu_kind] if request.gpu_kind in buckets else []
         else:
-            kinds = list(self.buckets)
-            if NO_GPU in self.buckets:
+            kinds = list(buckets)
+            if NO_GPU in buckets:
                 kinds.remove(NO_GPU)
                 if not need:
                     kinds.insert(0, NO_GPU)
-        top = max((len(self.buckets[k]) for k in kinds), default=0)
+        top = max((len(buckets[k]) for k in kinds), default=0)
         levels = range(top - 1, need - 1, -1) if descending else range(need, top)
-        seen: set[str] | None = set() if self._multi_kind else None
+        seen: set[str] | None = set() if self.index.multi_kind else None
         for level in levels:
             for kind in kinds:
-                buckets = self.buckets[kind]
-                if level >= len(buckets):
+                by_level = buckets[kind]
+                if level >= len(by_level):
                     continue
-                for name in buckets[level]:
+                for name in by_level[level]:
                     if seen is not None:
                         if name in seen:
                             continue
@@ -107,9 +100,10 @@ class Workspace:
     def take(self, node: NodeState, request: Resources) -> Allocation:
         writable = self._writable(node.name)
         kind = writable.gpu_kind_for(request)
-        before = writable.free_gpu_count(kind) if kind else 0
-        allocation = writable.take(request)
-        self._move(writable, kind, before)
+        before = len(writable.free_gpus[kind]) if kind else 0
+        allocation = writable.take(request, kind)
+        if kind:
+            self.index.move(writable.name, kind, before, len(writable.free_gpus[kind]))
         return allocation
 
     def give(self, allocation: Allocation) -> None:
@@ -137,12 +131,14 @@ class Workspace:
         for allocation in running.allocations:
             self.give(allocation)
         add_usage(self.usage, running.job.queue, running.job.total, -1)
+        self.usage_version += 1
 
     def rebind(self, running: RunningJob) -> None:
         """Undoes :meth:`unbind`."""
         for allocation in running.allocations:
             self.take_exact(allocation)
         add_usage(self.usage, running.job.queue, running.job.total, 1)
+        self.usage_version += 1
 
     # -- placement --------------------------------------------------------------------
     def choose_node(self, job: Job, exclude: frozenset[str]) -> NodeState | None:
@@ -176,13 +172,17 @@ class Workspace:
             status = pre.pre_filter(job, self)
             if not status.ok:
                 return status, ()
+        if job.replicas == 1 and not self.policy.permits:
+            node = self.choose_node(job, exclude)
+            if node is None:
+                return NO_ROOM, ()
+            return SUCCESS, (self.take(node, job.request),)
         taken: list[Allocation] = []
         for _ in range(job.replicas):
             node = self.choose_node(job, exclude)
             if node is None:
                 self.undo(taken)
-                what = f"{job.replicas} replicas of " if job.replicas > 1 else ""
-                return Status(Code.UNSCHEDULABLE, f"no node has room for {what}{job.request}"), ()
+                return NO_ROOM, ()
             taken.append(self.take(node, job.request))
         allocations = tuple(taken)
         for permit in self.policy.permits:
@@ -205,6 +205,7 @@ class Workspace:
     def commit(self, job: Job, allocations: tuple[Allocation, ...]) -> RunningJob:
         """Makes a placement from :meth:`place` final for this cycle."""
         add_usage(self.usage, job.queue, job.total, 1)
+        self.usage_version += 1
         running = RunningJob(job, allocations, self.now)
         self.bound[job.id] = running
         for plugin in self.policy.reserves:

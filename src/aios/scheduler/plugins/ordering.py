@@ -88,6 +88,18 @@ class DominantShare:
     name: str = "drf"
 
     def share(self, queue: str, ws: Workspace) -> float:
+        memo = ws.memo.setdefault(self.name, {})
+        assert isinstance(memo, dict)
+        cached = memo.get(queue)
+        if cached is not None and cached[0] == ws.usage_version:
+            share: float = cached[1]
+            return share
+        share = self._share(queue, ws)
+        memo[queue] = (ws.usage_version, share)
+        return share
+
+    @staticmethod
+    def _share(queue: str, ws: Workspace) -> float:
         used = ws.usage.get(queue)
         if not used:
             return 0.0

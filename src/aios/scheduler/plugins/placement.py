@@ -108,7 +108,7 @@ class FitsCluster:
         self._cache: dict[tuple[object, ...], Status] = {}
 
     def pre_filter(self, job: Job, ws: Workspace) -> Status:
-        key = (len(ws.state.nodes), job.request, job.replicas, job.node_selector)
+        key = (ws.state.node_version, job.request, job.replicas, job.node_selector)
         verdict = self._cache.get(key)
         if verdict is None:
             verdict = self._cache[key] = self._judge(job, ws)

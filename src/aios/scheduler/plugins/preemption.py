@@ -9,7 +9,7 @@ once they have stopped.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -26,26 +26,46 @@ __all__ = ["LasPreemption", "PriorityPreemption", "ReclaimPreemption", "select_v
 def select_victims(
     job: Job,
     ws: Workspace,
+    ranked: Sequence[RunningJob],
     eligible: Callable[[RunningJob], bool],
-    least_valuable_first: Callable[[RunningJob], tuple[float, ...]],
+    rank_of_job: object,
 ) -> tuple[RunningJob, ...]:
-    """Returns a minimal-ish set of running jobs whose preemption lets ``job`` fit, or
-    ``()`` if no set of eligible victims would. Leaves ``ws`` as it found it."""
-    candidates = sorted(
-        (
-            r
-            for r in ws.state.running.values()
-            if r.job.preemptible and r.job.id not in ws.victims and eligible(r)
-        ),
-        key=least_valuable_first,
-    )
-    if not candidates:
+    """Returns a minimal-ish set of running jobs from ``ranked`` (least valuable first)
+    whose preemption lets ``job`` fit, or ``()`` if no set of eligible victims would.
+    Leaves ``ws`` as it found it.
+
+    ``rank_of_job`` is what ``eligible`` depends on (a priority, a level): once a job of
+    one shape and rank found no victims, another of the same shape and rank finds none
+    later in the same cycle either, since victims only get fewer, so it is not tried.
+    """
+    failed = ws.memo.setdefault("preemption-failed", set())
+    assert isinstance(failed, set)
+    key = (job.request, job.replicas, job.node_selector, rank_of_job)
+    if key in failed:
+        return ()
+    victims = _search(job, ws, ranked, eligible)
+    if not victims:
+        failed.add(key)
+    return victims
+
+
+def _search(
+    job: Job,
+    ws: Workspace,
+    ranked: Sequence[RunningJob],
+    eligible: Callable[[RunningJob], bool],
+) -> tuple[RunningJob, ...]:
+    candidates = [
+        r for r in ranked if r.job.preemptible and r.job.id not in ws.victims and eligible(r)
+    ]
+    need = job.total.gpus
+    if not candidates or (need and ws.free_gpus + sum(r.job.total.gpus for r in candidates) < need):
         return ()
     freed: list[RunningJob] = []
     for running in candidates:
         ws.unbind(running)
         freed.append(running)
-        if ws.fits(job):
+        if ws.free_gpus >= need and ws.fits(job):
             break
     else:
         for running in reversed(freed):
@@ -62,6 +82,18 @@ def select_victims(
     return tuple(victims)
 
 
+def ranked_running(
+    ws: Workspace, name: str, least_valuable_first: Callable[[RunningJob], tuple[float, ...]]
+) -> list[RunningJob]:
+    """The jobs running at the start of the cycle, least valuable first, sorted once per
+    cycle and plugin."""
+    ranked = ws.memo.get(name)
+    if ranked is None:
+        ranked = ws.memo[name] = sorted(ws.state.running.values(), key=least_valuable_first)
+    assert isinstance(ranked, list)
+    return ranked
+
+
 def _newest_first(running: RunningJob) -> float:
     return -running.started
 
@@ -74,11 +106,9 @@ class PriorityPreemption:
     name: str = "priority-preemption"
 
     def post_filter(self, job: Job, ws: Workspace, now: float) -> tuple[RunningJob, ...]:
+        ranked = ranked_running(ws, self.name, lambda r: (r.job.priority, _newest_first(r)))
         return select_victims(
-            job,
-            ws,
-            lambda r: r.job.priority < job.priority,
-            lambda r: (r.job.priority, _newest_first(r)),
+            job, ws, ranked, lambda r: r.job.priority < job.priority, job.priority
         )
 
 
@@ -92,12 +122,17 @@ class LasPreemption:
 
     def post_filter(self, job: Job, ws: Workspace, now: float) -> tuple[RunningJob, ...]:
         level = las_level(job.attained_service, self.thresholds)
-        return select_victims(
-            job,
-            ws,
-            lambda r: las_level(r.attained(now), self.thresholds) > level,
-            lambda r: (-r.attained(now), _newest_first(r)),
-        )
+        memo = ws.memo.get(self.name)
+        if memo is None:
+            attained = {r.job.id: r.attained(now) for r in ws.state.running.values()}
+            levels = {job_id: las_level(a, self.thresholds) for job_id, a in attained.items()}
+            ranked = sorted(
+                ws.state.running.values(), key=lambda r: (-attained[r.job.id], -r.started)
+            )
+            memo = ws.memo[self.name] = (levels, ranked)
+        assert isinstance(memo, tuple)
+        levels, ranked = memo
+        return select_victims(job, ws, ranked, lambda r: levels[r.job.id] > level, level)
 
 
 @dataclass(frozen=True)
@@ -131,9 +166,8 @@ class ReclaimPreemption:
                 and is_borrowing(victim_queue, ws.usage)
             )
 
-        return select_victims(
-            job,
-            ws,
-            eligible,
-            lambda r: (r.job.queue == job.queue, r.job.priority, _newest_first(r)),
+        ranked = sorted(
+            (r for r in ws.state.running.values() if eligible(r)),
+            key=lambda r: (r.job.queue == job.queue, r.job.priority, _newest_first(r)),
         )
+        return select_victims(job, ws, ranked, eligible, (job.queue, job.priority, within_nominal))

@@ -21,6 +21,20 @@ class Quota:
     name: str = "quota"
 
     def pre_filter(self, job: Job, ws: Workspace) -> Status:
+        # Memoised per cycle until usage changes: many jobs of one size wait on one queue.
+        memo = ws.memo.setdefault(self.name, {})
+        assert isinstance(memo, dict)
+        key = (job.queue, job.total)
+        cached = memo.get(key)
+        if cached is not None and cached[0] == ws.usage_version:
+            verdict: Status = cached[1]
+            return verdict
+        verdict = self._check(job, ws)
+        memo[key] = (ws.usage_version, verdict)
+        return verdict
+
+    @staticmethod
+    def _check(job: Job, ws: Workspace) -> Status:
         queue = ws.state.queues.get(job.queue)
         if queue is None:
             return Status(Code.UNRESOLVABLE, f"no queue named {job.queue!r}")

@@ -1,0 +1,1 @@
+"""The ``aios`` command line: :data:`aios.cli.main.app` is the console script."""
