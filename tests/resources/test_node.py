@@ -66,9 +66,6 @@ def test_build_rejects_unparsable_memory() -> None:
         Node.build("n1", cpus=8, memory="lots")
 
 
-@pytest.mark.xfail(
-    strict=True, reason="BUG: Node.build accepts negative custom resources without complaint"
-)
 def test_build_rejects_negative_custom_resources() -> None:
     """A negative custom resource is InvalidInput, as negative cpus or gpus are."""
     with pytest.raises(InvalidInput):

@@ -96,10 +96,6 @@ def test_multiplying_by_zero_gives_the_zero_vector() -> None:
     assert (Resources(1000, 10, 1) * 0).is_zero
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Resources.__mul__ keeps custom pairs with amount 0, so r * 0 is not is_zero",
-)
 def test_multiplying_custom_resources_by_zero_gives_the_zero_vector() -> None:
     """Zero times a vector with custom resources is zero too, as subtraction's result is."""
     r = Resources(1000, 10, 1, None, (("nic", 2),))

@@ -412,12 +412,6 @@ def _snapshot(state: ClusterState) -> object:
     return nodes, usage, sorted(state.running), sorted(j.id for j in state.pending.jobs())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: FitsCluster caches its verdict on the plugin, keyed by a per-state node "
-    "counter, so a Policy reused with another ClusterState of as many nodes answers from "
-    "the first",
-)
 @pytest.mark.parametrize("spec", ["fifo", "drf", "sjf"])
 def test_a_policy_gives_the_same_decisions_whatever_states_it_saw_before(spec: str) -> None:
     """The cycle is a pure function of (state, now, policy): a policy used before on a

@@ -77,11 +77,6 @@ def test_binpack_keeps_cpu_work_off_gpu_nodes(spec: str) -> None:
     assert nodes_of(cycle(state, 0, policy), "cpu") == ["c1"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: with spread, nodes_by_free_gpus(descending=True) yields GPU nodes before "
-    "nodes without GPUs, so CPU work lands on a GPU node although a CPU node is free",
-)
 @pytest.mark.parametrize("spec", ["fifo+spread", "drf+spread", "las+spread"])
 def test_spread_keeps_cpu_work_off_gpu_nodes(spec: str) -> None:
     """Nodes without GPUs come first for a job without GPUs under spread too."""
@@ -91,11 +86,6 @@ def test_spread_keeps_cpu_work_off_gpu_nodes(spec: str) -> None:
     assert nodes_of(cycle(state, 0, policy), "cpu") == ["c1"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: binpack orders nodes by free GPUs only; among nodes without GPUs it takes "
-    "the first that fits (first fit), not the fullest",
-)
 @pytest.mark.parametrize("spec", ["fifo", "drf", "sjf"])
 def test_binpack_fills_the_fullest_cpu_node_that_fits(spec: str) -> None:
     """Binpack puts a CPU job on the CPU node with the fewest free cores that holds it."""
@@ -172,11 +162,6 @@ def test_job_without_a_kind_takes_any_free_gpu(spec: str) -> None:
     assert bind.allocations[0].gpu_kind == "H100"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: replicas of a kind-less gang are placed greedily one by one; when the first "
-    "lands on another kind, SameGpuKind rejects the gang although one kind holds it whole",
-)
 @pytest.mark.parametrize("spec", ["fifo", "drf", "las", "sjf"])
 def test_kind_less_gang_is_placed_on_one_kind_that_holds_it(spec: str) -> None:
     """A gang that names no kind is placed when every replica fits on nodes of one kind."""
@@ -188,11 +173,6 @@ def test_kind_less_gang_is_placed_on_one_kind_that_holds_it(spec: str) -> None:
     assert {a.gpu_kind for a in result.binds[0].allocations} == {"H100"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: FitsCluster counts slots of every GPU kind together, so a kind-less gang "
-    "that only fits by mixing kinds is never reported Unschedulable; it waits forever",
-)
 @pytest.mark.parametrize("spec", ["fifo", "drf", "las", "sjf"])
 def test_gang_that_fits_only_by_mixing_kinds_is_unschedulable(spec: str) -> None:
     """A kind-less gang that no single GPU kind can hold is Unschedulable."""

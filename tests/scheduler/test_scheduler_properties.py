@@ -332,16 +332,11 @@ def _fits_empty(job: Job, nodes: list[Node], queues: dict[str, Queue]) -> bool:
 def fitting_scenarios(
     draw: st.DrawFn,
 ) -> Scenario:
-    """Scenarios whose every job fits the empty cluster and its queue's quota. Gangs with
-    GPUs name a kind on a cluster of two kinds: placing a kind-less gang there is a known
-    bug (see test_placement.py's xfail tests)."""
+    """Scenarios whose every job fits the empty cluster and its queue's quota."""
     nodes, queues, jobs, durations = draw(scenarios())
     by_name = {q.name: q for q in queues}
-    two_kinds = len({k for n in nodes for k in n.gpu_kinds}) > 1
     kept: list[Job] = []
     for job in jobs:
-        if two_kinds and job.replicas > 1 and job.request.gpus and job.request.gpu_kind is None:
-            continue
         if not _fits_empty(job, nodes, by_name):
             continue
         kept_ids = {k.id for k in kept}

@@ -82,6 +82,11 @@ class Node:
         devices = tuple(GpuDevice(i, gpu_kind, parse_memory(gpu_memory)) for i in range(gpus))
         kind = gpu_kind if gpus else None
         extra = tuple(sorted((custom or {}).items()))
+        for resource, amount in extra:
+            if amount < 0:
+                raise InvalidInput(
+                    f"node {name}: custom resource {resource!r} must not be negative"
+                )
         capacity = Resources(1000 * cpus, total_memory, gpus, kind, extra)
         allocatable = Resources(
             1000 * (cpus - reserved_cpus), total_memory - reserved, gpus, kind, extra

@@ -89,7 +89,7 @@ class Resources:
             self.memory * factor,
             self.gpus * factor,
             self.gpu_kind,
-            tuple((k, v * factor) for k, v in self.custom),
+            tuple((k, v * factor) for k, v in self.custom if v * factor),
         )
 
     def get(self, name: str) -> int:

@@ -160,59 +160,75 @@ class NodeState:
 
 
 NO_GPU = ""
-"""The index kind of nodes without GPUs."""
+"""The index kind of nodes without GPUs; they are bucketed by free cores instead."""
+
+
+def index_kind(node: NodeState, gpu_kind: str | None) -> str | None:
+    """Under which kind an allocation of ``gpu_kind`` moves ``node`` in the index: its
+    GPU kind, NO_GPU for a node without GPUs, None when nothing indexed changes."""
+    if gpu_kind:
+        return gpu_kind
+    return None if node.gpu_totals else NO_GPU
+
+
+def index_level(node: NodeState, kind: str) -> int:
+    return len(node.free_cores) if kind == NO_GPU else len(node.free_gpus[kind])
 
 
 class GpuIndex:
-    """Node names bucketed by free GPUs, per GPU kind: ``levels[kind][n]`` holds the
-    nodes with exactly ``n`` free GPUs of ``kind`` (nodes without GPUs sit in
-    ``levels[NO_GPU][0]``). Buckets are insertion-ordered, so traversal is deterministic.
+    """Node names bucketed by what they have free: ``levels[kind][n]`` holds the nodes
+    with exactly ``n`` free GPUs of ``kind``; nodes without GPUs sit in
+    ``levels[NO_GPU][n]`` by free cores. Buckets are insertion-ordered, so traversal is
+    deterministic, and finding the fullest node with room is a walk up the levels.
     """
 
-    __slots__ = ("free_gpus", "levels", "multi_kind")
+    __slots__ = ("free_gpus", "gpu_kinds", "levels", "multi_kind")
 
     def __init__(self) -> None:
         self.levels: dict[str, list[dict[str, None]]] = {}
         self.multi_kind = False
         self.free_gpus = 0
+        self.gpu_kinds: tuple[str, ...] = ()
 
     def copy(self) -> GpuIndex:
         clone = GpuIndex.__new__(GpuIndex)
         clone.levels = {kind: [b.copy() for b in levels] for kind, levels in self.levels.items()}
         clone.multi_kind = self.multi_kind
         clone.free_gpus = self.free_gpus
+        clone.gpu_kinds = self.gpu_kinds
         return clone
 
+    def _kinds(self, node: NodeState) -> list[tuple[str, int]]:
+        if not node.gpu_totals:
+            return [(NO_GPU, len(node.node.cores))]
+        return list(node.gpu_totals.items())
+
     def add(self, node: NodeState) -> None:
-        totals = node.gpu_totals
-        if not totals:
-            self.levels.setdefault(NO_GPU, [{}])[0][node.name] = None
-            return
-        if len(totals) > 1:
+        if len(node.gpu_totals) > 1:
             self.multi_kind = True
-        for kind, total in totals.items():
+        for kind, total in self._kinds(node):
             levels = self.levels.setdefault(kind, [])
             while len(levels) <= total:
                 levels.append({})
-            free = len(node.free_gpus[kind])
-            levels[free][node.name] = None
-            self.free_gpus += free
+            levels[index_level(node, kind)][node.name] = None
+            if kind != NO_GPU:
+                self.free_gpus += index_level(node, kind)
+        self.gpu_kinds = tuple(sorted(k for k in self.levels if k != NO_GPU))
 
     def remove(self, node: NodeState) -> None:
-        if not node.gpu_totals:
-            del self.levels[NO_GPU][0][node.name]
-            return
-        for kind in node.gpu_totals:
-            free = len(node.free_gpus[kind])
-            del self.levels[kind][free][node.name]
-            self.free_gpus -= free
+        for kind, _ in self._kinds(node):
+            level = index_level(node, kind)
+            del self.levels[kind][level][node.name]
+            if kind != NO_GPU:
+                self.free_gpus -= level
 
     def move(self, name: str, kind: str, before: int, after: int) -> None:
         if after != before:
             levels = self.levels[kind]
             del levels[before][name]
             levels[after][name] = None
-            self.free_gpus += after - before
+            if kind != NO_GPU:
+                self.free_gpus += after - before
 
 
 def add_usage(usage: dict[str, Usage], queue: str, request: Resources, sign: int) -> None:
@@ -253,6 +269,8 @@ class ClusterState:
         self.node_version = 0
         """Changes whenever a node is added or removed."""
         self.index = GpuIndex()
+        self.derived: dict[str, dict[object, object]] = {}
+        """What plugins derive from the nodes alone; emptied whenever nodes change."""
         self._capacity: Resources | None = None
         for node in nodes:
             self.add_node(node)
@@ -266,6 +284,7 @@ class ClusterState:
         state = self.nodes[node.name] = NodeState(node)
         self.index.add(state)
         self.node_version += 1
+        self.derived.clear()
         self._capacity = None
 
     def remove_node(self, name: str) -> NodeState:
@@ -273,6 +292,7 @@ class ClusterState:
         state = self.nodes.pop(name)
         self.index.remove(state)
         self.node_version += 1
+        self.derived.clear()
         self._capacity = None
         return state
 
@@ -319,11 +339,11 @@ class ClusterState:
             self.pending.remove(job.id)
         for alloc in allocs:
             state = self.nodes[alloc.node]
-            kind = alloc.gpu_kind
-            before = len(state.free_gpus[kind]) if kind else 0
+            kind = index_kind(state, alloc.gpu_kind)
+            before = index_level(state, kind) if kind is not None else 0
             state.take_exact(alloc)
-            if kind:
-                self.index.move(alloc.node, kind, before, len(state.free_gpus[kind]))
+            if kind is not None:
+                self.index.move(alloc.node, kind, before, index_level(state, kind))
         add_usage(self.usage, job.queue, job.total, 1)
         running = RunningJob(job, allocs, now)
         self.running[job.id] = running
@@ -335,11 +355,11 @@ class ClusterState:
         for alloc in running.allocations:
             state = self.nodes.get(alloc.node)
             if state is not None:
-                kind = alloc.gpu_kind
-                before = len(state.free_gpus[kind]) if kind else 0
+                kind = index_kind(state, alloc.gpu_kind)
+                before = index_level(state, kind) if kind is not None else 0
                 state.give(alloc)
-                if kind:
-                    self.index.move(alloc.node, kind, before, len(state.free_gpus[kind]))
+                if kind is not None:
+                    self.index.move(alloc.node, kind, before, index_level(state, kind))
         add_usage(self.usage, running.job.queue, running.job.total, -1)
         return running
 

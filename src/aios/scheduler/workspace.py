@@ -7,14 +7,22 @@ room for ``g`` GPUs looks at the buckets ``g, g+1, …`` instead of every node.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
 
 from aios.resources import Allocation, Resources
 from aios.scheduler.framework import SUCCESS, Code, Policy, Status
 from aios.scheduler.job import Job, RunningJob
 from aios.scheduler.queue import Usage
-from aios.scheduler.state import NO_GPU, ClusterState, GpuIndex, NodeState, add_usage
+from aios.scheduler.state import (
+    NO_GPU,
+    ClusterState,
+    GpuIndex,
+    NodeState,
+    add_usage,
+    index_kind,
+    index_level,
+)
 
 __all__ = ["NO_GPU", "Workspace"]
 
@@ -62,26 +70,33 @@ class Workspace:
             touched = self._touched[name] = self.state.nodes[name].copy()
         return touched
 
-    def _move(self, node: NodeState, kind: str | None, before: int) -> None:
-        if kind:
-            self.index.move(node.name, kind, before, len(node.free_gpus[kind]))
-
     def nodes_by_free_gpus(
         self, request: Resources, descending: bool = False
     ) -> Iterator[NodeState]:
-        """Nodes whose free GPUs of a suitable kind cover ``request``, fewest free first
-        (or most free first with ``descending``). Nodes without GPUs come first for a
-        request without GPUs, which keeps CPU work off GPU nodes."""
+        """Nodes that may have room for ``request``, fewest free first (or most free first
+        with ``descending``): by free GPUs of a suitable kind, and for a request without
+        GPUs first the nodes without GPUs by free cores, which keeps CPU work off GPU
+        nodes. Only the bucket levels are a guarantee; the caller checks the rest."""
         need = request.gpus
         buckets = self.index.levels
-        if request.gpu_kind is not None and need:
-            kinds = [request.gpu_kind] if request.gpu_kind in buckets else []
+        if need:
+            if request.gpu_kind is not None:
+                kinds = [request.gpu_kind] if request.gpu_kind in buckets else []
+            else:
+                kinds = list(self.index.gpu_kinds)
         else:
-            kinds = list(buckets)
-            if NO_GPU in buckets:
-                kinds.remove(NO_GPU)
-                if not need:
-                    kinds.insert(0, NO_GPU)
+            kinds = list(self.index.gpu_kinds)
+            cpu_nodes = buckets.get(NO_GPU)
+            if cpu_nodes is not None:
+                cores = -(-request.cpu // 1000)
+                order = (
+                    range(len(cpu_nodes) - 1, cores - 1, -1)
+                    if descending
+                    else range(cores, len(cpu_nodes))
+                )
+                for level in order:
+                    for name in cpu_nodes[level]:
+                        yield self.node(name)
         top = max((len(buckets[k]) for k in kinds), default=0)
         levels = range(top - 1, need - 1, -1) if descending else range(need, top)
         seen: set[str] | None = set() if self.index.multi_kind else None
@@ -97,28 +112,29 @@ class Workspace:
                         seen.add(name)
                     yield self.node(name)
 
+    def _change(self, name: str, gpu_kind: str | None, change: Callable[[NodeState], None]) -> None:
+        writable = self._writable(name)
+        kind = index_kind(writable, gpu_kind)
+        before = index_level(writable, kind) if kind is not None else 0
+        change(writable)
+        if kind is not None:
+            self.index.move(name, kind, before, index_level(writable, kind))
+
     def take(self, node: NodeState, request: Resources) -> Allocation:
         writable = self._writable(node.name)
-        kind = writable.gpu_kind_for(request)
-        before = len(writable.free_gpus[kind]) if kind else 0
-        allocation = writable.take(request, kind)
-        if kind:
-            self.index.move(writable.name, kind, before, len(writable.free_gpus[kind]))
+        gpu_kind = writable.gpu_kind_for(request)
+        kind = index_kind(writable, gpu_kind)
+        before = index_level(writable, kind) if kind is not None else 0
+        allocation = writable.take(request, gpu_kind)
+        if kind is not None:
+            self.index.move(writable.name, kind, before, index_level(writable, kind))
         return allocation
 
     def give(self, allocation: Allocation) -> None:
-        writable = self._writable(allocation.node)
-        kind = allocation.gpu_kind
-        before = writable.free_gpu_count(kind) if kind else 0
-        writable.give(allocation)
-        self._move(writable, kind, before)
+        self._change(allocation.node, allocation.gpu_kind, lambda n: n.give(allocation))
 
     def take_exact(self, allocation: Allocation) -> None:
-        writable = self._writable(allocation.node)
-        kind = allocation.gpu_kind
-        before = writable.free_gpu_count(kind) if kind else 0
-        writable.take_exact(allocation)
-        self._move(writable, kind, before)
+        self._change(allocation.node, allocation.gpu_kind, lambda n: n.take_exact(allocation))
 
     # -- running jobs -----------------------------------------------------------------
     def running_jobs(self) -> Iterator[RunningJob]:
@@ -167,11 +183,27 @@ class Workspace:
     ) -> tuple[Status, tuple[Allocation, ...]]:
         """Runs pre-filters, finds a node for every replica and asks the permit plugins.
         On success the resources are taken in this view (not yet reserved: call
-        :meth:`commit` or :meth:`undo`); on failure nothing is left taken."""
+        :meth:`commit` or :meth:`undo`); on failure nothing is left taken. A gang that
+        names no GPU kind is tried one kind at a time, so it never straddles two."""
         for pre in self.policy.pre_filters:
             status = pre.pre_filter(job, self)
             if not status.ok:
                 return status, ()
+        request = job.request
+        if job.replicas > 1 and request.gpus and request.gpu_kind is None:
+            kinds = self.index.gpu_kinds
+            if len(kinds) > 1:
+                for kind in kinds:
+                    pinned = replace(job, request=replace(request, gpu_kind=kind))
+                    status, allocations = self._place_replicas(pinned, exclude)
+                    if status.ok:
+                        return status, allocations
+                return NO_ROOM, ()
+        return self._place_replicas(job, exclude)
+
+    def _place_replicas(
+        self, job: Job, exclude: frozenset[str]
+    ) -> tuple[Status, tuple[Allocation, ...]]:
         if job.replicas == 1 and not self.policy.permits:
             node = self.choose_node(job, exclude)
             if node is None:

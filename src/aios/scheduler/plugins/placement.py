@@ -77,8 +77,9 @@ class SameGpuKind:
         return SUCCESS
 
 
-def slots_on(node: Node, request: Resources) -> int:
-    """How many replicas of ``request`` an empty ``node`` holds."""
+def slots_on(node: Node, request: Resources, gpu_kind: str | None = None) -> int:
+    """How many replicas of ``request`` an empty ``node`` holds, counting only GPUs of
+    ``gpu_kind`` (or of the request's kind, or of the node's largest kind)."""
     limits: list[int] = []
     cores = -(-request.cpu // 1000)
     if cores:
@@ -86,46 +87,51 @@ def slots_on(node: Node, request: Resources) -> int:
     if request.memory:
         limits.append(node.allocatable.memory // request.memory)
     if request.gpus:
-        kinds = [request.gpu_kind] if request.gpu_kind else sorted(node.gpu_kinds)
-        limits.append(
-            max((sum(1 for d in node.gpus if d.model == k) for k in kinds), default=0)
-            // request.gpus
-        )
+        kind = gpu_kind or request.gpu_kind
+        kinds = [kind] if kind else sorted(node.gpu_kinds)
+        counts = [sum(1 for d in node.gpus if d.model == k) for k in kinds]
+        limits.append(max(counts, default=0) // request.gpus)
     for name, amount in request.custom:
         limits.append(node.allocatable.get(name) // amount)
     return min(limits) if limits else 1_000_000
 
 
-@dataclass
+@dataclass(frozen=True)
 class FitsCluster:
     """Refuses, as unresolvable, a job that would not fit even on the empty cluster
     (more GPUs than any node offers, a GPU kind nobody has, a gang larger than the
-    cluster). Remembers its verdict per shape while the nodes stay the same."""
+    cluster or than any one GPU kind of it). The verdict per shape is kept with the
+    cluster state until its nodes change."""
 
     name: str = "fits-cluster"
 
-    def __post_init__(self) -> None:
-        self._cache: dict[tuple[object, ...], Status] = {}
-
     def pre_filter(self, job: Job, ws: Workspace) -> Status:
-        key = (ws.state.node_version, job.request, job.replicas, job.node_selector)
-        verdict = self._cache.get(key)
+        cache = ws.state.derived.setdefault(self.name, {})
+        key = (job.request, job.replicas, job.node_selector)
+        verdict = cache.get(key)
         if verdict is None:
-            verdict = self._cache[key] = self._judge(job, ws)
+            verdict = cache[key] = self._judge(job, ws)
+        assert isinstance(verdict, Status)
         return verdict
 
     @staticmethod
     def _judge(job: Job, ws: Workspace) -> Status:
         selector = dict(job.node_selector)
-        slots = 0
-        for state in ws.state.nodes.values():
-            node = state.node
-            if any(node.labels.get(k) != v for k, v in selector.items()):
-                continue
-            slots += slots_on(node, job.request)
-            if slots >= job.replicas:
-                return SUCCESS
-        what = f"{job.replicas} × {job.request}" if job.replicas > 1 else str(job.request)
+        request = job.request
+        # A gang's replicas share one GPU kind, so count room per kind.
+        kinds: list[str | None] = [None]
+        if request.gpus and request.gpu_kind is None:
+            kinds = list(ws.state.index.gpu_kinds) or [None]
+        for kind in kinds:
+            slots = 0
+            for state in ws.state.nodes.values():
+                node = state.node
+                if any(node.labels.get(k) != v for k, v in selector.items()):
+                    continue
+                slots += slots_on(node, request, kind)
+                if slots >= job.replicas:
+                    return SUCCESS
+        what = f"{job.replicas} × {request}" if job.replicas > 1 else str(request)
         return Status(
             Code.UNRESOLVABLE, f"larger than the cluster: no room for {what} even when empty"
         )
