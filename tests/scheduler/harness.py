@@ -116,7 +116,7 @@ def apply(state: ClusterState, result: CycleResult, now: float) -> None:
         if isinstance(decision, Bind):
             state.bind(decision.job, decision.allocations, now)
         elif isinstance(decision, Preempt):
-            state.requeue(decision.victim.job.id, now)
+            state.requeue(decision.victim.job.id, now, preemptor=decision.preemptor)
         elif isinstance(decision, Unschedulable):
             state.finish(decision.job_id, JobState.UNSCHEDULABLE)
         else:
@@ -160,7 +160,6 @@ class Replay:
     unschedulable: set[str] = field(default_factory=set)
     upstream_failed: set[str] = field(default_factory=set)
     preemptions: int = 0
-    livelocks: int = 0
     """Instants at which cycles were still preempting after ``cycles_per_instant``."""
     clock: float = 0.0
 
@@ -177,7 +176,6 @@ def replay(
     observe: Observer | None = None,
     settled: Settled | None = None,
     cycles_per_instant: int = 64,
-    tolerate_livelock: bool = False,
 ) -> Replay:
     """Replays ``jobs`` (arriving at their submit time, running for ``durations``) under a
     fresh policy built from ``policy_spec``, until nothing is left or past ``horizon``.
@@ -185,8 +183,7 @@ def replay(
     After the events of one instant, cycles run until one preempts nothing (victims stop
     at once, so the preemptor can start at the same instant). While jobs are pending a
     tick every ``tick`` seconds gives time-based policies a cycle. Cycles that still
-    preempt after ``cycles_per_instant`` fail the replay, unless ``tolerate_livelock``:
-    then time moves on, as in the simulator, and ``Replay.livelocks`` counts it.
+    preempt after ``cycles_per_instant`` fail the replay (a preemption livelock).
     """
     policy = make_policy(policy_spec)
     state = new_state(policy, nodes, queues)
@@ -235,7 +232,7 @@ def replay(
                     victim = decision.victim.job.id
                     began, _ = runs.pop(victim)
                     remaining[victim] = max(remaining[victim] - (now - began), 0.0)
-                    state.requeue(victim, now)
+                    state.requeue(victim, now, preemptor=decision.preemptor)
                     out.preemptions += 1
                 elif isinstance(decision, Unschedulable):
                     state.finish(decision.job_id, JobState.UNSCHEDULABLE)
@@ -249,11 +246,9 @@ def replay(
             if not result.preemptions:
                 break
         else:
-            if not tolerate_livelock:
-                raise AssertionError(
-                    f"{policy_spec}: still preempting after {cycles_per_instant} cycles at t={now}"
-                )
-            out.livelocks += 1
+            raise AssertionError(
+                f"{policy_spec}: still preempting after {cycles_per_instant} cycles at t={now}"
+            )
         if len(state.pending) and tick_due is None:
             tick_due = now + tick
             schedule(tick_due, 2, "tick")

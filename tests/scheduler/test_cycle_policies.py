@@ -239,12 +239,6 @@ def _settle(state: ClusterState, policy: Policy, now: float, cycles: int = 4) ->
     raise AssertionError(f"still preempting after {cycles} cycles; bound so far: {started}")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: after a non-strict policy preempts for a job, later jobs of the same cycle "
-    "may take the free room the preemptor was counted on, so the preemptor never fits and "
-    "the next cycles preempt again (livelock at one instant)",
-)
 @pytest.mark.parametrize("spec", ["las", "las+spread"])
 def test_las_preemptor_starts_once_its_victim_stops(spec: str) -> None:
     """The free room a preemptor needs besides its victims is not given to a later job, so

@@ -106,12 +106,6 @@ def test_drf_reclaims_borrowed_quota_when_the_cluster_is_full(spec: str) -> None
     assert bound(step(state, policy, 30)) == ["b0"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: when a borrower has used up the cohort's quota, the lender's job gets WAIT "
-    "from the quota pre-filter (cohort has no idle quota) and the cycle never tries "
-    "ReclaimPreemption, so the lender waits for the borrower to finish",
-)
 @pytest.mark.parametrize("spec", DRF)
 def test_drf_reclaims_borrowed_quota_when_the_cohort_quota_is_used_up(spec: str) -> None:
     """A lender within its nominal quota gets back what a borrower took of it by
@@ -174,12 +168,6 @@ def test_drf_preempts_by_priority_within_one_queue(spec: str) -> None:
     assert [p.victim.job.id for p in result.preemptions] == ["low"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: after ReclaimPreemption chose victims, a job of another queue later in the "
-    "same cycle takes the free room the lender was counted on; the next cycles preempt the "
-    "borrower's jobs in turn and re-bind them, and the lender never starts (livelock)",
-)
 @pytest.mark.parametrize("spec", DRF)
 def test_drf_lender_starts_once_the_reclaimed_job_stops(spec: str) -> None:
     """Cycles at one instant end with the lender bound, not with endless preemption."""

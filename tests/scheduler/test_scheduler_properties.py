@@ -39,17 +39,6 @@ KINDS = ("A100", "H100")
 Scenario = tuple[list[Node], list[Queue], list[Job], dict[str, float]]
 """Nodes, queues, jobs and each job's real duration."""
 
-LIVELOCKING = ("las", "drf")
-"""BUG: these non-strict preempting policies can preempt forever at one instant (see the
-xfail tests test_las_preemptor_starts_once_its_victim_stops and
-test_drf_lender_starts_once_the_reclaimed_job_stops). Their replays tolerate it, as the
-simulator does, until it is fixed; then drop this and every ``tolerate_livelock``."""
-
-
-def _tolerates_livelock(spec: str) -> bool:
-    return spec.split("+", maxsplit=1)[0] in LIVELOCKING
-
-
 PROPERTY = settings(
     deadline=None,
     max_examples=int(os.environ.get("AIOS_PROPERTY_EXAMPLES", "20")),
@@ -285,7 +274,6 @@ def test_no_over_allocation_no_partial_gang_no_quota_breach(spec: str, scenario:
         observe=observe,
         settled=settled,
         horizon=50_000.0,
-        tolerate_livelock=_tolerates_livelock(spec),
     )
     assert not set(out.started) & (out.unschedulable | out.upstream_failed)
 
@@ -297,9 +285,8 @@ def test_same_inputs_give_the_same_decisions(spec: str, scenario: Scenario) -> N
     """Two replays of the same inputs, each from a fresh state and policy, decide the same
     things at the same times for the same reasons."""
     nodes, queues, jobs, durations = scenario
-    tolerate = _tolerates_livelock(spec)
-    first = replay(spec, nodes, queues, jobs, durations, horizon=5e4, tolerate_livelock=tolerate)
-    second = replay(spec, nodes, queues, jobs, durations, horizon=5e4, tolerate_livelock=tolerate)
+    first = replay(spec, nodes, queues, jobs, durations, horizon=5e4)
+    second = replay(spec, nodes, queues, jobs, durations, horizon=5e4)
     assert first.log == second.log
 
 
@@ -361,7 +348,6 @@ def test_every_job_that_fits_eventually_starts(spec: str, scenario: Scenario) ->
         jobs,
         durations,
         horizon=horizon,
-        tolerate_livelock=_tolerates_livelock(spec),
     )
     assert out.unschedulable == set()
     assert out.upstream_failed == set()
@@ -400,7 +386,7 @@ jobs = [
 ]
 durations = {j.id: j.duration_estimate or 1.0 for j in jobs}
 for spec in ALL_POLICIES:
-    out = replay(spec, nodes, queues, jobs, durations, tolerate_livelock=True)
+    out = replay(spec, nodes, queues, jobs, durations)
     print(spec, out.log)
 """
 

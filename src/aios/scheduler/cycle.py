@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
 
@@ -92,6 +92,34 @@ class Reservation:
     nodes: frozenset[str]
 
 
+def _beyond(allocation: Allocation, victims: Sequence[RunningJob]) -> Allocation:
+    """The part of ``allocation`` that its node's ``victims`` do not hold now."""
+    cores: set[int] = set()
+    gpus: set[int] = set()
+    memory = 0
+    custom: dict[str, int] = {}
+    for victim in victims:
+        for held in victim.allocations:
+            if held.node == allocation.node:
+                cores.update(held.cores)
+                gpus.update(held.gpus)
+                memory += held.memory
+                for name, amount in held.custom:
+                    custom[name] = custom.get(name, 0) + amount
+    return Allocation(
+        allocation.node,
+        tuple(c for c in allocation.cores if c not in cores),
+        tuple(g for g in allocation.gpus if g not in gpus),
+        max(allocation.memory - memory, 0),
+        allocation.gpu_kind,
+        tuple(
+            (name, amount - custom.get(name, 0))
+            for name, amount in allocation.custom
+            if amount > custom.get(name, 0)
+        ),
+    )
+
+
 def cycle(state: ClusterState, now: float, policy: Policy) -> CycleResult:
     """Runs one scheduling cycle over ``state`` at time ``now`` and returns the decisions.
 
@@ -119,6 +147,7 @@ class _Cycle:
     # -- phases ---------------------------------------------------------------------
     def run(self) -> CycleResult:
         self.resolve_dependencies()
+        self.serve_nominated()
         if self.policy.starvation_limit is not None and not self.policy.strict:
             # A strict order already serves its head first; the guard is for the rest.
             self.serve_starving(self.policy.starvation_limit)
@@ -136,24 +165,51 @@ class _Cycle:
             status = self.admit(job)
             if status.ok or status.code is Code.UNRESOLVABLE:
                 continue
+            if self.preempt(job):
+                # Its room is held for it; a strict order still lets nobody pass it.
+                if self.policy.strict and not self.policy.backfill:
+                    break
+                self._reject_current = True
+                continue
             if status.code is Code.WAIT:
                 # Over quota: the queue waits, others go on (a per-queue strict order).
                 if self.policy.strict:
                     self.blocked_queues.add(job.queue)
                 self._reject_current = True
                 continue
-            preempting = self.preempt(job)
             if self.policy.strict:
-                if not (self.policy.backfill or preempting):
-                    break
-                if not preempting:
+                if self.policy.backfill:
                     self.reservation = self.reserve_for(job)
-                    if self.reservation is None:
-                        break
-                    continue
+                    if self.reservation is not None:
+                        continue
                 break
             self._reject_current = True
         return self.result
+
+    def serve_nominated(self) -> None:
+        """Jobs that caused preemptions go first, in the order they did: their room is
+        being freed for them. While their victims are still stopping, the room they
+        will get is held so that nobody else takes it (no preemption livelock)."""
+        state = self.state
+        if not state.nominated:
+            return
+        in_flight: dict[str, list[RunningJob]] = {}
+        for victim, preemptor in state.preempting.items():
+            running = state.running.get(victim)
+            if running is not None:
+                in_flight.setdefault(preemptor, []).append(running)
+        for job_id in sorted(state.nominated, key=state.nominated.__getitem__):
+            job = state.pending.get(job_id)
+            if job is None or job.id in self.done or not self.dependencies_met(job):
+                continue
+            status = self.admit(job)
+            if status.ok or status.code is Code.UNRESOLVABLE:
+                continue
+            victims = in_flight.get(job_id)
+            if victims:
+                self.hold(job, victims)
+            else:
+                self.preempt(job)
 
     def resolve_dependencies(self) -> None:
         finished = self.state.finished
@@ -276,9 +332,30 @@ class _Cycle:
                 for victim in victims:
                     self.ws.victims.add(victim.job.id)
                     self.result.decisions.append(Preempt(victim, job.id, plugin.name))
+                self.hold(job, victims)
                 self.result.reasons[job.id] = f"preempting {len(victims)} job(s) to make room"
                 return True
         return False
+
+    def hold(self, job: Job, victims: list[RunningJob] | tuple[RunningJob, ...]) -> None:
+        """Keeps for ``job``, for the rest of this cycle, the free room it needs beside
+        what its ``victims`` will leave. The victims' own resources stay held too: they
+        are still running until they stop, so nothing may be bound onto them."""
+        ws = self.ws
+        for victim in victims:
+            ws.unbind(victim)
+        status, allocations = ws.place(job)
+        if status.ok:
+            ws.undo(allocations)
+        for victim in victims:
+            ws.rebind(victim)
+        if not status.ok:
+            return
+        for allocation in allocations:
+            ws.take_exact(_beyond(allocation, victims))
+        ws.usage_version += 1
+        self.done.add(job.id)
+        self.result.reasons[job.id] = "waiting for preempted jobs to stop"
 
     def reserve_for(self, job: Job) -> Reservation | None:
         """Finds when and where ``job`` will fit if running jobs end as expected (jobs
@@ -329,7 +406,9 @@ class _Cycle:
         """Starts ``job`` behind a reservation if it cannot delay the reserved job."""
         assert self.reservation is not None
         runtime = job.expected_runtime
-        ends_in_time = runtime is not None and self.now + runtime <= self.reservation.shadow_time
+        shadow = self.reservation.shadow_time
+        # An unknown shadow time (jobs without estimates) promises nothing to end by.
+        ends_in_time = runtime is not None and shadow < math.inf and self.now + runtime <= shadow
         exclude = frozenset() if ends_in_time else self.reservation.nodes
         group = id(self._current)
         if exclude and group in self._no_room_off_reservation:

@@ -266,6 +266,10 @@ class ClusterState:
         self.usage: dict[str, Usage] = {}
         self.pending = PendingJobs(order_key)
         self.finished: dict[str, JobState] = {}
+        self.nominated: dict[str, float] = {}
+        """Pending jobs that preempted others, and when: later cycles serve them first."""
+        self.preempting: dict[str, str] = {}
+        """Victims told to stop but still running → the job they make room for."""
         self.node_version = 0
         """Changes whenever a node is added or removed."""
         self.index = GpuIndex()
@@ -347,11 +351,13 @@ class ClusterState:
         add_usage(self.usage, job.queue, job.total, 1)
         running = RunningJob(job, allocs, now)
         self.running[job.id] = running
+        self.nominated.pop(job.id, None)
         return running
 
     def release(self, job_id: str) -> RunningJob:
         """Frees what running job ``job_id`` holds and forgets it as running."""
         running = self.running.pop(job_id)
+        self.preempting.pop(job_id, None)
         for alloc in running.allocations:
             state = self.nodes.get(alloc.node)
             if state is not None:
@@ -363,12 +369,21 @@ class ClusterState:
         add_usage(self.usage, running.job.queue, running.job.total, -1)
         return running
 
-    def requeue(self, job_id: str, now: float) -> Job:
+    def preempting_for(self, victim_id: str, preemptor_id: str, now: float) -> None:
+        """Records that running job ``victim_id`` has been told to stop to make room for
+        ``preemptor_id`` (an executor's grace period may pass before it does)."""
+        self.preempting[victim_id] = preemptor_id
+        self.nominated.setdefault(preemptor_id, now)
+
+    def requeue(self, job_id: str, now: float, preemptor: str | None = None) -> Job:
         """Releases running job ``job_id`` (preempted or lost) and puts it back in its
-        queue, crediting the service it received."""
+        queue, crediting the service it received. ``preemptor``, when it was preempted,
+        is nominated: later cycles serve it before anyone else."""
         running = self.release(job_id)
         job = replace(running.job, queued_at=now, attained_service=running.attained(now))
         self.pending.add(job)
+        if preemptor is not None and preemptor in self.pending:
+            self.nominated.setdefault(preemptor, now)
         return job
 
     def finish(self, job_id: str, state: JobState) -> None:
@@ -378,4 +393,5 @@ class ClusterState:
             self.release(job_id)
         elif job_id in self.pending:
             self.pending.remove(job_id)
+        self.nominated.pop(job_id, None)
         self.finished[job_id] = state

@@ -53,6 +53,7 @@ class Workspace:
         self.usage = {queue: dict(used) for queue, used in self.state.usage.items()}
         self.capacity = self.state.capacity
         self.index = self.state.index.copy()
+        self.victims = set(self.state.preempting)
 
     @property
     def free_gpus(self) -> int:

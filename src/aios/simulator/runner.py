@@ -204,7 +204,7 @@ def simulate(
                     run = runs.pop(victim)
                     remaining[victim] = max(remaining[victim] - (now - run.start), 0.0)
                     busy -= decision.victim.job.total.gpus
-                    state.requeue(victim, now)
+                    state.requeue(victim, now, preemptor=decision.preemptor)
                     preemptions[victim] = preemptions.get(victim, 0) + 1
                     preempted = True
                 elif isinstance(decision, Unschedulable | UpstreamFailed):
