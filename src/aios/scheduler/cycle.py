@@ -12,14 +12,14 @@ from __future__ import annotations
 import heapq
 import math
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from operator import attrgetter
 
-from aios.resources import Allocation
+from aios.resources import Allocation, Resources
 from aios.scheduler.framework import Code, Policy, Status
 from aios.scheduler.job import Job, JobState, RunningJob
 from aios.scheduler.pending import Group
-from aios.scheduler.state import ClusterState
+from aios.scheduler.state import ClusterState, NodeState
 from aios.scheduler.workspace import Workspace
 
 __all__ = ["Bind", "CycleResult", "Decision", "Preempt", "Unschedulable", "UpstreamFailed", "cycle"]
@@ -120,6 +120,16 @@ def _beyond(allocation: Allocation, victims: Sequence[RunningJob]) -> Allocation
     )
 
 
+def _slot_bound(node: NodeState, request: Resources) -> int:
+    """At least as many replicas of ``request`` as ``node`` holds now: counted by free
+    GPUs alone for a GPU request (cheap; a placement confirms), exactly otherwise."""
+    if not request.gpus:
+        return node.slots(request)
+    if request.gpu_kind is not None:
+        return len(node.free_gpus.get(request.gpu_kind, ())) // request.gpus
+    return max((len(ids) for ids in node.free_gpus.values()), default=0) // request.gpus
+
+
 def cycle(state: ClusterState, now: float, policy: Policy) -> CycleResult:
     """Runs one scheduling cycle over ``state`` at time ``now`` and returns the decisions.
 
@@ -152,8 +162,9 @@ class _Cycle:
             # A strict order already serves its head first; the guard is for the rest.
             self.serve_starving(self.policy.starvation_limit)
         depth = 0
+        done = self.done
         for job in self.walk():
-            if job.id in self.done or not self.dependencies_met(job):
+            if job.id in done or (job.dependencies and not self.dependencies_met(job)):
                 continue
             self.result.considered += 1
             if self.reservation is not None:
@@ -290,7 +301,7 @@ class _Cycle:
     ) -> Iterator[Job]:
         group = groups[index]
         self._reject_current = False
-        if group.queue in self.blocked_queues:
+        if group.queue in self.blocked_queues or self._cannot_fit(group):
             heapq.heappop(heap)
             return
         self._current = group
@@ -301,6 +312,17 @@ class _Cycle:
         else:
             key, seq, _ = group.entries[position]
             heapq.heapreplace(heap, (key, seq, index, position))
+
+    def _cannot_fit(self, group: Group) -> bool:
+        """True when no node has as many free GPUs as one replica of the group needs and
+        skipping it unseen changes nothing: it could not preempt (behind a reservation,
+        or a policy without preemption) and its order is not binding (non-strict)."""
+        gpus = group.shape[2]
+        if not isinstance(gpus, int) or not gpus:
+            return False
+        if self.reservation is None and (self.policy.strict or self.policy.post_filters):
+            return False
+        return gpus > self.ws.max_free_gpus()
 
     # -- one job ----------------------------------------------------------------------
     def admit(self, job: Job) -> Status:
@@ -359,30 +381,69 @@ class _Cycle:
 
     def reserve_for(self, job: Job) -> Reservation | None:
         """Finds when and where ``job`` will fit if running jobs end as expected (jobs
-        with no estimate are assumed to end last, longest running first). Counts the
-        replicas each node could hold as jobs end, and places only once they suffice."""
+        with no estimate are assumed to end last, longest running first). Counts how many
+        replicas each node's free GPUs could hold as jobs end, and tries a placement only
+        once they could suffice. Remembered in the state until allocations change."""
+        ws, state = self.ws, self.state
+        key = (state.alloc_version, state.node_version, job.id, job.request, job.replicas)
+        pristine = ws.pristine
+        cached = state.memo.get("reservation") if pristine else None
+        if cached is not None and cached[0] == key:
+            found = cached[1]
+            assert found is None or isinstance(found, Reservation)
+        else:
+            found = self._find_reservation(job)
+            if pristine:
+                state.memo["reservation"] = (key, found)
+        if found is None:
+            return None
+        self.result.reasons[job.id] = "reserved: starts when running jobs end"
+        return replace(found, shadow_time=max(found.shadow_time, self.now))
+
+    def _ending(self) -> list[RunningJob]:
+        """Running jobs (of the state, then of this cycle) in the order they should end."""
+        state = self.state
+        cached = state.memo.get("ending")
+        if cached is not None and cached[0] == state.alloc_version:
+            ending = cached[1]
+            assert isinstance(ending, list)
+        else:
+            ending = sorted(state.running.values(), key=attrgetter("end_order"))
+            state.memo["ending"] = (state.alloc_version, ending)
+        ws = self.ws
+        if ws.bound:
+            ending = list(
+                heapq.merge(
+                    ending,
+                    sorted(ws.bound.values(), key=attrgetter("end_order")),
+                    key=attrgetter("end_order"),
+                )
+            )
+        if ws.victims:
+            ending = [r for r in ending if r.job.id not in ws.victims]
+        return ending
+
+    def _find_reservation(self, job: Job) -> Reservation | None:
         ws = self.ws
         request = job.request
-        selector = dict(job.node_selector)
+        selector = job.node_selector
         slots: dict[str, int] = {}
-        for name in ws.state.nodes:
+        for name, original in ws.state.nodes.items():
             node = ws.node(name)
-            eligible = all(node.node.labels.get(k) == v for k, v in selector.items())
-            slots[name] = node.slots(request) if eligible else -1
+            if selector and any(original.node.labels.get(k) != v for k, v in selector):
+                slots[name] = -1
+            else:
+                slots[name] = _slot_bound(node, request)
         total = sum(n for n in slots.values() if n > 0)
-        ending = sorted(
-            (r for r in ws.running_jobs() if r.job.id not in ws.victims),
-            key=attrgetter("end_order"),
-        )
         released: list[RunningJob] = []
         found: Reservation | None = None
-        for running in ending:
+        for running in self._ending():
             ws.unbind(running)
             released.append(running)
             for allocation in running.allocations:
                 before = slots.get(allocation.node, -1)
                 if before >= 0:
-                    after = ws.node(allocation.node).slots(request)
+                    after = _slot_bound(ws.node(allocation.node), request)
                     total += after - before
                     slots[allocation.node] = after
             if total < job.replicas:
@@ -391,15 +452,13 @@ class _Cycle:
             if status.ok:
                 ws.undo(allocations)
                 end = running.expected_end
-                shadow = math.inf if end is None else max(end, self.now)
+                shadow = math.inf if end is None else end
                 found = Reservation(job.id, shadow, frozenset(a.node for a in allocations))
                 break
             if status.code is Code.WAIT:
                 break
         for running in reversed(released):
             ws.rebind(running)
-        if found is not None:
-            self.result.reasons[job.id] = "reserved: starts when running jobs end"
         return found
 
     def backfill(self, job: Job) -> None:
@@ -422,7 +481,8 @@ class _Cycle:
             self.done.add(job.id)
         else:
             self.result.reasons[job.id] = "waits behind a reservation"
-            if status.code is Code.WAIT or not exclude:
+            if status.code is Code.WAIT or not exclude or not self.ws.fits(job):
+                # Does not fit even on the reserved nodes: nothing of its shape does.
                 self._reject_current = True
             else:
                 self._no_room_off_reservation.add(group)

@@ -272,6 +272,11 @@ class ClusterState:
         """Victims told to stop but still running → the job they make room for."""
         self.node_version = 0
         """Changes whenever a node is added or removed."""
+        self.alloc_version = 0
+        """Changes whenever a job starts or stops holding resources."""
+        self.memo: dict[str, tuple[object, object]] = {}
+        """Values a cycle derived from this state, keyed by the versions they depend on;
+        they save recomputation across cycles and never change an outcome."""
         self.index = GpuIndex()
         self.derived: dict[str, dict[object, object]] = {}
         """What plugins derive from the nodes alone; emptied whenever nodes change."""
@@ -352,12 +357,14 @@ class ClusterState:
         running = RunningJob(job, allocs, now)
         self.running[job.id] = running
         self.nominated.pop(job.id, None)
+        self.alloc_version += 1
         return running
 
     def release(self, job_id: str) -> RunningJob:
         """Frees what running job ``job_id`` holds and forgets it as running."""
         running = self.running.pop(job_id)
         self.preempting.pop(job_id, None)
+        self.alloc_version += 1
         for alloc in running.allocations:
             state = self.nodes.get(alloc.node)
             if state is not None:

@@ -137,6 +137,23 @@ class Workspace:
     def take_exact(self, allocation: Allocation) -> None:
         self._change(allocation.node, allocation.gpu_kind, lambda n: n.take_exact(allocation))
 
+    @property
+    def pristine(self) -> bool:
+        """True while this cycle has changed nothing: the view equals the state."""
+        return not self._touched and not self.bound and not self.victims
+
+    def max_free_gpus(self) -> int:
+        """The most free GPUs of one kind on any one node."""
+        best = 0
+        levels = self.index.levels
+        for kind in self.index.gpu_kinds:
+            by_level = levels[kind]
+            for level in range(len(by_level) - 1, best, -1):
+                if by_level[level]:
+                    best = level
+                    break
+        return best
+
     # -- running jobs -----------------------------------------------------------------
     def running_jobs(self) -> Iterator[RunningJob]:
         """Jobs running at the start of the cycle, then those this cycle bound."""
@@ -205,19 +222,20 @@ class Workspace:
     def _place_replicas(
         self, job: Job, exclude: frozenset[str]
     ) -> tuple[Status, tuple[Allocation, ...]]:
-        if job.replicas == 1 and not self.policy.permits:
+        if job.replicas == 1:
             node = self.choose_node(job, exclude)
             if node is None:
                 return NO_ROOM, ()
-            return SUCCESS, (self.take(node, job.request),)
-        taken: list[Allocation] = []
-        for _ in range(job.replicas):
-            node = self.choose_node(job, exclude)
-            if node is None:
-                self.undo(taken)
-                return NO_ROOM, ()
-            taken.append(self.take(node, job.request))
-        allocations = tuple(taken)
+            allocations: tuple[Allocation, ...] = (self.take(node, job.request),)
+        else:
+            taken: list[Allocation] = []
+            for _ in range(job.replicas):
+                node = self.choose_node(job, exclude)
+                if node is None:
+                    self.undo(taken)
+                    return NO_ROOM, ()
+                taken.append(self.take(node, job.request))
+            allocations = tuple(taken)
         for permit in self.policy.permits:
             status = permit.permit(job, allocations, self)
             if not status.ok:

@@ -71,6 +71,8 @@ class SameGpuKind:
     name: str = "same-gpu-kind"
 
     def permit(self, job: Job, allocations: tuple[Allocation, ...], ws: Workspace) -> Status:
+        if len(allocations) < 2:
+            return SUCCESS
         kinds = {a.gpu_kind for a in allocations if a.gpus}
         if len(kinds) > 1:
             return Status(Code.UNSCHEDULABLE, f"gang would mix GPU kinds {sorted(map(str, kinds))}")
