@@ -322,7 +322,10 @@ class _Cycle:
             return False
         if self.reservation is None and (self.policy.strict or self.policy.post_filters):
             return False
-        return gpus > self.ws.max_free_gpus()
+        levels = self.ws.index.levels
+        largest = max((len(levels[k]) - 1 for k in self.ws.index.gpu_kinds), default=0)
+        # A shape no node could ever hold is visited, to be reported unschedulable.
+        return largest >= gpus > self.ws.max_free_gpus()
 
     # -- one job ----------------------------------------------------------------------
     def admit(self, job: Job) -> Status:
