@@ -70,11 +70,13 @@ def check_quota(
     request: Resources,
     usage: Mapping[str, Usage],
     cohort_members: tuple[Queue, ...],
+    cohort_totals: tuple[Mapping[str, int], Mapping[str, int]] | None = None,
 ) -> QuotaCheck:
     """Says whether ``queue`` may admit ``request`` on top of ``usage`` (per queue).
 
     ``cohort_members`` are the queues of ``queue``'s cohort, itself included (empty when
-    it has none). Pure: reads its arguments only.
+    it has none). ``cohort_totals``, when the caller has them, are the cohort's summed
+    nominal quota and usage per resource (else they are summed here). Pure.
     """
     nominal = queue.nominal
     if nominal is None:
@@ -97,8 +99,12 @@ def check_quota(
                     False, f"over borrowing limit: {resource} {wanted} > {quota} + {limit}"
                 )
             borrows = True
-        cohort_quota = sum((q.nominal or {}).get(resource, 0) for q in cohort_members)
-        cohort_used = sum(usage.get(q.name, {}).get(resource, 0) for q in cohort_members)
+        if cohort_totals is not None:
+            cohort_quota = cohort_totals[0].get(resource, 0)
+            cohort_used = cohort_totals[1].get(resource, 0)
+        else:
+            cohort_quota = sum((q.nominal or {}).get(resource, 0) for q in cohort_members)
+            cohort_used = sum(usage.get(q.name, {}).get(resource, 0) for q in cohort_members)
         if cohort_used + amount > cohort_quota:
             return QuotaCheck(
                 False,
@@ -106,6 +112,20 @@ def check_quota(
                 f"({cohort_used} + {amount} > {cohort_quota})",
             )
     return QuotaCheck(True, borrows=borrows)
+
+
+def cohort_totals(
+    members: tuple[Queue, ...], usage: Mapping[str, Usage]
+) -> tuple[dict[str, int], dict[str, int]]:
+    """The summed nominal quota and usage of a cohort's ``members``, per resource."""
+    quota: dict[str, int] = {}
+    used: dict[str, int] = {}
+    for member in members:
+        for resource, amount in (member.nominal or {}).items():
+            quota[resource] = quota.get(resource, 0) + amount
+        for resource, amount in usage.get(member.name, {}).items():
+            used[resource] = used.get(resource, 0) + amount
+    return quota, used
 
 
 def is_borrowing(queue: Queue, usage: Mapping[str, Usage]) -> bool:

@@ -262,6 +262,7 @@ class ClusterState:
     ) -> None:
         self.nodes: dict[str, NodeState] = {}
         self.queues: dict[str, Queue] = {"default": Queue("default")}
+        self._cohorts: dict[str, tuple[Queue, ...]] = {}
         self.running: dict[str, RunningJob] = {}
         self.usage: dict[str, Usage] = {}
         self.pending = PendingJobs(order_key)
@@ -308,6 +309,7 @@ class ClusterState:
     def set_queue(self, queue: Queue) -> None:
         """Creates or replaces a queue; its usage carries over."""
         self.queues[queue.name] = queue
+        self._cohorts.clear()
 
     def reorder(self, order_key: OrderKey) -> None:
         """Re-sorts the pending jobs for a new policy's queue order."""
@@ -327,9 +329,14 @@ class ClusterState:
         return self._capacity
 
     def cohort_members(self, queue: Queue) -> tuple[Queue, ...]:
+        """The queues of ``queue``'s cohort, itself included; ``()`` without a cohort."""
         if queue.cohort is None:
             return ()
-        return tuple(q for q in self.queues.values() if q.cohort == queue.cohort)
+        members = self._cohorts.get(queue.cohort)
+        if members is None:
+            members = tuple(q for q in self.queues.values() if q.cohort == queue.cohort)
+            self._cohorts[queue.cohort] = members
+        return members
 
     # -- what happened -------------------------------------------------------------
     def submit(self, job: Job) -> None:

@@ -144,7 +144,8 @@ class ReclaimPreemption:
     name: str = "reclaim"
 
     def post_filter(self, job: Job, ws: Workspace, now: float) -> tuple[RunningJob, ...]:
-        queue = ws.state.queues[job.queue]
+        state = ws.state
+        queue = state.queues[job.queue]
         own = ws.usage.get(queue.name, {})
         nominal = queue.nominal or {}
         within_nominal = queue.nominal is not None and all(
@@ -152,22 +153,36 @@ class ReclaimPreemption:
             for resource, amount in job.total.as_dict().items()
             if resource in nominal
         )
+        by_queue = self._by_queue(ws)
+        # Lenders: borrowing members of the cohort; and this queue's lower priorities.
+        sources = [
+            q.name
+            for q in state.cohort_members(queue)
+            if within_nominal and q.name != queue.name and is_borrowing(q, ws.usage)
+        ]
+        ranked = [r for name in sources for r in by_queue.get(name, ())]
+        ranked += [r for r in by_queue.get(queue.name, ()) if r.job.priority < job.priority]
+        if not ranked:
+            return ()
+        lenders = frozenset(sources)
 
         def eligible(running: RunningJob) -> bool:
-            victim_queue = ws.state.queues.get(running.job.queue)
-            if victim_queue is None:
-                return False
-            if victim_queue.name == queue.name:
+            if running.job.queue == queue.name:
                 return running.job.priority < job.priority
-            return (
-                within_nominal
-                and victim_queue.cohort is not None
-                and victim_queue.cohort == queue.cohort
-                and is_borrowing(victim_queue, ws.usage)
+            return running.job.queue in lenders and is_borrowing(
+                state.queues[running.job.queue], ws.usage
             )
 
-        ranked = sorted(
-            (r for r in ws.state.running.values() if eligible(r)),
-            key=lambda r: (r.job.queue == job.queue, r.job.priority, _newest_first(r)),
-        )
-        return select_victims(job, ws, ranked, eligible, (job.queue, job.priority, within_nominal))
+        ranked.sort(key=lambda r: (r.job.queue == job.queue, r.job.priority, _newest_first(r)))
+        return select_victims(job, ws, ranked, eligible, (job.queue, job.priority, lenders))
+
+    def _by_queue(self, ws: Workspace) -> dict[str, list[RunningJob]]:
+        """The jobs running at the start of the cycle, by queue (once per cycle)."""
+        memo = ws.memo.get(self.name)
+        if memo is None:
+            grouped: dict[str, list[RunningJob]] = {}
+            for running in ws.state.running.values():
+                grouped.setdefault(running.job.queue, []).append(running)
+            memo = ws.memo[self.name] = grouped
+        assert isinstance(memo, dict)
+        return memo

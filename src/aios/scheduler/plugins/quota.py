@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from aios.scheduler.framework import SUCCESS, Code, Status
 from aios.scheduler.job import Job
-from aios.scheduler.queue import check_quota
+from aios.scheduler.queue import check_quota, cohort_totals
 
 if TYPE_CHECKING:
     from aios.scheduler.workspace import Workspace
@@ -45,7 +45,15 @@ class Quota:
         ceiling = check_quota(queue, job.total, {}, members)
         if not ceiling.ok:
             return Status(Code.UNRESOLVABLE, f"queue {queue.name}: {ceiling.reason}")
-        verdict = check_quota(queue, job.total, ws.usage, members)
+        totals = None
+        if queue.cohort is not None:
+            memo = ws.memo.setdefault("quota-cohorts", {})
+            assert isinstance(memo, dict)
+            cached = memo.get(queue.cohort)
+            if cached is None or cached[0] != ws.usage_version:
+                cached = memo[queue.cohort] = (ws.usage_version, cohort_totals(members, ws.usage))
+            totals = cached[1]
+        verdict = check_quota(queue, job.total, ws.usage, members, totals)
         if verdict.ok:
             return SUCCESS
         return Status(Code.WAIT, f"queue {queue.name}: {verdict.reason}")
