@@ -120,14 +120,61 @@ def _beyond(allocation: Allocation, victims: Sequence[RunningJob]) -> Allocation
     )
 
 
-def _slot_bound(node: NodeState, request: Resources) -> int:
-    """At least as many replicas of ``request`` as ``node`` holds now: counted by free
-    GPUs alone for a GPU request (cheap; a placement confirms), exactly otherwise."""
-    if not request.gpus:
-        return node.slots(request)
-    if request.gpu_kind is not None:
-        return len(node.free_gpus.get(request.gpu_kind, ())) // request.gpus
-    return max((len(ids) for ids in node.free_gpus.values()), default=0) // request.gpus
+@dataclass(slots=True)
+class _Free:
+    """What one node has free, as counts: the reservation search adds to it the
+    allocations of jobs as they are expected to end."""
+
+    cores: int
+    memory: int
+    gpus: dict[str, int]
+    custom: dict[str, int]
+
+    @classmethod
+    def of(cls, node: NodeState) -> _Free:
+        gpus = {kind: len(ids) for kind, ids in node.free_gpus.items()}
+        return cls(len(node.free_cores), node.free_memory, gpus, dict(node.free_custom))
+
+    def add(self, allocation: Allocation) -> None:
+        self.cores += len(allocation.cores)
+        self.memory += allocation.memory
+        if allocation.gpu_kind:
+            kind = allocation.gpu_kind
+            self.gpus[kind] = self.gpus.get(kind, 0) + len(allocation.gpus)
+        for name, amount in allocation.custom:
+            self.custom[name] = self.custom.get(name, 0) + amount
+
+    def slots(self, request: Resources, kind: str | None) -> int:
+        """How many replicas of ``request`` (its GPUs of ``kind``) fit in this room."""
+        count = 1 << 30
+        cores = -(-request.cpu // 1000)
+        if cores:
+            count = self.cores // cores
+        if request.memory:
+            count = min(count, self.memory // request.memory)
+        if request.gpus:
+            count = min(count, self.gpus.get(kind, 0) // request.gpus if kind else 0)
+        for name, amount in request.custom:
+            count = min(count, self.custom.get(name, 0) // amount)
+        return count
+
+
+def _cover(
+    names: list[str], free: dict[str, _Free], request: Resources, kind: str | None, replicas: int
+) -> frozenset[str]:
+    """The fewest nodes whose room holds ``replicas`` (roomiest first)."""
+    by_room = sorted(names, key=lambda n: -free[n].slots(request, kind))
+    chosen: list[str] = []
+    held = 0
+    for name in by_room:
+        if held >= replicas:
+            break
+        room = free[name].slots(request, kind)
+        if room <= 0:
+            break
+        chosen.append(name)
+        held += room
+    return frozenset(chosen)
 
 
 def cycle(state: ClusterState, now: float, policy: Policy) -> CycleResult:
@@ -427,42 +474,45 @@ class _Cycle:
         return ending
 
     def _find_reservation(self, job: Job) -> Reservation | None:
+        """Releases running jobs in the order they should end, on counts of free cores,
+        memory, GPUs per kind and custom resources (the view itself is not touched),
+        until enough nodes could hold every replica on one GPU kind; those nodes are the
+        reservation and that job's end is the shadow time."""
         ws = self.ws
         request = job.request
         selector = job.node_selector
-        slots: dict[str, int] = {}
+        kinds: list[str | None]
+        if request.gpus and request.gpu_kind is None:
+            kinds = list(ws.index.gpu_kinds)
+        else:
+            kinds = [request.gpu_kind]
+        free: dict[str, _Free] = {}
+        eligible: list[str] = []
+        totals = dict.fromkeys(kinds, 0)
         for name, original in ws.state.nodes.items():
-            node = ws.node(name)
             if selector and any(original.node.labels.get(k) != v for k, v in selector):
-                slots[name] = -1
-            else:
-                slots[name] = _slot_bound(node, request)
-        total = sum(n for n in slots.values() if n > 0)
-        released: list[RunningJob] = []
-        found: Reservation | None = None
-        for running in self._ending():
-            ws.unbind(running)
-            released.append(running)
-            for allocation in running.allocations:
-                before = slots.get(allocation.node, -1)
-                if before >= 0:
-                    after = _slot_bound(ws.node(allocation.node), request)
-                    total += after - before
-                    slots[allocation.node] = after
-            if total < job.replicas:
                 continue
-            status, allocations = ws.place(job)
-            if status.ok:
-                ws.undo(allocations)
-                end = running.expected_end
-                shadow = math.inf if end is None else end
-                found = Reservation(job.id, shadow, frozenset(a.node for a in allocations))
-                break
-            if status.code is Code.WAIT:
-                break
-        for running in reversed(released):
-            ws.rebind(running)
-        return found
+            eligible.append(name)
+            room = free[name] = _Free.of(ws.node(name))
+            for kind in kinds:
+                totals[kind] += room.slots(request, kind)
+        for running in self._ending():
+            touched = {a.node for a in running.allocations if a.node in free}
+            for name in touched:
+                for kind in kinds:
+                    totals[kind] -= free[name].slots(request, kind)
+            for allocation in running.allocations:
+                if allocation.node in free:
+                    free[allocation.node].add(allocation)
+            for name in touched:
+                for kind in kinds:
+                    totals[kind] += free[name].slots(request, kind)
+            for kind in kinds:
+                if totals[kind] >= job.replicas:
+                    nodes = _cover(eligible, free, request, kind, job.replicas)
+                    end = running.expected_end
+                    return Reservation(job.id, math.inf if end is None else end, nodes)
+        return None
 
     def backfill(self, job: Job) -> None:
         """Starts ``job`` behind a reservation if it cannot delay the reserved job."""

@@ -9,6 +9,7 @@ once they have stopped.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -122,17 +123,27 @@ class LasPreemption:
 
     def post_filter(self, job: Job, ws: Workspace, now: float) -> tuple[RunningJob, ...]:
         level = las_level(job.attained_service, self.thresholds)
+        if level >= len(self.thresholds):
+            return ()  # already in the last level: nobody is demoted below it
         memo = ws.memo.get(self.name)
         if memo is None:
-            attained = {r.job.id: r.attained(now) for r in ws.state.running.values()}
-            levels = {job_id: las_level(a, self.thresholds) for job_id, a in attained.items()}
-            ranked = sorted(
-                ws.state.running.values(), key=lambda r: (-attained[r.job.id], -r.started)
+            # Most served first; the jobs above a level's threshold are then a prefix.
+            served = sorted(
+                (
+                    (
+                        -(r.job.attained_service + r.service_rate * max(now - r.started, 0.0)),
+                        -r.started,
+                        i,
+                    )
+                    for i, r in enumerate(ws.state.running.values())
+                ),
             )
-            memo = ws.memo[self.name] = (levels, ranked)
+            running = list(ws.state.running.values())
+            memo = ws.memo[self.name] = ([k[0] for k in served], [running[k[2]] for k in served])
         assert isinstance(memo, tuple)
-        levels, ranked = memo
-        return select_victims(job, ws, ranked, lambda r: levels[r.job.id] > level, level)
+        keys, ranked = memo
+        demoted = ranked[: bisect_right(keys, -self.thresholds[level])]
+        return select_victims(job, ws, demoted, lambda r: True, level)
 
 
 @dataclass(frozen=True)
