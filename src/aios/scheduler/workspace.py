@@ -46,6 +46,8 @@ class Workspace:
     memo: dict[str, object] = field(init=False, default_factory=dict)
     """Per-cycle values plugins compute once (a ranking of victims, say)."""
     usage_version: int = field(init=False, default=0)
+    queue_versions: dict[str, int] = field(init=False, default_factory=dict)
+    """The ``usage_version`` at which each queue's own usage last changed."""
     """Changes whenever ``usage`` does, so plugins can memoise what they derive from it."""
     _touched: dict[str, NodeState] = field(init=False, default_factory=dict)
 
@@ -137,6 +139,10 @@ class Workspace:
     def take_exact(self, allocation: Allocation) -> None:
         self._change(allocation.node, allocation.gpu_kind, lambda n: n.take_exact(allocation))
 
+    def usage_changed(self, queue: str) -> None:
+        self.usage_version += 1
+        self.queue_versions[queue] = self.usage_version
+
     @property
     def pristine(self) -> bool:
         """True while this cycle has changed nothing: the view equals the state."""
@@ -165,14 +171,14 @@ class Workspace:
         for allocation in running.allocations:
             self.give(allocation)
         add_usage(self.usage, running.job.queue, running.job.total, -1)
-        self.usage_version += 1
+        self.usage_changed(running.job.queue)
 
     def rebind(self, running: RunningJob) -> None:
         """Undoes :meth:`unbind`."""
         for allocation in running.allocations:
             self.take_exact(allocation)
         add_usage(self.usage, running.job.queue, running.job.total, 1)
-        self.usage_version += 1
+        self.usage_changed(running.job.queue)
 
     # -- placement --------------------------------------------------------------------
     def choose_node(self, job: Job, exclude: frozenset[str]) -> NodeState | None:
@@ -256,7 +262,7 @@ class Workspace:
     def commit(self, job: Job, allocations: tuple[Allocation, ...]) -> RunningJob:
         """Makes a placement from :meth:`place` final for this cycle."""
         add_usage(self.usage, job.queue, job.total, 1)
-        self.usage_version += 1
+        self.usage_changed(job.queue)
         running = RunningJob(job, allocations, self.now)
         self.bound[job.id] = running
         for plugin in self.policy.reserves:

@@ -91,11 +91,12 @@ class DominantShare:
         memo = ws.memo.setdefault(self.name, {})
         assert isinstance(memo, dict)
         cached = memo.get(queue)
-        if cached is not None and cached[0] == ws.usage_version:
+        version = ws.queue_versions.get(queue, 0)
+        if cached is not None and cached[0] == version:
             share: float = cached[1]
             return share
         share = self._share(queue, ws)
-        memo[queue] = (ws.usage_version, share)
+        memo[queue] = (version, share)
         return share
 
     @staticmethod
