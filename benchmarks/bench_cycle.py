@@ -105,14 +105,18 @@ def main() -> None:
     print("## One cycle, 10,000 pending jobs on 1,000 nodes x 8 GPUs\n")
     jobs = workload(10_000)
     bare, bare_placed = median_time(lambda: bare_first_fit(1000, jobs), args.repeats)
-    print(f"baseline bare first-fit loop: {bare_placed} placed in {bare * 1000:.1f} ms "
-          f"= {bare_placed / bare:,.0f} placements/s\n")
+    print(
+        f"baseline bare first-fit loop: {bare_placed} placed in {bare * 1000:.1f} ms "
+        f"= {bare_placed / bare:,.0f} placements/s\n"
+    )
     print("| policy | placed | cycle ms | placements/s | bare loop / policy time |")
     print("|---|---:|---:|---:|---:|")
     for spec in args.policy.split(","):
         seconds, placed = measure(spec, 10_000, 1000, args.repeats)
-        print(f"| {spec} | {placed} | {seconds * 1000:.1f} | {placed / seconds:,.0f} | "
-              f"{bare / seconds:.2f} |")
+        print(
+            f"| {spec} | {placed} | {seconds * 1000:.1f} | {placed / seconds:,.0f} | "
+            f"{bare / seconds:.2f} |"
+        )
 
     print("\n## How one fifo cycle grows (ms, placements in brackets)\n")
     sizes_jobs = [1_000, 10_000] if args.quick else [1_000, 10_000, 100_000]

@@ -26,8 +26,10 @@ def main() -> None:
 
     started = time.perf_counter()
     trace = load_trace(bundled_trace_path(), limit=args.limit)
-    print(f"loaded {len(trace):,} jobs in {time.perf_counter() - started:.2f} s; "
-          f"{args.nodes} nodes x 8 GPUs\n")
+    print(
+        f"loaded {len(trace):,} jobs in {time.perf_counter() - started:.2f} s; "
+        f"{args.nodes} nodes x 8 GPUs\n"
+    )
     spec = ClusterSpec(nodes=args.nodes, gpus_per_node=8)
     policies = args.policy.split(",")
     if "fifo" not in policies:
@@ -35,8 +37,10 @@ def main() -> None:
     results = {p: simulate(trace, spec, p) for p in policies}
     fifo = results["fifo"].metrics
 
-    print("| policy | replay s | cycles | mean JCT h | p99 JCT h | mean wait h | util % | "
-          "Jain | preemptions | fifo JCT / JCT | Jain / fifo Jain |")
+    print(
+        "| policy | replay s | cycles | mean JCT h | p99 JCT h | mean wait h | util % | "
+        "Jain | preemptions | fifo JCT / JCT | Jain / fifo Jain |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name, result in results.items():
         m = result.metrics
