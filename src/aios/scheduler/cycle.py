@@ -195,6 +195,12 @@ class _Cycle:
         self.result = CycleResult()
         self.done: set[str] = set()
         self.reservation: Reservation | None = None
+        self.blocked_head: Job | None = None
+        """The job the cycle reserves for; its reservation is computed when a job behind
+        it is first tried (often never: when no shape has room, nothing is tried)."""
+        self._reservation_known = False
+        levels = self.ws.index.levels
+        self._largest_gpus = max((len(levels[k]) - 1 for k in self.ws.index.gpu_kinds), default=0)
         self.blocked_queues: set[str] = set()
         self.preemption_attempts = 0
         self._reject_current = False
@@ -214,7 +220,7 @@ class _Cycle:
             if job.id in done or (job.dependencies and not self.dependencies_met(job)):
                 continue
             self.result.considered += 1
-            if self.reservation is not None:
+            if self.blocked_head is not None:
                 depth += 1
                 if depth > self.policy.backfill_depth:
                     break
@@ -237,9 +243,8 @@ class _Cycle:
                 continue
             if self.policy.strict:
                 if self.policy.backfill:
-                    self.reservation = self.reserve_for(job)
-                    if self.reservation is not None:
-                        continue
+                    self.blocked_head = job
+                    continue
                 break
             self._reject_current = True
         return self.result
@@ -304,7 +309,7 @@ class _Cycle:
                 over_quota.add((job.queue, job.total))
             if status.code is Code.UNSCHEDULABLE:
                 if not self.preempt(job):
-                    self.reservation = self.reserve_for(job)
+                    self.blocked_head = job
                 return
 
     def walk(self) -> Iterator[Job]:
@@ -367,12 +372,10 @@ class _Cycle:
         gpus = group.shape[2]
         if not isinstance(gpus, int) or not gpus:
             return False
-        if self.reservation is None and (self.policy.strict or self.policy.post_filters):
+        if self.blocked_head is None and (self.policy.strict or self.policy.post_filters):
             return False
-        levels = self.ws.index.levels
-        largest = max((len(levels[k]) - 1 for k in self.ws.index.gpu_kinds), default=0)
         # A shape no node could ever hold is visited, to be reported unschedulable.
-        return largest >= gpus > self.ws.max_free_gpus()
+        return self._largest_gpus >= gpus > self.ws.max_free_gpus()
 
     # -- one job ----------------------------------------------------------------------
     def admit(self, job: Job) -> Status:
@@ -487,28 +490,30 @@ class _Cycle:
         else:
             kinds = [request.gpu_kind]
         free: dict[str, _Free] = {}
+        room: dict[str, list[int]] = {}
         eligible: list[str] = []
-        totals = dict.fromkeys(kinds, 0)
+        totals = [0] * len(kinds)
         for name, original in ws.state.nodes.items():
             if selector and any(original.node.labels.get(k) != v for k, v in selector):
                 continue
             eligible.append(name)
-            room = free[name] = _Free.of(ws.node(name))
-            for kind in kinds:
-                totals[kind] += room.slots(request, kind)
+            counts = free[name] = _Free.of(ws.node(name))
+            slots = room[name] = [counts.slots(request, kind) for kind in kinds]
+            for i, n in enumerate(slots):
+                totals[i] += n
         for running in self._ending():
-            touched = {a.node for a in running.allocations if a.node in free}
-            for name in touched:
-                for kind in kinds:
-                    totals[kind] -= free[name].slots(request, kind)
+            touched: set[str] = set()
             for allocation in running.allocations:
                 if allocation.node in free:
                     free[allocation.node].add(allocation)
+                    touched.add(allocation.node)
             for name in touched:
-                for kind in kinds:
-                    totals[kind] += free[name].slots(request, kind)
-            for kind in kinds:
-                if totals[kind] >= job.replicas:
+                before = room[name]
+                after = room[name] = [free[name].slots(request, kind) for kind in kinds]
+                for i in range(len(kinds)):
+                    totals[i] += after[i] - before[i]
+            for i, kind in enumerate(kinds):
+                if totals[i] >= job.replicas:
                     nodes = _cover(eligible, free, request, kind, job.replicas)
                     end = running.expected_end
                     return Reservation(job.id, math.inf if end is None else end, nodes)
@@ -516,7 +521,14 @@ class _Cycle:
 
     def backfill(self, job: Job) -> None:
         """Starts ``job`` behind a reservation if it cannot delay the reserved job."""
-        assert self.reservation is not None
+        assert self.blocked_head is not None
+        if not self._reservation_known:
+            self._reservation_known = True
+            self.reservation = self.reserve_for(self.blocked_head)
+        if self.reservation is None:
+            # The blocked job fits nowhere even when everything ends: nobody may pass.
+            self.result.reasons[job.id] = f"waits behind {self.blocked_head.id}"
+            return
         runtime = job.expected_runtime
         shadow = self.reservation.shadow_time
         # An unknown shadow time (jobs without estimates) promises nothing to end by.

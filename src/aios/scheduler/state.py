@@ -182,13 +182,15 @@ class GpuIndex:
     deterministic, and finding the fullest node with room is a walk up the levels.
     """
 
-    __slots__ = ("free_gpus", "gpu_kinds", "levels", "multi_kind")
+    __slots__ = ("free_gpus", "gpu_kinds", "levels", "multi_kind", "version")
 
     def __init__(self) -> None:
         self.levels: dict[str, list[dict[str, None]]] = {}
         self.multi_kind = False
         self.free_gpus = 0
         self.gpu_kinds: tuple[str, ...] = ()
+        self.version = 0
+        """Changes whenever a node moves between buckets."""
 
     def copy(self) -> GpuIndex:
         clone = GpuIndex.__new__(GpuIndex)
@@ -196,6 +198,7 @@ class GpuIndex:
         clone.multi_kind = self.multi_kind
         clone.free_gpus = self.free_gpus
         clone.gpu_kinds = self.gpu_kinds
+        clone.version = self.version
         return clone
 
     def _kinds(self, node: NodeState) -> list[tuple[str, int]]:
@@ -211,6 +214,7 @@ class GpuIndex:
             while len(levels) <= total:
                 levels.append({})
             levels[index_level(node, kind)][node.name] = None
+            self.version += 1
             if kind != NO_GPU:
                 self.free_gpus += index_level(node, kind)
         self.gpu_kinds = tuple(sorted(k for k in self.levels if k != NO_GPU))
@@ -219,11 +223,13 @@ class GpuIndex:
         for kind, _ in self._kinds(node):
             level = index_level(node, kind)
             del self.levels[kind][level][node.name]
+            self.version += 1
             if kind != NO_GPU:
                 self.free_gpus -= level
 
     def move(self, name: str, kind: str, before: int, after: int) -> None:
         if after != before:
+            self.version += 1
             levels = self.levels[kind]
             del levels[before][name]
             levels[after][name] = None

@@ -50,6 +50,7 @@ class Workspace:
     """The ``usage_version`` at which each queue's own usage last changed."""
     """Changes whenever ``usage`` does, so plugins can memoise what they derive from it."""
     _touched: dict[str, NodeState] = field(init=False, default_factory=dict)
+    _max_free: tuple[int, int] = field(init=False, default=(-1, 0))
 
     def __post_init__(self) -> None:
         self.usage = {queue: dict(used) for queue, used in self.state.usage.items()}
@@ -150,6 +151,8 @@ class Workspace:
 
     def max_free_gpus(self) -> int:
         """The most free GPUs of one kind on any one node."""
+        if self._max_free[0] == self.index.version:
+            return self._max_free[1]
         best = 0
         levels = self.index.levels
         for kind in self.index.gpu_kinds:
@@ -158,6 +161,7 @@ class Workspace:
                 if by_level[level]:
                     best = level
                     break
+        self._max_free = (self.index.version, best)
         return best
 
     # -- running jobs -----------------------------------------------------------------
