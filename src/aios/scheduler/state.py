@@ -269,6 +269,8 @@ class ClusterState:
         self.nodes: dict[str, NodeState] = {}
         self.queues: dict[str, Queue] = {"default": Queue("default")}
         self._cohorts: dict[str, tuple[Queue, ...]] = {}
+        self.derived_from_queues: dict[str, dict[object, object]] = {}
+        """What plugins derive from the queues alone; emptied whenever a queue changes."""
         self.running: dict[str, RunningJob] = {}
         self.usage: dict[str, Usage] = {}
         self.pending = PendingJobs(order_key)
@@ -316,6 +318,7 @@ class ClusterState:
         """Creates or replaces a queue; its usage carries over."""
         self.queues[queue.name] = queue
         self._cohorts.clear()
+        self.derived_from_queues.clear()
 
     def reorder(self, order_key: OrderKey) -> None:
         """Re-sorts the pending jobs for a new policy's queue order."""

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from aios.scheduler.job import Job, RunningJob
 from aios.scheduler.plugins.ordering import las_level
-from aios.scheduler.queue import is_borrowing
+from aios.scheduler.queue import Queue, is_borrowing
 
 if TYPE_CHECKING:
     from aios.scheduler.workspace import Workspace
@@ -167,9 +167,7 @@ class ReclaimPreemption:
         by_queue = self._by_queue(ws)
         # Lenders: borrowing members of the cohort; and this queue's lower priorities.
         sources = [
-            q.name
-            for q in state.cohort_members(queue)
-            if within_nominal and q.name != queue.name and is_borrowing(q, ws.usage)
+            name for name in self._borrowing(ws, queue) if within_nominal and name != queue.name
         ]
         ranked = [r for name in sources for r in by_queue.get(name, ())]
         ranked += [r for r in by_queue.get(queue.name, ()) if r.job.priority < job.priority]
@@ -186,6 +184,20 @@ class ReclaimPreemption:
 
         ranked.sort(key=lambda r: (r.job.queue == job.queue, r.job.priority, _newest_first(r)))
         return select_victims(job, ws, ranked, eligible, (job.queue, job.priority, lenders))
+
+    @staticmethod
+    def _borrowing(ws: Workspace, queue: Queue) -> list[str]:
+        """The members of ``queue``'s cohort that borrow now (memoised per usage)."""
+        if queue.cohort is None:
+            return []
+        memo = ws.memo.setdefault("reclaim:borrowing", {})
+        assert isinstance(memo, dict)
+        cached = memo.get(queue.cohort)
+        if cached is None or cached[0] != ws.usage_version:
+            names = [q.name for q in ws.state.cohort_members(queue) if is_borrowing(q, ws.usage)]
+            cached = memo[queue.cohort] = (ws.usage_version, names)
+        borrowing: list[str] = cached[1]
+        return borrowing
 
     def _by_queue(self, ws: Workspace) -> dict[str, list[RunningJob]]:
         """The jobs running at the start of the cycle, by queue (once per cycle)."""

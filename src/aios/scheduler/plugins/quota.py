@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from aios.scheduler.framework import SUCCESS, Code, Status
 from aios.scheduler.job import Job
-from aios.scheduler.queue import check_quota, cohort_totals
+from aios.scheduler.queue import QuotaCheck, check_quota, cohort_totals
 
 if TYPE_CHECKING:
     from aios.scheduler.workspace import Workspace
@@ -42,7 +42,11 @@ class Quota:
             return SUCCESS
         members = ws.state.cohort_members(queue)
         # Could it ever be admitted, with the queue and its cohort otherwise empty?
-        ceiling = check_quota(queue, job.total, {}, members)
+        ceilings = ws.state.derived_from_queues.setdefault("quota-ceiling", {})
+        ceiling = ceilings.get((queue.name, job.total))
+        if ceiling is None:
+            ceiling = ceilings[(queue.name, job.total)] = check_quota(queue, job.total, {}, members)
+        assert isinstance(ceiling, QuotaCheck)
         if not ceiling.ok:
             return Status(Code.UNRESOLVABLE, f"queue {queue.name}: {ceiling.reason}")
         totals = None
