@@ -81,24 +81,6 @@ class NodeState:
                 return False
         return self.gpu_kind_for(request) is not None
 
-    def slots(self, request: Resources) -> int:
-        """How many replicas of ``request`` the free resources hold now."""
-        limits: list[int] = []
-        cores = -(-request.cpu // 1000)
-        if cores:
-            limits.append(len(self.free_cores) // cores)
-        if request.memory:
-            limits.append(self.free_memory // request.memory)
-        if request.gpus:
-            if request.gpu_kind is not None:
-                free = len(self.free_gpus.get(request.gpu_kind, ()))
-            else:
-                free = max((len(ids) for ids in self.free_gpus.values()), default=0)
-            limits.append(free // request.gpus)
-        for name, amount in request.custom:
-            limits.append(self.free_custom.get(name, 0) // amount)
-        return min(limits) if limits else 1 << 30
-
     def take(self, request: Resources, kind: str | None = None) -> Allocation:
         """Takes ``request`` from the free resources (lowest core ids and GPU indices
         first) and returns the allocation. The caller has checked :meth:`fits`; ``kind``
