@@ -166,9 +166,11 @@ class ReclaimPreemption:
         )
         by_queue = self._by_queue(ws)
         # Lenders: borrowing members of the cohort; and this queue's lower priorities.
-        sources = [
-            name for name in self._borrowing(ws, queue) if within_nominal and name != queue.name
-        ]
+        sources = (
+            [name for name in self._borrowing(ws, queue) if name != queue.name]
+            if within_nominal
+            else []
+        )
         ranked = [r for name in sources for r in by_queue.get(name, ())]
         ranked += [r for r in by_queue.get(queue.name, ()) if r.job.priority < job.priority]
         if not ranked:
