@@ -13,13 +13,13 @@ import heapq
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from operator import attrgetter
 
-from aios.resources import Allocation, Resources
+from aios.resources import Allocation
 from aios.scheduler.framework import Code, Policy, Status
 from aios.scheduler.job import Job, JobState, RunningJob
 from aios.scheduler.pending import Group
-from aios.scheduler.state import ClusterState, NodeState
+from aios.scheduler.reservation import Reservation, find_reservation
+from aios.scheduler.state import ClusterState
 from aios.scheduler.workspace import Workspace
 
 __all__ = ["Bind", "CycleResult", "Decision", "Preempt", "Unschedulable", "UpstreamFailed", "cycle"]
@@ -82,16 +82,6 @@ class CycleResult:
         return [d for d in self.decisions if isinstance(d, Preempt)]
 
 
-@dataclass(frozen=True, slots=True)
-class Reservation:
-    """EASY backfill's promise to a blocked job: from ``shadow_time`` it fits on
-    ``nodes``; jobs behind it may start now only if they end by then or stay off them."""
-
-    job_id: str
-    shadow_time: float
-    nodes: frozenset[str]
-
-
 def _beyond(allocation: Allocation, victims: Sequence[RunningJob]) -> Allocation:
     """The part of ``allocation`` that its node's ``victims`` do not hold now."""
     cores: set[int] = set()
@@ -118,63 +108,6 @@ def _beyond(allocation: Allocation, victims: Sequence[RunningJob]) -> Allocation
             if amount > custom.get(name, 0)
         ),
     )
-
-
-@dataclass(slots=True)
-class _Free:
-    """What one node has free, as counts: the reservation search adds to it the
-    allocations of jobs as they are expected to end."""
-
-    cores: int
-    memory: int
-    gpus: dict[str, int]
-    custom: dict[str, int]
-
-    @classmethod
-    def of(cls, node: NodeState) -> _Free:
-        gpus = {kind: len(ids) for kind, ids in node.free_gpus.items()}
-        return cls(len(node.free_cores), node.free_memory, gpus, dict(node.free_custom))
-
-    def add(self, allocation: Allocation) -> None:
-        self.cores += len(allocation.cores)
-        self.memory += allocation.memory
-        if allocation.gpu_kind:
-            kind = allocation.gpu_kind
-            self.gpus[kind] = self.gpus.get(kind, 0) + len(allocation.gpus)
-        for name, amount in allocation.custom:
-            self.custom[name] = self.custom.get(name, 0) + amount
-
-    def slots(self, request: Resources, kind: str | None) -> int:
-        """How many replicas of ``request`` (its GPUs of ``kind``) fit in this room."""
-        count = 1 << 30
-        cores = -(-request.cpu // 1000)
-        if cores:
-            count = self.cores // cores
-        if request.memory:
-            count = min(count, self.memory // request.memory)
-        if request.gpus:
-            count = min(count, self.gpus.get(kind, 0) // request.gpus if kind else 0)
-        for name, amount in request.custom:
-            count = min(count, self.custom.get(name, 0) // amount)
-        return count
-
-
-def _cover(
-    names: list[str], free: dict[str, _Free], request: Resources, kind: str | None, replicas: int
-) -> frozenset[str]:
-    """The fewest nodes whose room holds ``replicas`` (roomiest first)."""
-    by_room = sorted(names, key=lambda n: -free[n].slots(request, kind))
-    chosen: list[str] = []
-    held = 0
-    for name in by_room:
-        if held >= replicas:
-            break
-        room = free[name].slots(request, kind)
-        if room <= 0:
-            break
-        chosen.append(name)
-        held += room
-    return frozenset(chosen)
 
 
 def cycle(state: ClusterState, now: float, policy: Policy) -> CycleResult:
@@ -445,79 +378,13 @@ class _Cycle:
             found = cached[1]
             assert found is None or isinstance(found, Reservation)
         else:
-            found = self._find_reservation(job)
+            found = find_reservation(self.ws, job)
             if pristine:
                 state.memo["reservation"] = (key, found)
         if found is None:
             return None
         self.result.reasons[job.id] = "reserved: starts when running jobs end"
         return replace(found, shadow_time=max(found.shadow_time, self.now))
-
-    def _ending(self) -> list[RunningJob]:
-        """Running jobs (of the state, then of this cycle) in the order they should end."""
-        state = self.state
-        cached = state.memo.get("ending")
-        if cached is not None and cached[0] == state.alloc_version:
-            ending = cached[1]
-            assert isinstance(ending, list)
-        else:
-            ending = sorted(state.running.values(), key=attrgetter("end_order"))
-            state.memo["ending"] = (state.alloc_version, ending)
-        ws = self.ws
-        if ws.bound:
-            ending = list(
-                heapq.merge(
-                    ending,
-                    sorted(ws.bound.values(), key=attrgetter("end_order")),
-                    key=attrgetter("end_order"),
-                )
-            )
-        if ws.victims:
-            ending = [r for r in ending if r.job.id not in ws.victims]
-        return ending
-
-    def _find_reservation(self, job: Job) -> Reservation | None:
-        """Releases running jobs in the order they should end, on counts of free cores,
-        memory, GPUs per kind and custom resources (the view itself is not touched),
-        until enough nodes could hold every replica on one GPU kind; those nodes are the
-        reservation and that job's end is the shadow time."""
-        ws = self.ws
-        request = job.request
-        selector = job.node_selector
-        kinds: list[str | None]
-        if request.gpus and request.gpu_kind is None:
-            kinds = list(ws.index.gpu_kinds)
-        else:
-            kinds = [request.gpu_kind]
-        free: dict[str, _Free] = {}
-        room: dict[str, list[int]] = {}
-        eligible: list[str] = []
-        totals = [0] * len(kinds)
-        for name, original in ws.state.nodes.items():
-            if selector and any(original.node.labels.get(k) != v for k, v in selector):
-                continue
-            eligible.append(name)
-            counts = free[name] = _Free.of(ws.node(name))
-            slots = room[name] = [counts.slots(request, kind) for kind in kinds]
-            for i, n in enumerate(slots):
-                totals[i] += n
-        for running in self._ending():
-            touched: set[str] = set()
-            for allocation in running.allocations:
-                if allocation.node in free:
-                    free[allocation.node].add(allocation)
-                    touched.add(allocation.node)
-            for name in touched:
-                before = room[name]
-                after = room[name] = [free[name].slots(request, kind) for kind in kinds]
-                for i in range(len(kinds)):
-                    totals[i] += after[i] - before[i]
-            for i, kind in enumerate(kinds):
-                if totals[i] >= job.replicas:
-                    nodes = _cover(eligible, free, request, kind, job.replicas)
-                    end = running.expected_end
-                    return Reservation(job.id, math.inf if end is None else end, nodes)
-        return None
 
     def backfill(self, job: Job) -> None:
         """Starts ``job`` behind a reservation if it cannot delay the reserved job."""
