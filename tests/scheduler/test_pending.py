@@ -144,3 +144,18 @@ def test_capacity_sums_allocatable_resources() -> None:
     state = new_state(policy, [gpu_node("a", 4, cpus=8, memory="32G"), gpu_node("b", 2, cpus=4)])
     assert state.capacity.gpus == 6
     assert state.capacity.cpu == 12_000
+
+
+def test_removed_node_gets_no_more_work() -> None:
+    """A node taken out of the state leaves the index: nothing is placed on it again."""
+    from harness import gpu_node, job, new_state
+
+    from aios.scheduler import cycle, make_policy
+
+    policy = make_policy("fifo")
+    state = new_state(policy, [gpu_node("n1", gpus=4), gpu_node("n2", gpus=4)])
+    state.remove_node("n1")
+    state.submit(job("a", gpus=2))
+    state.submit(job("b", gpus=2, submit=1))
+    result = cycle(state, 2, policy)
+    assert {a.node for d in result.binds for a in d.allocations} == {"n2"}

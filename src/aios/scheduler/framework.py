@@ -23,7 +23,7 @@ Hooks must be pure functions of their arguments: no I/O, no clock.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import IntEnum
 from typing import TYPE_CHECKING, Protocol
 
@@ -181,7 +181,6 @@ class Policy:
     backfill_depth: int = 256
     starvation_limit: float | None = 24 * 3600.0
     score_sample: int = 32
-    options: dict[str, object] = field(default_factory=dict)
 
     def order_key(self, job: Job) -> float:
         return self.queue_sort.order_key(job)

@@ -5,8 +5,9 @@ things happen; a scheduling cycle only reads it."""
 from __future__ import annotations
 
 from bisect import insort
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
+from typing import TypeVar
 
 from aios.errors import InvalidInput
 from aios.resources import Allocation, Node, Resources
@@ -15,6 +16,8 @@ from aios.scheduler.pending import OrderKey, PendingJobs, fifo_key
 from aios.scheduler.queue import Queue, Usage
 
 __all__ = ["ClusterState", "NodeState"]
+
+T = TypeVar("T")
 
 
 class NodeState:
@@ -209,6 +212,16 @@ class GpuIndex:
             if kind != NO_GPU:
                 self.free_gpus -= level
 
+    def track(self, node: NodeState, gpu_kind: str | None, change: Callable[[NodeState], T]) -> T:
+        """Applies ``change`` (which touches GPUs of ``gpu_kind``, or cores) to ``node``
+        and moves the node to the bucket it belongs in afterwards."""
+        kind = index_kind(node, gpu_kind)
+        before = index_level(node, kind) if kind is not None else 0
+        result = change(node)
+        if kind is not None:
+            self.move(node.name, kind, before, index_level(node, kind))
+        return result
+
     def move(self, name: str, kind: str, before: int, after: int) -> None:
         if after != before:
             self.version += 1
@@ -217,6 +230,14 @@ class GpuIndex:
             levels[after][name] = None
             if kind != NO_GPU:
                 self.free_gpus += after - before
+
+
+def alloc_taker(allocation: Allocation) -> Callable[[NodeState], None]:
+    return lambda node: node.take_exact(allocation)
+
+
+def alloc_giver(allocation: Allocation) -> Callable[[NodeState], None]:
+    return lambda node: node.give(allocation)
 
 
 def add_usage(usage: dict[str, Usage], queue: str, request: Resources, sign: int) -> None:
@@ -345,12 +366,7 @@ class ClusterState:
         if job.id in self.pending:
             self.pending.remove(job.id)
         for alloc in allocs:
-            state = self.nodes[alloc.node]
-            kind = index_kind(state, alloc.gpu_kind)
-            before = index_level(state, kind) if kind is not None else 0
-            state.take_exact(alloc)
-            if kind is not None:
-                self.index.move(alloc.node, kind, before, index_level(state, kind))
+            self.index.track(self.nodes[alloc.node], alloc.gpu_kind, alloc_taker(alloc))
         add_usage(self.usage, job.queue, job.total, 1)
         running = RunningJob(job, allocs, now)
         self.running[job.id] = running
@@ -366,11 +382,7 @@ class ClusterState:
         for alloc in running.allocations:
             state = self.nodes.get(alloc.node)
             if state is not None:
-                kind = index_kind(state, alloc.gpu_kind)
-                before = index_level(state, kind) if kind is not None else 0
-                state.give(alloc)
-                if kind is not None:
-                    self.index.move(alloc.node, kind, before, index_level(state, kind))
+                self.index.track(state, alloc.gpu_kind, alloc_giver(alloc))
         add_usage(self.usage, running.job.queue, running.job.total, -1)
         return running
 

@@ -7,7 +7,7 @@ room for ``g`` GPUs looks at the buckets ``g, g+1, …`` instead of every node.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
 from aios.resources import Allocation, Resources
@@ -20,8 +20,8 @@ from aios.scheduler.state import (
     GpuIndex,
     NodeState,
     add_usage,
-    index_kind,
-    index_level,
+    alloc_giver,
+    alloc_taker,
 )
 
 __all__ = ["NO_GPU", "Workspace"]
@@ -116,29 +116,20 @@ class Workspace:
                         seen.add(name)
                     yield self.node(name)
 
-    def _change(self, name: str, gpu_kind: str | None, change: Callable[[NodeState], None]) -> None:
-        writable = self._writable(name)
-        kind = index_kind(writable, gpu_kind)
-        before = index_level(writable, kind) if kind is not None else 0
-        change(writable)
-        if kind is not None:
-            self.index.move(name, kind, before, index_level(writable, kind))
-
     def take(self, node: NodeState, request: Resources) -> Allocation:
         writable = self._writable(node.name)
         gpu_kind = writable.gpu_kind_for(request)
-        kind = index_kind(writable, gpu_kind)
-        before = index_level(writable, kind) if kind is not None else 0
-        allocation = writable.take(request, gpu_kind)
-        if kind is not None:
-            self.index.move(writable.name, kind, before, index_level(writable, kind))
-        return allocation
+        return self.index.track(writable, gpu_kind, lambda n: n.take(request, gpu_kind))
 
     def give(self, allocation: Allocation) -> None:
-        self._change(allocation.node, allocation.gpu_kind, lambda n: n.give(allocation))
+        self.index.track(
+            self._writable(allocation.node), allocation.gpu_kind, alloc_giver(allocation)
+        )
 
     def take_exact(self, allocation: Allocation) -> None:
-        self._change(allocation.node, allocation.gpu_kind, lambda n: n.take_exact(allocation))
+        self.index.track(
+            self._writable(allocation.node), allocation.gpu_kind, alloc_taker(allocation)
+        )
 
     def usage_changed(self, queue: str) -> None:
         self.usage_version += 1
