@@ -22,6 +22,7 @@ def test_resources_public_names() -> None:
             "detect_local_node",
             "format_bytes",
             "parse_cpu",
+            "parse_duration",
             "parse_memory",
         ]
     )

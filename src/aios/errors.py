@@ -9,8 +9,11 @@ from __future__ import annotations
 
 __all__ = [
     "AiosError",
+    "Conflict",
+    "Forbidden",
     "InvalidInput",
     "InvalidQuantity",
+    "NotFound",
     "TraceError",
     "UnknownPolicy",
 ]
@@ -34,3 +37,17 @@ class TraceError(InvalidInput):
 
 class UnknownPolicy(InvalidInput):
     """A scheduling policy or plugin name that is not registered."""
+
+
+class NotFound(AiosError):
+    """A job, queue, pipeline or other object that does not exist (or that the caller
+    may not see: a tenant is never told that another tenant's job exists)."""
+
+
+class Forbidden(AiosError):
+    """The caller is known but may not do this (an admin-only action)."""
+
+
+class Conflict(AiosError):
+    """The request is well-formed but clashes with the current state (a queue that
+    already exists, a job that has already ended)."""

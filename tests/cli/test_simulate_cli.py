@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
-from aios.cli import main
 from aios.cli.main import app
 from aios.simulator import Metrics
 
@@ -213,16 +212,3 @@ def test_no_arguments_shows_the_commands() -> None:
     result = invoke()
     assert "simulate" in result.output
     assert "demo" in result.output
-
-
-def test_demo_replays_the_bundled_trace_under_five_policies(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """demo says what it replays in one line, then prints a row for each of its policies."""
-    monkeypatch.setattr(main, "DEMO_LIMIT", 40)
-    result = invoke("demo")
-    assert result.exit_code == 0, result.output
-    first = result.stdout.splitlines()[0]
-    assert first.startswith("Replaying 40 jobs of the bundled Philly trace on 55 nodes × 8 GPUs")
-    assert table_rows(result.stdout) == ["fifo", "fifo+backfill", "sjf", "las", "drf"]
-    assert "mean JCT las vs fifo:" in result.stdout

@@ -3,7 +3,9 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from harness import (
+
+from aios.scheduler import ClusterState, JobState, Policy, Preempt, Queue, cycle, make_policy
+from tests.scheduler.harness import (
     ALL_POLICIES,
     apply,
     bound,
@@ -15,8 +17,6 @@ from harness import (
     occupy,
     step,
 )
-
-from aios.scheduler import ClusterState, JobState, Policy, Preempt, Queue, cycle, make_policy
 
 
 def _with_spread(table: dict[str, list[str]]) -> list[tuple[str, list[str]]]:

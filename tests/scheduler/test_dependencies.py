@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 import pytest
-from harness import ALL_POLICIES, bound, gpu_node, job, new_state, occupy, step
 
 from aios.scheduler import JobState, UpstreamFailed, cycle, make_policy
+from tests.scheduler.harness import ALL_POLICIES, bound, gpu_node, job, new_state, occupy, step
 
 
 @pytest.mark.parametrize("spec", ALL_POLICIES)

@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 import pytest
-from harness import bound, gpu_node, job, new_state, occupy, step
 
 from aios.scheduler import JobState, Queue, Unschedulable, cycle, make_policy
+from tests.scheduler.harness import bound, gpu_node, job, new_state, occupy, step
 
 DRF = ["drf", "drf+spread", "drf+binpack"]
 

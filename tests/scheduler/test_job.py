@@ -1,11 +1,11 @@
 from __future__ import annotations
 
 import pytest
-from harness import job
 
 from aios.errors import InvalidInput
 from aios.resources import Allocation, Resources
 from aios.scheduler import Job, RunningJob
+from tests.scheduler.harness import job
 
 
 @pytest.mark.parametrize(

@@ -4,9 +4,8 @@ twice."""
 
 from __future__ import annotations
 
-from harness import bound, gpu_node, job, new_state, occupy
-
 from aios.scheduler import cycle, make_policy
+from tests.scheduler.harness import bound, gpu_node, job, new_state, occupy
 
 
 def test_victims_still_stopping_are_not_preempted_again_and_their_room_is_held() -> None:

@@ -1,12 +1,12 @@
 from __future__ import annotations
 
 import pytest
-from harness import gpu_node, job, new_state, occupy
 
 from aios.errors import InvalidInput
 from aios.resources import Resources
 from aios.scheduler import ClusterState, JobState, Queue, make_policy
 from aios.scheduler.pending import PendingJobs, fifo_key
+from tests.scheduler.harness import gpu_node, job, new_state, occupy
 
 
 def test_pending_jobs_track_membership() -> None:
@@ -148,9 +148,8 @@ def test_capacity_sums_allocatable_resources() -> None:
 
 def test_removed_node_gets_no_more_work() -> None:
     """A node taken out of the state leaves the index: nothing is placed on it again."""
-    from harness import gpu_node, job, new_state
-
     from aios.scheduler import cycle, make_policy
+    from tests.scheduler.harness import gpu_node, job, new_state
 
     policy = make_policy("fifo")
     state = new_state(policy, [gpu_node("n1", gpus=4), gpu_node("n2", gpus=4)])

@@ -1,7 +1,10 @@
 from __future__ import annotations
 
 import pytest
-from harness import (
+
+from aios.resources import Allocation, Node, Resources
+from aios.scheduler import Job, Unschedulable, cycle, make_policy
+from tests.scheduler.harness import (
     ALL_POLICIES,
     BASE_POLICIES,
     bound,
@@ -12,9 +15,6 @@ from harness import (
     nodes_of,
     occupy,
 )
-
-from aios.resources import Allocation, Node, Resources
-from aios.scheduler import Job, Unschedulable, cycle, make_policy
 
 BINPACK = (*BASE_POLICIES, "fifo+binpack", "drf+binpack")
 SPREAD = tuple(f"{name}+spread" for name in BASE_POLICIES)

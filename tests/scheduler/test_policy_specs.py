@@ -1,10 +1,10 @@
 from __future__ import annotations
 
 import pytest
-from harness import ALL_POLICIES
 
 from aios.errors import InvalidInput, UnknownPolicy
 from aios.scheduler import available_policies, make_policy
+from tests.scheduler.harness import ALL_POLICIES
 
 
 def test_available_policies_lists_every_shipped_policy() -> None:

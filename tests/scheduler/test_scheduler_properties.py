@@ -19,7 +19,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from harness import ALL_POLICIES, GI, Observer, Settled, replay
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -33,6 +32,7 @@ from aios.scheduler import (
     Queue,
     check_quota,
 )
+from tests.scheduler.harness import ALL_POLICIES, GI, Observer, Settled, replay
 
 KINDS = ("A100", "H100")
 
@@ -358,7 +358,7 @@ def test_every_job_that_fits_eventually_starts(spec: str, scenario: Scenario) ->
 
 _SEEDED_REPLAY = """
 import random
-from harness import ALL_POLICIES, gpu_node, cpu_node, job, replay
+from tests.scheduler.harness import ALL_POLICIES, gpu_node, cpu_node, job, replay
 from aios.scheduler import Queue
 
 rng = random.Random(7)

@@ -1,67 +1,158 @@
 """The ``aios`` console script: one Typer app, one function per command.
 
 Every command is registered through :func:`reports_invalid_input`, so a user mistake
-(:class:`~aios.errors.InvalidInput` and its subclasses) ends the program with one line,
-``aios: error: <message>``, on stderr and exit code 2, the code Typer gives its own usage
-errors. Any other exception is a bug and keeps its traceback.
+(:class:`~aios.errors.InvalidInput`, or a request the control plane refused with an HTTP
+4xx) ends the program with one line, ``aios: error: <message>``, on stderr and exit code
+2, the code of a usage error; so do Click's own usage errors (an unknown option, a value
+that is not a number). A control plane that cannot be reached, or that failed (HTTP 5xx),
+is one line and exit code 1. Any other exception is a bug and keeps its traceback.
+
+``aios --url URL --token TOKEN COMMAND`` names the control plane; without them the
+commands use ``AIOS_URL`` and ``AIOS_TOKEN`` (or ``$AIOS_HOME/admin.token``).
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
-from typing import ParamSpec
+import sys
+from collections.abc import Callable, Sequence
+from typing import Annotated, Any, ParamSpec
 
 import typer
+from typer.core import TyperGroup
 
+from aios.cli import admin, control, jobs, pipelines
+from aios.cli.remote import FAILURE, USAGE_ERROR, Remote, exit_code, fail
 from aios.cli.simulate import simulate
-from aios.errors import InvalidInput
+from aios.errors import AiosError
 
-__all__ = ["DEMO_LIMIT", "DEMO_POLICIES", "USAGE_ERROR", "app", "demo", "reports_invalid_input"]
+__all__ = ["USAGE_ERROR", "app", "demo", "reports_invalid_input"]
 
-USAGE_ERROR = 2
-"""The exit code of a user mistake, as for Typer's (and Click's) own usage errors."""
-DEMO_LIMIT = 3000
-DEMO_POLICIES = "fifo,fifo+backfill,sjf,las,drf"
 
 P = ParamSpec("P")
 
+
+class _OneLineErrors(TyperGroup):
+    """Typer's group, with Click's usage errors on one line as ``aios: error: …``."""
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)
+        try:
+            result = super().main(
+                args, prog_name, complete_var, False, windows_expand_args, **extra
+            )
+        except typer.TyperException as exc:  # Click's errors, as Typer vendors Click
+            # Typer has printed the help already; it checks the name the same way.
+            if type(exc).__name__ != "NoArgsIsHelpError":
+                context = getattr(exc, "ctx", None)
+                hint = f" (see '{context.command_path} --help')" if context is not None else ""
+                message = " ".join(exc.format_message().splitlines())
+                typer.echo(f"aios: error: {message}{hint}", err=True)
+            sys.exit(exc.exit_code)
+        except typer.Abort:
+            typer.echo("Aborted!", err=True)
+            sys.exit(FAILURE)
+        # Outside standalone mode Click returns typer.Exit's code, or the command's None.
+        sys.exit(result if isinstance(result, int) else 0)
+
+
 app = typer.Typer(
     name="aios",
+    cls=_OneLineErrors,
     help="AIOS: an operating system for AI work.",
     no_args_is_help=True,
     add_completion=False,
     # A bug's traceback must not print the locals: they hold whole traces.
     pretty_exceptions_show_locals=False,
 )
+queue_app = typer.Typer(
+    name="queue", help="Queues: quotas, weights, cohorts.", no_args_is_help=True
+)
+token_app = typer.Typer(name="token", help="Users and their tokens.", no_args_is_help=True)
+
+
+@app.callback()
+def options(
+    ctx: typer.Context,
+    url: Annotated[
+        str | None,
+        typer.Option(help="The control plane (default: $AIOS_URL or http://127.0.0.1:8470)."),
+    ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(help="Bearer token (default: $AIOS_TOKEN or $AIOS_HOME/admin.token)."),
+    ] = None,
+) -> None:
+    """AIOS: an operating system for AI work."""
+    ctx.obj = Remote(url, token)
 
 
 def reports_invalid_input(command: Callable[P, None]) -> Callable[P, None]:
-    """Returns ``command`` wrapped so that an InvalidInput it raises is printed as
-    ``aios: error: <message>`` on one line of stderr and exits with code 2."""
+    """Returns ``command`` wrapped so that a user mistake it raises is printed as
+    ``aios: error: <message>`` on one line of stderr and exits with code 2.
+
+    A user mistake is an InvalidInput or a request the control plane refused (HTTP 4xx);
+    a control plane that cannot be reached or failed (5xx) exits with code 1 instead.
+    """
 
     @functools.wraps(command)
     def run(*args: P.args, **kwargs: P.kwargs) -> None:
         try:
             command(*args, **kwargs)
-        except InvalidInput as exc:
-            message = " ".join(str(exc).splitlines())
-            typer.echo(f"aios: error: {message}", err=True)
-            raise typer.Exit(USAGE_ERROR) from None
+        except AiosError as exc:
+            code = exit_code(exc)
+            if code is None:
+                raise
+            fail(str(exc), code)
 
     return run
 
 
 def demo() -> None:
-    """Replays 3,000 jobs of the bundled Philly trace under five policies and compares them.
+    """Runs the main job: a real pipeline through a control plane on a temporary home.
 
-    The first 3,000 jobs, on 55 nodes × 8 GPUs, under fifo, fifo+backfill, sjf, las and
-    drf: ``aios simulate --limit 3000 --policy fifo,fifo+backfill,sjf,las,drf``.
+    Starts the control plane (SQLite, local executor, API on a free loopback port),
+    creates two fair-share queues, runs prepare → train four scikit-learn models in
+    parallel → evaluate → pick the best → replay a slice of the bundled trace under
+    three policies, prints the schedule and the results, and stops the control plane.
     """
-    # Until the control plane exists the demo is the simulator; it runs in well under a
-    # minute on two cores.
-    simulate(limit=DEMO_LIMIT, nodes=55, gpus_per_node=8, policy=DEMO_POLICIES)
+    from aios.demo import run_demo
+
+    code = run_demo()
+    if code:
+        raise typer.Exit(code)
 
 
-for _name, _command in (("simulate", simulate), ("demo", demo)):
-    app.command(_name)(reports_invalid_input(_command))
+_COMMANDS: tuple[tuple[typer.Typer, str, Callable[..., None]], ...] = (
+    (app, "up", control.up),
+    (app, "submit", jobs.submit),
+    (app, "ps", jobs.ps),
+    (app, "show", jobs.show),
+    (app, "logs", jobs.logs),
+    (app, "cancel", jobs.cancel),
+    (app, "wait", jobs.wait),
+    (app, "run", pipelines.run),
+    (app, "nodes", admin.nodes),
+    (app, "whoami", admin.whoami),
+    (queue_app, "create", admin.create_queue),
+    (queue_app, "ls", admin.list_queues),
+    (queue_app, "set", admin.set_queue),
+    (token_app, "create", admin.create_token),
+    (app, "simulate", simulate),
+    (app, "demo", demo),
+)
+for _group, _name, _command in _COMMANDS:
+    # After the first word of CMD, every word is the job's: `aios submit ls -la`.
+    _settings = {"allow_interspersed_args": False} if _command is jobs.submit else None
+    _group.command(_name, context_settings=_settings)(reports_invalid_input(_command))
+app.add_typer(queue_app)
+app.add_typer(token_app)

@@ -2,7 +2,7 @@
 
 from aios.resources.detect import detect_gpus, detect_local_node
 from aios.resources.node import Allocation, GpuDevice, Node
-from aios.resources.quantity import format_bytes, parse_cpu, parse_memory
+from aios.resources.quantity import format_bytes, parse_cpu, parse_duration, parse_memory
 from aios.resources.vector import CPU, GPU, MEMORY, Resources
 
 __all__ = [
@@ -17,5 +17,6 @@ __all__ = [
     "detect_local_node",
     "format_bytes",
     "parse_cpu",
+    "parse_duration",
     "parse_memory",
 ]

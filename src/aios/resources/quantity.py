@@ -13,7 +13,7 @@ import re
 
 from aios.errors import InvalidQuantity
 
-__all__ = ["format_bytes", "parse_cpu", "parse_memory"]
+__all__ = ["format_bytes", "parse_cpu", "parse_duration", "parse_memory"]
 
 _MEMORY_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGTP]?)(i?)(B?)\s*$", re.IGNORECASE)
 _POWERS = {"": 0, "K": 1, "M": 2, "G": 3, "T": 4, "P": 5}
@@ -61,3 +61,37 @@ def format_bytes(n: int) -> str:
             return f"{value:.0f}" if unit == "" else f"{value:.1f}{unit}"
         value /= 1024
     raise AssertionError("unreachable")
+
+
+_DURATION_RE = re.compile(
+    r"^(?:(\d+(?:\.\d+)?)d)?(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?$"
+)
+
+
+def parse_duration(text: str | int | float) -> float:
+    """Returns the seconds that ``text`` names: ``90``, ``"90s"``, ``"30m"``, ``"1h30m"``,
+    ``"2d"``; also Slurm's ``"HH:MM:SS"`` and ``"MM:SS"``."""
+    if isinstance(text, int | float):
+        seconds = float(text)
+    else:
+        stripped = text.strip()
+        if ":" in stripped:
+            parts = stripped.split(":")
+            try:
+                numbers = [float(p) for p in parts]
+            except ValueError:
+                numbers = []
+            if len(parts) not in (2, 3) or len(numbers) != len(parts):
+                raise InvalidQuantity(f"cannot parse duration {text!r} (try 90s, 30m, 1h30m)")
+            seconds = 0.0
+            for number in numbers:
+                seconds = seconds * 60 + number
+        else:
+            match = _DURATION_RE.match(stripped)
+            if not stripped or match is None:
+                raise InvalidQuantity(f"cannot parse duration {text!r} (try 90s, 30m, 1h30m)")
+            d, h, m, s = (float(g) if g else 0.0 for g in match.groups())
+            seconds = d * 86400 + h * 3600 + m * 60 + s
+    if seconds < 0 or math.isnan(seconds) or math.isinf(seconds):
+        raise InvalidQuantity(f"a duration must be finite and not negative, got {text!r}")
+    return seconds

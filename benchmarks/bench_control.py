@@ -1,0 +1,284 @@
+"""The control plane end to end: submit-to-running latency, jobs per second, and the
+cost of a long history.
+
+Usage: python benchmarks/bench_control.py [--latency N] [--jobs N] [--history N] [--skip …]
+
+1. Latency: N one-CPU no-op jobs, one at a time on an idle control plane; submit-to-
+   running as the control plane records it (``started_at - submitted_at``) and as the
+   client sees it (POST sent → ``running`` or later observed), p50 and p99.
+2. Throughput: N one-CPU ``true`` jobs submitted and run to completion (first submit to
+   last exit), beside the physical limit measured in the same run — fork/exec of the
+   same command with the same concurrency (one per core) — and, when they are
+   installed, Ray (tasks with ``num_cpus=1``) and Slurm (``sbatch --wrap true``).
+3. History: a control plane whose database holds N finished jobs: its resident memory
+   after start, and the latency of ``aios ps`` and ``aios ps --all`` (CLI processes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+from sqlalchemy import insert
+
+from aios.client import Client
+
+CORES = len(os.sched_getaffinity(0))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(int(q * len(ordered)), len(ordered) - 1)]
+
+
+class PlaneProcess:
+    """A control plane in its own process, as ``aios up`` runs it, so that the load
+    generator (this process) does not share its interpreter lock."""
+
+    def __init__(self, home: Path, tick: float = 1.0) -> None:
+        self.home = home
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        code = (
+            "from pathlib import Path; from aios.control import ControlPlane, Settings;"
+            f"ControlPlane(Settings(home=Path({str(home)!r}), port={self.port}, tick={tick}))"
+            ".serve()"
+        )
+        self.process = subprocess.Popen([sys.executable, "-c", code])
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                httpx.get(f"{self.url}/healthz")
+                break
+            except httpx.TransportError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the control plane did not start") from None
+                time.sleep(0.05)
+
+    def client(self) -> Client:
+        return Client(self.url, token=(self.home / "admin.token").read_text().strip())
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(30)
+        shutil.rmtree(self.home, ignore_errors=True)
+
+
+def start(home: Path) -> tuple[PlaneProcess, Client]:
+    plane = PlaneProcess(home)
+    return plane, plane.client()
+
+
+def bench_latency(n: int) -> None:
+    home = Path(tempfile.mkdtemp(prefix="aios-bench-"))
+    plane, client = start(home)
+    server: list[float] = []
+    seen: list[float] = []
+    try:
+        for _ in range(n):
+            sent = time.time()
+            job = client.submit(["true"], cpus=1, memory="64M")
+            while job.started_at is None:
+                job = client.get(job.id)
+            seen.append(time.time() - sent)
+            server.append(job.started_at - job.submitted_at)
+            client.wait(job.id, poll=0.002)
+    finally:
+        client.close()
+        plane.stop()
+    print(f"\nsubmit-to-running over {n} jobs, idle control plane (ms)")
+    print(f"{'measured at':<28}{'p50':>8}{'p99':>8}")
+    for label, values in (("control plane (recorded)", server), ("client (POST → running)", seen)):
+        p50, p99 = percentile(values, 0.5) * 1e3, percentile(values, 0.99) * 1e3
+        print(f"{label:<28}{p50:>8.1f}{p99:>8.1f}")
+
+
+def fork_exec(n: int, concurrency: int) -> float:
+    started = time.perf_counter()
+    running: list[subprocess.Popen[bytes]] = []
+    for _ in range(n):
+        if len(running) >= concurrency:
+            running.pop(0).wait()
+        running.append(subprocess.Popen(["true"]))
+    for process in running:
+        process.wait()
+    return n / (time.perf_counter() - started)
+
+
+def aios_throughput(n: int) -> float:
+    home = Path(tempfile.mkdtemp(prefix="aios-bench-"))
+    plane, client = start(home)
+    try:
+        ids = [client.submit(["true"], cpus=1, memory="64M").id for _ in range(n)]
+        deadline = time.monotonic() + 600
+        while client.jobs(state="succeeded", limit=n + 1).__len__() < n:
+            assert time.monotonic() < deadline, "jobs did not finish"
+            time.sleep(0.05)
+        first, last = (
+            client.get(ids[0]),
+            max((client.get(i) for i in ids[-CORES * 4 :]), key=lambda j: j.finished_at or 0),
+        )
+        assert last.finished_at is not None
+        return n / (last.finished_at - first.submitted_at)
+    finally:
+        client.close()
+        plane.stop()
+
+
+def ray_throughput(n: int) -> float | None:
+    try:
+        import ray
+    except ImportError:
+        return None
+    ray.init(num_cpus=CORES, include_dashboard=False, log_to_driver=False)
+    try:
+
+        def run_true() -> int:
+            return subprocess.call(["true"])
+
+        noop = ray.remote(num_cpus=1)(run_true)
+
+        ray.get([noop.remote() for _ in range(10)])
+        started = time.perf_counter()
+        ray.get([noop.remote() for _ in range(n)])
+        return n / (time.perf_counter() - started)
+    finally:
+        ray.shutdown()
+
+
+def slurm_throughput(n: int) -> float | None:
+    if shutil.which("sbatch") is None or shutil.which("squeue") is None:
+        return None
+    probe = subprocess.run(["squeue", "-h"], capture_output=True, check=False)
+    if probe.returncode != 0:
+        return None
+    started = time.perf_counter()
+    for _ in range(n):
+        subprocess.run(
+            ["sbatch", "-Q", "-c", "1", "--wrap", "true", "-o", "/dev/null"],
+            check=True,
+            capture_output=True,
+        )
+    while subprocess.run(["squeue", "-h"], capture_output=True, check=True).stdout.strip():
+        time.sleep(0.05)
+    return n / (time.perf_counter() - started)
+
+
+def bench_throughput(n: int) -> None:
+    limit = fork_exec(n, CORES)
+    rows: list[tuple[str, float | None]] = [
+        ("fork/exec, one per core (limit)", limit),
+        ("aios (API → scheduler → executor)", aios_throughput(n)),
+        ("ray tasks (num_cpus=1)", ray_throughput(n)),
+        ("slurm (sbatch --wrap true)", slurm_throughput(n)),
+    ]
+    print(f"\n{n} one-CPU no-op jobs to completion on {CORES} cores (jobs/s)")
+    print(f"{'runner':<38}{'jobs/s':>10}{'vs limit':>10}")
+    for label, rate in rows:
+        if rate is None:
+            print(f"{label:<38}{'not installed':>20}")
+        else:
+            print(f"{label:<38}{rate:>10.0f}{rate / limit:>10.2f}")
+
+
+def bench_history(n: int) -> None:
+    from aios.store import Database, JobRow, sqlite_url
+
+    home = Path(tempfile.mkdtemp(prefix="aios-bench-"))
+    db = Database(sqlite_url(home / "aios.db"))
+    now = time.time()
+    with db.transaction() as session:
+        session.execute(
+            insert(JobRow),
+            [
+                {
+                    "name": f"job{i}",
+                    "owner": "admin",
+                    "queue": "default",
+                    "state": "succeeded",
+                    "kind": "batch",
+                    "command": ["true"],
+                    "shell": False,
+                    "env": {},
+                    "cpu": 1000,
+                    "memory": 1 << 26,
+                    "gpus": 0,
+                    "replicas": 1,
+                    "priority": 0,
+                    "preemptible": True,
+                    "dependencies": [],
+                    "grace": 30.0,
+                    "max_retries": 0,
+                    "retries": 0,
+                    "retry_backoff": 1.0,
+                    "submitted_at": now - n + i,
+                    "queued_at": now - n + i,
+                    "started_at": now - n + i,
+                    "finished_at": now - n + i + 0.5,
+                    "attained_service": 0.5,
+                    "attempts": 1,
+                    "exit_code": 0,
+                    "reason": "succeeded",
+                    "message": "succeeded",
+                }
+                for i in range(n)
+            ],
+        )
+    db.close()
+    plane = PlaneProcess(home)
+    url = plane.url
+    try:
+        env = os.environ | {"AIOS_URL": url, "AIOS_HOME": str(home)}
+        aios = str(Path(sys.executable).with_name("aios"))
+        timings = {}
+        for label, args in (("aios ps", ["ps"]), ("aios ps --all", ["ps", "--all"])):
+            runs = []
+            for _ in range(5):
+                started = time.perf_counter()
+                subprocess.run([aios, *args], env=env, check=True, capture_output=True)
+                runs.append(time.perf_counter() - started)
+            timings[label] = statistics.median(runs)
+        rss = psutil.Process(plane.process.pid).memory_info().rss
+    finally:
+        plane.stop()
+    print(f"\ncontrol plane with {n:,} finished jobs in its history")
+    print(f"resident memory of the control plane: {rss / 2**20:.0f} MiB")
+    for label, seconds in timings.items():
+        print(f"{label:<16} median {seconds * 1e3:.0f} ms (whole CLI process)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--latency", type=int, default=200)
+    parser.add_argument("--jobs", type=int, default=1000)
+    parser.add_argument("--history", type=int, default=100_000)
+    parser.add_argument("--skip", default="", help="comma list of latency,throughput,history")
+    args = parser.parse_args()
+    skip = set(args.skip.split(","))
+    if "latency" not in skip:
+        bench_latency(args.latency)
+    if "throughput" not in skip:
+        bench_throughput(args.jobs)
+    if "history" not in skip:
+        bench_history(args.history)
+
+
+if __name__ == "__main__":
+    main()

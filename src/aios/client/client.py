@@ -1,0 +1,287 @@
+"""The Python SDK: :class:`Client` speaks the REST API with httpx.
+
+``Client()`` finds the server in ``AIOS_URL`` (default ``http://127.0.0.1:8470``) and
+its token in ``AIOS_TOKEN``, else in ``$AIOS_HOME/admin.token`` when readable (the
+single-user default). Errors from the server raise :class:`ApiError` with its message.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from aios.control.specs import (
+    EventView,
+    JobView,
+    NodeView,
+    PipelineSpec,
+    PipelineView,
+    QueueView,
+    TokenView,
+    WhoAmI,
+)
+from aios.errors import AiosError
+
+__all__ = ["DEFAULT_URL", "TERMINAL", "ApiError", "Client"]
+
+DEFAULT_URL = "http://127.0.0.1:8470"
+TERMINAL = frozenset({"succeeded", "failed", "cancelled", "upstream_failed", "unschedulable"})
+PIPELINE_TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
+
+
+class ApiError(AiosError):
+    """The server refused a request; ``status`` is the HTTP status."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _message(response: httpx.Response) -> str:
+    try:
+        detail = response.json().get("detail")
+    except ValueError:
+        return response.text or response.reason_phrase
+    if isinstance(detail, list):  # a validation error: name the first field at fault
+        first = detail[0]
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+        message = str(first.get("msg")).removeprefix("Value error, ")
+        return f"{where}: {message}" if where else message
+    return str(detail)
+
+
+def default_token() -> str | None:
+    token = os.environ.get("AIOS_TOKEN")
+    if token:
+        return token
+    home = Path(os.environ.get("AIOS_HOME") or Path.home() / ".aios")
+    try:
+        return (home / "admin.token").read_text().strip() or None
+    except OSError:
+        return None
+
+
+class Client:
+    """Submits and follows jobs, queues and pipelines on an AIOS control plane."""
+
+    def __init__(
+        self,
+        url: str | None = None,
+        token: str | None = None,
+        timeout: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.url = (url or os.environ.get("AIOS_URL") or DEFAULT_URL).rstrip("/")
+        token = token if token is not None else default_token()
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.Client(
+            base_url=self.url + "/api/v1", headers=headers, timeout=timeout, transport=transport
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise ApiError(0, f"cannot reach the control plane at {self.url}: {exc}") from None
+        if response.status_code >= 400:
+            raise ApiError(response.status_code, _message(response))
+        return response
+
+    # -- jobs -----------------------------------------------------------------------
+    def submit(
+        self,
+        command: Sequence[str] | str | None = None,
+        *,
+        function: Callable[..., Any] | None = None,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        name: str = "",
+        cpus: float | str = 1,
+        memory: int | str = "1G",
+        gpus: int = 0,
+        gpu_kind: str | None = None,
+        replicas: int = 1,
+        priority: int = 0,
+        queue: str | None = None,
+        after: Sequence[int] = (),
+        env: Mapping[str, str] | None = None,
+        time_limit: float | str | None = None,
+        retries: int = 0,
+        retry_backoff: float = 1.0,
+        grace: float = 30.0,
+        preemptible: bool = True,
+    ) -> JobView:
+        """Submits a command (argv list, or a shell string) or a Python function."""
+        body: dict[str, Any] = {
+            "name": name,
+            "cpus": cpus,
+            "memory": memory,
+            "gpus": gpus,
+            "gpu_kind": gpu_kind,
+            "replicas": replicas,
+            "priority": priority,
+            "queue": queue,
+            "after": list(after),
+            "env": dict(env or {}),
+            "time_limit": time_limit,
+            "retries": retries,
+            "retry_backoff": retry_backoff,
+            "grace": grace,
+            "preemptible": preemptible,
+        }
+        if function is not None:
+            import cloudpickle
+
+            payload = cloudpickle.dumps((function, tuple(args), dict(kwargs or {})))
+            body["function"] = base64.b64encode(payload).decode()
+            body["name"] = name or getattr(function, "__name__", "function")
+        else:
+            body["command"] = command if isinstance(command, str) else list(command or [])
+        return JobView.model_validate(self._request("POST", "/jobs", json=body).json())
+
+    def submit_many(self, jobs: Sequence[Mapping[str, Any]]) -> list[JobView]:
+        """Submits several jobs (each a JobSpec as a dict, e.g. ``{"command": ["true"],
+        "cpus": 1}``) in one request; all are created or none."""
+        response = self._request("POST", "/jobs/batch", json=[dict(j) for j in jobs])
+        return [JobView.model_validate(j) for j in response.json()]
+
+    def get(self, job_id: int) -> JobView:
+        return JobView.model_validate(self._request("GET", f"/jobs/{job_id}").json())
+
+    def jobs(
+        self,
+        state: str | None = None,
+        queue: str | None = None,
+        pipeline: int | None = None,
+        limit: int = 100,
+    ) -> list[JobView]:
+        params = {"state": state, "queue": queue, "pipeline": pipeline, "limit": limit}
+        response = self._request(
+            "GET", "/jobs", params={k: v for k, v in params.items() if v is not None}
+        )
+        return [JobView.model_validate(j) for j in response.json()]
+
+    def cancel(self, job_id: int) -> JobView:
+        return JobView.model_validate(self._request("POST", f"/jobs/{job_id}/cancel").json())
+
+    def wait(self, job_id: int, timeout: float | None = None, poll: float = 0.1) -> JobView:
+        """Waits until the job ends and returns it; TimeoutError after ``timeout`` s."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            job = self.get(job_id)
+            if job.state in TERMINAL:
+                return job
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"job {job_id} still {job.state} after {timeout} s")
+            time.sleep(poll)
+
+    def logs(
+        self, job_id: int, follow: bool = False, stream: str = "stdout", replica: int = 0
+    ) -> Iterator[str]:
+        """The job's log as text chunks; with ``follow``, until the job ends."""
+        params: dict[str, str | int | bool] = {
+            "follow": follow,
+            "stream": stream,
+            "replica": replica,
+        }
+        try:
+            with self._http.stream(
+                "GET", f"/jobs/{job_id}/logs", params=params, timeout=None
+            ) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise ApiError(response.status_code, _message(response))
+                yield from response.iter_text()
+        except httpx.TransportError as exc:
+            raise ApiError(0, f"cannot reach the control plane at {self.url}: {exc}") from None
+
+    def events(self, job_id: int) -> list[EventView]:
+        response = self._request("GET", f"/jobs/{job_id}/events")
+        return [EventView.model_validate(e) for e in response.json()]
+
+    def result(self, job_id: int) -> Any:
+        """The return value of a function job that succeeded."""
+        import cloudpickle
+
+        return cloudpickle.loads(self._request("GET", f"/jobs/{job_id}/result").content)
+
+    # -- queues, nodes, users ---------------------------------------------------------
+    def queues(self) -> list[QueueView]:
+        return [QueueView.model_validate(q) for q in self._request("GET", "/queues").json()]
+
+    def create_queue(
+        self,
+        name: str,
+        quota: Mapping[str, float | str] | None = None,
+        weight: float = 1.0,
+        cohort: str | None = None,
+        borrowing_limit: Mapping[str, float | str] | None = None,
+    ) -> QueueView:
+        body = {
+            "name": name,
+            "quota": None if quota is None else dict(quota),
+            "weight": weight,
+            "cohort": cohort,
+            "borrowing_limit": dict(borrowing_limit or {}),
+        }
+        return QueueView.model_validate(self._request("POST", "/queues", json=body).json())
+
+    def update_queue(self, name: str, **changes: Any) -> QueueView:
+        response = self._request("PATCH", f"/queues/{name}", json=changes)
+        return QueueView.model_validate(response.json())
+
+    def nodes(self) -> list[NodeView]:
+        return [NodeView.model_validate(n) for n in self._request("GET", "/nodes").json()]
+
+    def create_token(self, name: str, tenant: str | None = None, admin: bool = False) -> str:
+        body = {"name": name, "tenant": tenant, "admin": admin}
+        return TokenView.model_validate(self._request("POST", "/tokens", json=body).json()).token
+
+    def whoami(self) -> WhoAmI:
+        return WhoAmI.model_validate(self._request("GET", "/whoami").json())
+
+    # -- pipelines --------------------------------------------------------------------
+    def submit_pipeline(self, spec: PipelineSpec | Path) -> PipelineView:
+        if isinstance(spec, Path):
+            from aios.control.pipelines import load_pipeline
+
+            spec = load_pipeline(spec)
+        body = spec.model_dump(mode="json", exclude_unset=True)
+        return PipelineView.model_validate(self._request("POST", "/pipelines", json=body).json())
+
+    def pipeline(self, pipeline_id: int) -> PipelineView:
+        return PipelineView.model_validate(self._request("GET", f"/pipelines/{pipeline_id}").json())
+
+    def pipelines(self) -> list[PipelineView]:
+        return [PipelineView.model_validate(p) for p in self._request("GET", "/pipelines").json()]
+
+    def cancel_pipeline(self, pipeline_id: int) -> PipelineView:
+        response = self._request("POST", f"/pipelines/{pipeline_id}/cancel")
+        return PipelineView.model_validate(response.json())
+
+    def wait_pipeline(
+        self, pipeline_id: int, timeout: float | None = None, poll: float = 0.2
+    ) -> PipelineView:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            view = self.pipeline(pipeline_id)
+            if view.state in PIPELINE_TERMINAL:
+                return view
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"pipeline {pipeline_id} still {view.state} after {timeout} s")
+            time.sleep(poll)

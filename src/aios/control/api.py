@@ -1,0 +1,246 @@
+"""The REST API under ``/api/v1`` (FastAPI), plus ``/metrics`` and ``/healthz``.
+
+Handlers are thin: they check the bearer token, call :class:`ControlOps` and map the
+AIOS error hierarchy to HTTP (InvalidInput 400, Forbidden 403, NotFound 404, Conflict
+409; a malformed body is FastAPI's 422 naming the field).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Body, Depends, FastAPI, Query, Request
+from fastapi import Path as PathParam
+from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+import aios
+from aios.control.auth import ADMIN, Principal, TokenBook
+from aios.control.metrics import ControlMetrics
+from aios.control.plane import ControlOps, JobFilter
+from aios.control.specs import (
+    EventView,
+    JobSpec,
+    JobView,
+    NodeView,
+    PipelineSpec,
+    PipelineView,
+    QueueSpec,
+    QueueUpdate,
+    QueueView,
+    TokenSpec,
+    TokenView,
+    WhoAmI,
+)
+from aios.errors import AiosError, Conflict, Forbidden, InvalidInput, NotFound
+
+__all__ = ["create_app"]
+
+
+class _Unauthorized(Exception):
+    """No token, or one that belongs to no one (HTTP 401)."""
+
+
+STATUS = {InvalidInput: 400, Forbidden: 403, NotFound: 404, Conflict: 409}
+FOLLOW_POLL = 0.1
+MAX_ID = 2**62
+"""Ids and offsets beyond this cannot name a row (SQLite integers are 64-bit)."""
+Id = Annotated[int, PathParam(ge=1, le=MAX_ID)]
+Offset = Annotated[int, Query(ge=0, le=MAX_ID)]
+
+
+bearer = HTTPBearer(auto_error=False)
+
+
+def caller(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Principal:
+    """The user whose bearer token came with the request (everyone is the admin when
+    the control plane runs without auth, which only loopback allows)."""
+    if not request.app.state.auth:
+        return ADMIN
+    if credentials is None:
+        raise _Unauthorized("missing bearer token (Authorization: Bearer …)")
+    book: TokenBook = request.app.state.tokens
+    try:
+        return book.resolve(credentials.credentials)
+    except NotFound:
+        raise _Unauthorized("unknown or revoked token") from None
+
+
+User = Annotated[Principal, Depends(caller)]
+
+
+def _status_of(exc: AiosError) -> int:
+    for kind, status in STATUS.items():
+        if isinstance(exc, kind):
+            return status
+    return 400
+
+
+def create_app(
+    ops: ControlOps, tokens: TokenBook, metrics: ControlMetrics, auth: bool = True
+) -> FastAPI:
+    app = FastAPI(
+        title="AIOS control plane",
+        version=getattr(aios, "__version__", "0"),
+        description="Jobs, queues, nodes and pipelines of an AIOS cluster.",
+    )
+    app.state.tokens = tokens
+    app.state.auth = auth
+
+    @app.exception_handler(AiosError)
+    async def aios_error(_request: Request, exc: AiosError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=_status_of(exc))
+
+    @app.exception_handler(_Unauthorized)
+    async def unauthorized(_request: Request, exc: _Unauthorized) -> JSONResponse:
+        return JSONResponse(
+            {"detail": str(exc)}, status_code=401, headers={"WWW-Authenticate": "Bearer"}
+        )
+
+    api = APIRouter(prefix="/api/v1")
+
+    @api.post("/jobs", status_code=201, response_model=JobView)
+    def submit_job(spec: JobSpec, user: User) -> JobView:
+        return ops.submit(user, spec)
+
+    @api.post("/jobs/batch", status_code=201, response_model=list[JobView])
+    def submit_jobs(
+        specs: Annotated[list[JobSpec], Body(min_length=1, max_length=10_000)], user: User
+    ) -> list[JobView]:
+        """Submits many jobs at once, all or none (like a Slurm job array)."""
+        return ops.submit_many(user, specs)
+
+    @api.get("/jobs", response_model=list[JobView])
+    def list_jobs(
+        user: User,
+        state: str | None = None,
+        queue: str | None = None,
+        owner: str | None = None,
+        pipeline: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+        limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
+        offset: Offset = 0,
+    ) -> list[JobView]:
+        return ops.jobs(user, JobFilter(state, queue, owner, pipeline, limit, offset))
+
+    @api.get("/jobs/{job_id}", response_model=JobView)
+    def get_job(job_id: Id, user: User) -> JobView:
+        return ops.get(user, job_id)
+
+    @api.post("/jobs/{job_id}/cancel", response_model=JobView)
+    def cancel_job(job_id: Id, user: User) -> JobView:
+        return ops.cancel(user, job_id)
+
+    @api.get("/jobs/{job_id}/events", response_model=list[EventView])
+    def job_events(job_id: Id, user: User, since: Offset = 0) -> list[EventView]:
+        return ops.events(user, job_id, since)
+
+    @api.get("/jobs/{job_id}/logs", response_class=PlainTextResponse)
+    def job_logs(
+        job_id: Id,
+        user: User,
+        stream: Literal["stdout", "stderr"] = "stdout",
+        replica: Annotated[int, Query(ge=0, le=1024)] = 0,
+        offset: Offset = 0,
+        follow: bool = False,
+    ) -> Response:
+        path = ops.log_file(user, job_id, stream, replica)
+        if not follow:
+            try:
+                with path.open("rb") as log:
+                    log.seek(offset)
+                    data = log.read()
+            except FileNotFoundError:
+                data = b""
+            return Response(data, media_type="text/plain; charset=utf-8")
+
+        async def tail() -> AsyncIterator[bytes]:
+            position = offset
+            while True:
+                finished = await asyncio.to_thread(ops.is_finished, job_id)
+                try:
+                    with path.open("rb") as log:
+                        log.seek(position)
+                        while chunk := log.read(1 << 16):
+                            position += len(chunk)
+                            yield chunk
+                except FileNotFoundError:
+                    pass
+                if finished:
+                    return
+                await asyncio.sleep(FOLLOW_POLL)
+
+        return StreamingResponse(tail(), media_type="text/plain; charset=utf-8")
+
+    @api.get("/jobs/{job_id}/result")
+    def job_result(job_id: Id, user: User) -> Response:
+        """The pickled return value of a function job (cloudpickle), once it succeeded."""
+        path = ops.result_file(user, job_id)
+        return Response(path.read_bytes(), media_type="application/octet-stream")
+
+    @api.get("/events", response_model=list[EventView])
+    def events(user: User, since: Offset = 0) -> list[EventView]:
+        return ops.events(user, None, since)
+
+    @api.get("/queues", response_model=list[QueueView])
+    def list_queues(user: User) -> list[QueueView]:
+        return ops.queues(user)
+
+    @api.post("/queues", status_code=201, response_model=QueueView)
+    def create_queue(spec: QueueSpec, user: User) -> QueueView:
+        return ops.create_queue(user, spec)
+
+    @api.patch("/queues/{name}", response_model=QueueView)
+    def update_queue(name: str, update: QueueUpdate, user: User) -> QueueView:
+        return ops.update_queue(user, name, update)
+
+    @api.get("/nodes", response_model=list[NodeView])
+    def list_nodes(user: User) -> list[NodeView]:
+        return ops.nodes()
+
+    @api.post("/pipelines", status_code=201, response_model=PipelineView)
+    def submit_pipeline(spec: PipelineSpec, user: User) -> PipelineView:
+        return ops.submit_pipeline(user, spec)
+
+    @api.get("/pipelines", response_model=list[PipelineView])
+    def list_pipelines(
+        user: User, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+    ) -> list[PipelineView]:
+        return ops.pipelines(user, limit)
+
+    @api.get("/pipelines/{pipeline_id}", response_model=PipelineView)
+    def get_pipeline(pipeline_id: Id, user: User) -> PipelineView:
+        return ops.pipeline(user, pipeline_id)
+
+    @api.post("/pipelines/{pipeline_id}/cancel", response_model=PipelineView)
+    def cancel_pipeline(pipeline_id: Id, user: User) -> PipelineView:
+        return ops.cancel_pipeline(user, pipeline_id)
+
+    @api.post("/tokens", status_code=201, response_model=TokenView)
+    def create_token(spec: TokenSpec, user: User) -> TokenView:
+        user.require_admin("create tokens")
+        if spec.tenant is not None and spec.tenant not in {q.name for q in ops.queues(user)}:
+            raise InvalidInput(f"tenant: no queue named {spec.tenant!r}")
+        token = tokens.create(spec.name, spec.tenant, spec.admin)
+        return TokenView(name=spec.name, tenant=spec.tenant, admin=spec.admin, token=token)
+
+    @api.get("/whoami", response_model=WhoAmI)
+    def whoami(user: User) -> WhoAmI:
+        return WhoAmI(name=user.name, tenant=user.tenant, admin=user.admin)
+
+    app.include_router(api)
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/metrics", include_in_schema=False)
+    def prometheus() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app

@@ -1,0 +1,515 @@
+"""The control plane's operations: what the API (and tests) call.
+
+Reads use their own database session; every change runs on the reconcile loop's thread
+(:meth:`Reconciler.call`) in one transaction with its event row, so nothing races the
+scheduler and a rejected request leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from aios.control.auth import Principal
+from aios.control.pipelines import pipeline_state, topological_order
+from aios.control.reconciler import QUEUED, Reconciler
+from aios.control.records import FUNCTION_FILE, job_dir, prepare_workdir, record
+from aios.control.specs import (
+    AttemptView,
+    EventView,
+    GpuView,
+    JobSpec,
+    JobView,
+    NodeView,
+    PipelineSpec,
+    PipelineView,
+    QueueSpec,
+    QueueUpdate,
+    QueueView,
+    resource_amount,
+)
+from aios.errors import Conflict, InvalidInput, NotFound
+from aios.resources import Resources, format_bytes
+from aios.scheduler import TERMINAL_STATES
+from aios.store import AttemptRow, Database, EventRow, JobRow, PipelineRow, QueueRow
+
+__all__ = ["ControlOps", "job_view"]
+
+T = TypeVar("T")
+TERMINAL = frozenset(state.value for state in TERMINAL_STATES)
+
+
+def job_view(row: JobRow, attempts: Sequence[AttemptRow] = ()) -> JobView:
+    stopping = None
+    views = []
+    for attempt in attempts:
+        if attempt.number == row.attempts and attempt.finished_at is None:
+            stopping = attempt.stopping
+        views.append(
+            AttemptView(
+                number=attempt.number,
+                node=attempt.allocations[0]["node"] if attempt.allocations else "",
+                cores=[a["cores"] for a in attempt.allocations],
+                gpus=[a["gpus"] for a in attempt.allocations],
+                started_at=attempt.started_at,
+                finished_at=attempt.finished_at,
+                exit_code=attempt.exit_code,
+                reason=attempt.reason,
+                message=attempt.message,
+            )
+        )
+    return JobView(
+        id=row.id,
+        name=row.name,
+        owner=row.owner,
+        queue=row.queue,
+        state=row.state,
+        kind=row.kind,
+        command=[str(a) for a in row.command],
+        shell=row.shell,
+        cpus=row.cpu / 1000,
+        memory=row.memory,
+        gpus=row.gpus,
+        gpu_kind=row.gpu_kind,
+        replicas=row.replicas,
+        priority=row.priority,
+        preemptible=row.preemptible,
+        after=[int(p) for p in row.dependencies],
+        time_limit=row.time_limit,
+        grace=row.grace,
+        max_retries=row.max_retries,
+        retries=row.retries,
+        pipeline_id=row.pipeline_id,
+        step=row.step,
+        submitted_at=row.submitted_at,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        exit_code=row.exit_code,
+        reason=row.reason,
+        message=row.message,
+        stopping=stopping,
+        attempts=views,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class JobFilter:
+    state: str | None = None
+    queue: str | None = None
+    owner: str | None = None
+    pipeline_id: int | None = None
+    limit: int = 100
+    offset: int = 0
+
+
+class ControlOps:
+    """Jobs, queues, nodes and pipelines, with the caller's rights checked."""
+
+    def __init__(self, db: Database, reconciler: Reconciler, home: Path) -> None:
+        self.db = db
+        self.reconciler = reconciler
+        self.home = home
+
+    def _change(self, work: Callable[[Session, float], T], timeout: float = 30.0) -> T:
+        future: Future[T] = self.reconciler.call(work)
+        return future.result(timeout)
+
+    # -- jobs -----------------------------------------------------------------------
+    def _check_fits(self, spec: JobSpec, where: str) -> None:
+        request = Resources(
+            spec.millicores, spec.memory_bytes, spec.gpus, spec.gpu_kind if spec.gpus else None
+        )
+        with self.reconciler.lock:
+            nodes = [state.node for state in self.reconciler.state.nodes.values()]
+        if not any(request.fits(node.allocatable) for node in nodes):
+            largest = ", ".join(
+                f"{n.name}: {n.allocatable.cpu // 1000} cpus, "
+                f"{format_bytes(n.allocatable.memory)}B memory, "
+                f"{n.allocatable.gpus} gpus" + (f" {n.allocatable.gpu_kind}" if n.gpus else "")
+                for n in nodes[:3]
+            )
+            raise InvalidInput(f"{where}asks for more than any node has ({largest})")
+
+    def _new_row(
+        self, session: Session, user: Principal, spec: JobSpec, now: float, queue: str
+    ) -> JobRow:
+        if session.get(QueueRow, queue) is None:
+            raise InvalidInput(f"queue: no queue named {queue!r}")
+        user.check_queue(queue)
+        for parent in spec.after:
+            parent_row = session.get(JobRow, parent)
+            if parent_row is None or not user.may_see(parent_row.queue):
+                raise InvalidInput(f"after: no job {parent}")
+        if isinstance(spec.command, str):
+            command, shell = [spec.command], True
+        else:
+            command, shell = list(spec.command or []), False
+        row = JobRow(
+            name=spec.name or (command[0].split()[0] if command else "function")[:128],
+            owner=user.name,
+            queue=queue,
+            state=QUEUED,
+            kind=spec.kind,
+            command=command,
+            shell=shell,
+            env=dict(spec.env),
+            cpu=spec.millicores,
+            memory=spec.memory_bytes,
+            gpus=spec.gpus,
+            gpu_kind=spec.gpu_kind,
+            replicas=spec.replicas,
+            priority=spec.priority,
+            preemptible=spec.preemptible,
+            dependencies=list(spec.after),
+            time_limit=spec.time_limit_seconds,
+            grace=spec.grace,
+            max_retries=spec.retries,
+            retries=0,
+            retry_backoff=spec.retry_backoff,
+            submitted_at=now,
+            queued_at=now,
+            attained_service=0.0,
+            attempts=0,
+            message="",
+        )
+        session.add(row)
+        session.flush()
+        if spec.function is not None:
+            try:
+                payload = base64.b64decode(spec.function, validate=True)
+            except (binascii.Error, ValueError):
+                raise InvalidInput("function: not base64") from None
+            prepare_workdir(self.home, row.id)
+            (job_dir(self.home, row.id) / FUNCTION_FILE).write_bytes(payload)
+        return row
+
+    def submit(self, user: Principal, spec: JobSpec) -> JobView:
+        """Queues a job and returns it; refuses one no node could ever hold."""
+        queue = spec.queue or user.tenant or "default"
+        self._check_fits(spec, "")
+
+        def work(session: Session, now: float) -> JobView:
+            row = self._new_row(session, user, spec, now, queue)
+            self.reconciler.admit(session, row, now)
+            return job_view(row)
+
+        return self._change(work)
+
+    def submit_many(self, user: Principal, specs: Sequence[JobSpec]) -> list[JobView]:
+        """Queues several jobs in one transaction: all of them, or none when one is
+        refused (its index is named)."""
+        for index, spec in enumerate(specs):
+            self._check_fits(spec, f"jobs[{index}]: ")
+
+        def work(session: Session, now: float) -> list[JobView]:
+            rows = []
+            for index, spec in enumerate(specs):
+                queue = spec.queue or user.tenant or "default"
+                try:
+                    rows.append(self._new_row(session, user, spec, now, queue))
+                except InvalidInput as exc:
+                    raise InvalidInput(f"jobs[{index}]: {exc}") from None
+            for row in rows:
+                self.reconciler.admit(session, row, now)
+            return [job_view(row) for row in rows]
+
+        return self._change(work)
+
+    def _visible_job(self, session: Session, user: Principal, job_id: int) -> JobRow:
+        row = session.get(JobRow, job_id)
+        if row is None or not user.may_see(row.queue):
+            raise NotFound(f"no job {job_id}")
+        return row
+
+    def get(self, user: Principal, job_id: int) -> JobView:
+        with self.db.sessions() as session:
+            row = self._visible_job(session, user, job_id)
+            attempts = session.scalars(
+                select(AttemptRow).where(AttemptRow.job_id == job_id).order_by(AttemptRow.number)
+            ).all()
+            return job_view(row, attempts)
+
+    def jobs(self, user: Principal, flt: JobFilter) -> list[JobView]:
+        query = select(JobRow).order_by(JobRow.id.desc()).limit(flt.limit).offset(flt.offset)
+        if not user.admin:
+            query = query.where(JobRow.queue == user.tenant)
+        if flt.state is not None:
+            query = query.where(JobRow.state == flt.state)
+        if flt.queue is not None:
+            query = query.where(JobRow.queue == flt.queue)
+        if flt.owner is not None:
+            query = query.where(JobRow.owner == flt.owner)
+        if flt.pipeline_id is not None:
+            query = query.where(JobRow.pipeline_id == flt.pipeline_id)
+        with self.db.sessions() as session:
+            rows = list(session.scalars(query))
+            numbers = {row.id: row.attempts for row in rows if row.attempts}
+            current: dict[int, AttemptRow] = {}
+            if numbers:
+                latest = select(AttemptRow).where(AttemptRow.job_id.in_(list(numbers)))
+                for attempt in session.scalars(latest):
+                    if attempt.number == numbers[attempt.job_id]:
+                        current[attempt.job_id] = attempt
+            return [job_view(row, [current[row.id]] if row.id in current else []) for row in rows]
+
+    def cancel(self, user: Principal, job_id: int) -> JobView:
+        def work(session: Session, now: float) -> JobView:
+            row = self._visible_job(session, user, job_id)
+            if row.state in TERMINAL:
+                raise Conflict(f"job {job_id} has already ended ({row.state})")
+            self.reconciler.cancel(session, row, now)
+            return job_view(row)
+
+        return self._change(work)
+
+    def events(self, user: Principal, job_id: int | None, since: int = 0) -> list[EventView]:
+        with self.db.sessions() as session:
+            query = select(EventRow).where(EventRow.id > since).order_by(EventRow.id).limit(1000)
+            if job_id is not None:
+                self._visible_job(session, user, job_id)
+                query = query.where(EventRow.job_id == job_id)
+            elif not user.admin:
+                visible = select(JobRow.id).where(JobRow.queue == user.tenant)
+                query = query.where(EventRow.job_id.in_(visible))
+            return [
+                EventView(id=e.id, time=e.time, job_id=e.job_id, kind=e.kind, message=e.message)
+                for e in session.scalars(query)
+            ]
+
+    def log_file(self, user: Principal, job_id: int, stream: str, replica: int) -> Path:
+        from aios.control.records import log_path
+
+        with self.db.sessions() as session:
+            row = self._visible_job(session, user, job_id)
+            if not 0 <= replica < row.replicas:
+                raise InvalidInput(f"replica: job {job_id} has replicas 0..{row.replicas - 1}")
+        return log_path(self.home, job_id, stream, replica)
+
+    def result_file(self, user: Principal, job_id: int) -> Path:
+        from aios.control.function import RESULT_FILE
+
+        with self.db.sessions() as session:
+            row = self._visible_job(session, user, job_id)
+            state = row.state
+        path = job_dir(self.home, job_id) / RESULT_FILE
+        if not path.exists():
+            raise NotFound(f"job {job_id} has no result ({state}; only function jobs do)")
+        return path
+
+    def is_finished(self, job_id: int) -> bool:
+        with self.db.sessions() as session:
+            row = session.get(JobRow, job_id)
+            return row is None or row.state in TERMINAL
+
+    # -- queues ---------------------------------------------------------------------
+    def create_queue(self, user: Principal, spec: QueueSpec) -> QueueView:
+        user.require_admin("create queues")
+
+        def work(session: Session, now: float) -> QueueView:
+            if session.get(QueueRow, spec.name) is not None:
+                raise Conflict(f"queue {spec.name!r} already exists")
+            row = QueueRow(
+                name=spec.name,
+                nominal=_amounts(spec.quota),
+                weight=spec.weight,
+                cohort=spec.cohort,
+                borrowing_limit=_amounts(spec.borrowing_limit) or {},
+                created_at=now,
+            )
+            session.add(row)
+            record(session, now, "queue_created", f"queue {spec.name} created")
+            self.reconciler.set_queue(row)
+            return self._queue_view(session, row)
+
+        return self._change(work)
+
+    def update_queue(self, user: Principal, name: str, update: QueueUpdate) -> QueueView:
+        user.require_admin("change queues")
+
+        def work(session: Session, now: float) -> QueueView:
+            row = session.get(QueueRow, name)
+            if row is None:
+                raise NotFound(f"no queue {name!r}")
+            fields = update.model_fields_set
+            if "quota" in fields:
+                row.nominal = _amounts(update.quota)
+            if update.weight is not None:
+                row.weight = update.weight
+            if "cohort" in fields:
+                row.cohort = update.cohort
+            if update.borrowing_limit is not None:
+                row.borrowing_limit = _amounts(update.borrowing_limit) or {}
+            record(session, now, "queue_updated", f"queue {name} updated: {sorted(fields)}")
+            self.reconciler.set_queue(row)
+            return self._queue_view(session, row)
+
+        return self._change(work)
+
+    def _queue_view(self, session: Session, row: QueueRow) -> QueueView:
+        counts = dict(
+            session.execute(
+                select(JobRow.state, func.count())
+                .where(JobRow.queue == row.name, JobRow.state.in_((QUEUED, "running")))
+                .group_by(JobRow.state)
+            ).all()
+        )
+        with self.reconciler.lock:
+            usage = dict(self.reconciler.state.usage.get(row.name, {}))
+        return QueueView(
+            name=row.name,
+            quota=row.nominal,
+            weight=row.weight,
+            cohort=row.cohort,
+            borrowing_limit=row.borrowing_limit or {},
+            usage={k: int(v) for k, v in usage.items()},
+            pending=int(counts.get(QUEUED, 0)),
+            running=int(counts.get("running", 0)),
+        )
+
+    def queues(self, user: Principal) -> list[QueueView]:
+        with self.db.sessions() as session:
+            rows = session.scalars(select(QueueRow).order_by(QueueRow.name)).all()
+            return [self._queue_view(session, r) for r in rows if user.may_see(r.name)]
+
+    # -- nodes ----------------------------------------------------------------------
+    def nodes(self) -> list[NodeView]:
+        views = []
+        with self.reconciler.lock:
+            state = self.reconciler.state
+            holders: dict[tuple[str, int], int] = {}
+            for job_id, running in state.running.items():
+                for allocation in running.allocations:
+                    for gpu in allocation.gpus:
+                        holders[(allocation.node, gpu)] = int(job_id)
+            for name, node_state in sorted(state.nodes.items()):
+                node = node_state.node
+                allocated = node_state.allocated()
+                views.append(
+                    NodeView(
+                        name=name,
+                        capacity=_plain(node.capacity),
+                        allocatable=_plain(node.allocatable),
+                        allocated=_plain(allocated),
+                        free=_plain(node.allocatable - allocated),
+                        gpus=[
+                            GpuView(
+                                index=d.index,
+                                model=d.model,
+                                memory=d.memory,
+                                job_id=holders.get((name, d.index)),
+                            )
+                            for d in node.gpus
+                        ],
+                        labels=dict(node.labels),
+                    )
+                )
+        return views
+
+    # -- pipelines ------------------------------------------------------------------
+    def submit_pipeline(self, user: Principal, spec: PipelineSpec) -> PipelineView:
+        order = topological_order({name: step.needs for name, step in spec.steps.items()})
+        queue = spec.queue or user.tenant or "default"
+        for name, step in spec.steps.items():
+            if step.after:
+                raise InvalidInput(f"steps.{name}.after: use needs: inside a pipeline")
+            self._check_fits(step, f"steps.{name}: ")
+
+        def work(session: Session, now: float) -> PipelineView:
+            pipeline = PipelineRow(
+                name=spec.name,
+                queue=queue,
+                owner=user.name,
+                spec=spec.model_dump(mode="json", exclude_unset=True),
+                created_at=now,
+            )
+            session.add(pipeline)
+            session.flush()
+            ids: dict[str, int] = {}
+            rows = []
+            for name in order:
+                step = spec.steps[name]
+                job_spec = JobSpec.model_validate(
+                    step.model_dump(exclude={"needs"}, exclude_unset=True)
+                    | {"name": step.name or name, "after": [ids[n] for n in step.needs]}
+                )
+                row = self._new_row(session, user, job_spec, now, step.queue or queue)
+                row.pipeline_id, row.step = pipeline.id, name
+                ids[name] = row.id
+                rows.append(row)
+            record(
+                session,
+                now,
+                "pipeline_submitted",
+                f"pipeline {pipeline.id} {spec.name}: {len(rows)} steps",
+            )
+            for row in rows:
+                self.reconciler.admit(session, row, now)
+            return self._pipeline_view(pipeline, rows)
+
+        return self._change(work)
+
+    def _pipeline_view(self, pipeline: PipelineRow, rows: Sequence[JobRow]) -> PipelineView:
+        return PipelineView(
+            id=pipeline.id,
+            name=pipeline.name,
+            queue=pipeline.queue,
+            owner=pipeline.owner,
+            state=pipeline_state([r.state for r in rows]),
+            created_at=pipeline.created_at,
+            steps={r.step or str(r.id): job_view(r) for r in rows},
+        )
+
+    def pipeline(self, user: Principal, pipeline_id: int) -> PipelineView:
+        with self.db.sessions() as session:
+            pipeline = session.get(PipelineRow, pipeline_id)
+            if pipeline is None or not user.may_see(pipeline.queue):
+                raise NotFound(f"no pipeline {pipeline_id}")
+            rows = session.scalars(
+                select(JobRow).where(JobRow.pipeline_id == pipeline_id).order_by(JobRow.id)
+            ).all()
+            return self._pipeline_view(pipeline, rows)
+
+    def pipelines(self, user: Principal, limit: int = 100) -> list[PipelineView]:
+        with self.db.sessions() as session:
+            query = select(PipelineRow.id).order_by(PipelineRow.id.desc()).limit(limit)
+            if not user.admin:
+                query = query.where(PipelineRow.queue == user.tenant)
+            ids = list(session.scalars(query))
+        return [self.pipeline(user, pid) for pid in ids]
+
+    def cancel_pipeline(self, user: Principal, pipeline_id: int) -> PipelineView:
+        view = self.pipeline(user, pipeline_id)
+
+        def work(session: Session, now: float) -> None:
+            for step in view.steps.values():
+                row = session.get(JobRow, step.id)
+                if row is not None and row.state not in TERMINAL:
+                    self.reconciler.cancel(session, row, now)
+
+        self._change(work)
+        return self.pipeline(user, pipeline_id)
+
+
+def _amounts(amounts: dict[str, Any] | None) -> dict[str, int] | None:
+    if amounts is None:
+        return None
+    return {resource: resource_amount(resource, value) for resource, value in amounts.items()}
+
+
+def _plain(resources: Resources) -> dict[str, int]:
+    values = {"cpu": resources.cpu, "memory": resources.memory, "gpu": resources.gpus}
+    values.update(dict(resources.custom))
+    return values
+
+
+def wall_clock() -> float:
+    return time.time()

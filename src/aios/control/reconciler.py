@@ -1,0 +1,609 @@
+"""The reconcile loop: database state → scheduler cycle → executor → database state.
+
+One thread owns every change to jobs, so a submission, a cancellation, an exit and a
+scheduling decision never race. Other threads (the API) hand it work with
+:meth:`Reconciler.call` and wake it; it also wakes on a process exit and on a tick.
+Each state change is written with its event row in one transaction; a binding is
+committed before its process is launched, so a crash in between is found on restart
+(the attempt has no process handle) and never launches the job twice.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from queue import Empty, SimpleQueue
+from typing import Any, TypeVar
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from aios.control.records import (
+    EVENTS,
+    allocation_from_json,
+    allocation_to_json,
+    handle_from_json,
+    handle_to_json,
+    launch_spec,
+    prepare_workdir,
+    queue_from_row,
+    record,
+    scheduler_job,
+    write_events,
+)
+from aios.executors.base import Executor, ExitReason, Handle, ProcessExit, StopReason
+from aios.resources import Node
+from aios.scheduler import (
+    TERMINAL_STATES,
+    Bind,
+    ClusterState,
+    CycleResult,
+    JobState,
+    Policy,
+    Preempt,
+    Unschedulable,
+    UpstreamFailed,
+    cycle,
+)
+from aios.store import AttemptRow, Database, JobRow, QueueRow
+
+__all__ = ["Reconciler"]
+
+log = logging.getLogger("aios.control")
+T = TypeVar("T")
+Work = Callable[[Session, float], Any]
+QUEUED = "queued"
+ENDED = "aios.ended"
+MAX_BACKOFF = 600.0
+
+
+@dataclass(slots=True)
+class Attempt:
+    """A running attempt as the loop tracks it: the process of each replica, and the
+    exits reported so far."""
+
+    job_id: int
+    number: int
+    handles: dict[int, Handle] = field(default_factory=dict)
+    exits: dict[int, ProcessExit] = field(default_factory=dict)
+    replicas: int = 1
+    stopping: StopReason | None = None
+    preemptor: str | None = None
+    record: AttemptRow | None = None
+
+
+@dataclass(slots=True)
+class CycleStats:
+    """What the last cycles did, for metrics and the API."""
+
+    cycles: int = 0
+    last_duration: float = 0.0
+    observers: list[Callable[[float, float, CycleResult], None]] = field(default_factory=list)
+
+
+class Reconciler:
+    """Owns the scheduler's :class:`ClusterState` and keeps it, the database and the
+    executor in agreement."""
+
+    def __init__(
+        self,
+        db: Database,
+        executor: Executor,
+        nodes: Iterable[Node],
+        policy: Policy,
+        home: Path,
+        clock: Callable[[], float] = time.time,
+        tick: float = 1.0,
+    ) -> None:
+        self.db = db
+        self.executor = executor
+        self.policy = policy
+        self.home = home
+        self.clock = clock
+        self.tick = tick
+        self.state = ClusterState(list(nodes), (), order_key=policy.order_key)
+        self.stats = CycleStats()
+        self.attempts: dict[int, Attempt] = {}
+        self._reasons: dict[int, str] = {}
+        self._backoff: list[tuple[float, int]] = []
+        self._inbox: SimpleQueue[tuple[Work, Future[Any]]] = SimpleQueue()
+        self._wake = threading.Event()
+        self._stopped = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._unsaved = False
+        self.rows: dict[int, JobRow] = {}
+        """The rows of queued and running jobs: held here so that the session's
+        identity map (which holds rows weakly) answers for them without a query."""
+        self.session = db.sessions()
+        """The loop's own session: its identity map keeps the rows of live jobs, so the
+        loop reads them without a query; only the loop writes, so they never go stale."""
+        self.lock = threading.RLock()
+        """Held while the loop changes :attr:`state`; readers of it take it too."""
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """One transaction on the loop's session, with the event lines recorded in it;
+        the rows of jobs that ended in it are then forgotten by the session."""
+        session = self.session
+        try:
+            # Reading a row outside a transaction may have begun one already.
+            if not session.in_transaction():
+                session.begin()
+            yield session
+            write_events(session)
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        else:
+            for row in session.info.pop(ENDED, ()):
+                if row in session:
+                    session.expunge(row)
+        finally:
+            session.info.pop(EVENTS, None)
+            session.info.pop(ENDED, None)
+
+    # -- the thread --------------------------------------------------------------
+    def start(self) -> None:
+        self.recover()
+        self._thread = threading.Thread(target=self._run, name="aios-reconcile", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+        while True:
+            try:
+                _, future = self._inbox.get_nowait()
+            except Empty:
+                break
+            future.cancel()
+        self.session.close()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def call(self, work: Callable[[Session, float], T]) -> Future[T]:
+        """Runs ``work(session, now)`` on the loop's thread in one transaction, then a
+        scheduling step; the future holds its result or its exception."""
+        future: Future[T] = Future()
+        self._inbox.put((work, future))
+        self._wake.set()
+        return future
+
+    def _run(self) -> None:
+        while not self._stopped.is_set():
+            self._wake.wait(self.tick)
+            self._wake.clear()
+            if self._stopped.is_set():
+                break
+            try:
+                self.step()
+                if self._unsaved and not self._wake.is_set():
+                    with self.lock, self.transaction():
+                        self._unsaved = False
+            except Exception:
+                log.exception("reconcile step failed; retrying on the next tick")
+
+    # -- one step ----------------------------------------------------------------
+    def step(self) -> CycleResult:
+        """Takes in requests and exits, runs one scheduling cycle and carries it out."""
+        now = self.clock()
+        with self.lock:
+            self._take_requests(now)
+            exits = self.executor.poll()
+            with self.transaction() as session:
+                self._take_exits(session, exits, now)
+                self._release_backoff(session, now)
+                started = time.perf_counter()
+                result = cycle(self.state, now, self.policy)
+                self.stats.last_duration = time.perf_counter() - started
+                self.stats.cycles += 1
+                launches = self._apply(session, result, now)
+        self._launch(launches, now)
+        for observer in self.stats.observers:
+            observer(now, self.stats.last_duration, result)
+        return result
+
+    def _take_requests(self, now: float) -> None:
+        while True:
+            try:
+                work, future = self._inbox.get_nowait()
+            except Empty:
+                return
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                with self.transaction() as session:
+                    value = work(session, now)
+            except BaseException as exc:
+                future.set_exception(exc)
+            else:
+                future.set_result(value)
+
+    # -- requests from the API (run on the loop's thread) --------------------------
+    def admit(self, session: Session, row: JobRow, now: float) -> None:
+        """Records a new job (already added to ``session``) and queues it."""
+        session.flush()
+        self.rows[row.id] = row
+        record(session, now, "submitted", f"job {row.id} submitted to queue {row.queue}", row.id)
+        self.state.submit(scheduler_job(row))
+
+    def cancel(self, session: Session, row: JobRow, now: float) -> None:
+        """Cancels ``row``: at once when it waits, by SIGTERM when it runs."""
+        job_id = str(row.id)
+        if row.state == QUEUED:
+            self._backoff = [(t, j) for t, j in self._backoff if j != row.id]
+            heapq.heapify(self._backoff)
+            self.state.finish(job_id, JobState.CANCELLED)
+            self._end_job(session, row, JobState.CANCELLED, now, "cancelled while queued")
+            return
+        attempt = self.attempts.get(row.id)
+        if row.state == JobState.RUNNING and attempt is not None:
+            self._stop(session, row, attempt, StopReason.CANCELLED, now, "cancel requested")
+
+    def set_queue(self, row: QueueRow) -> None:
+        self.state.set_queue(queue_from_row(row))
+
+    # -- exits --------------------------------------------------------------------
+    def _take_exits(self, session: Session, exits: list[ProcessExit], now: float) -> None:
+        for exit_ in exits:
+            attempt = self.attempts.get(int(exit_.job_id))
+            if attempt is None or attempt.number != exit_.attempt:
+                continue
+            attempt.exits[exit_.replica] = exit_
+            row = session.get(JobRow, attempt.job_id)
+            if row is None:
+                continue
+            failed = exit_.reason is not ExitReason.SUCCEEDED
+            if failed and attempt.stopping is None and len(attempt.exits) < attempt.replicas:
+                # One replica of a gang failed: the others cannot go on alone.
+                self._stop(session, row, attempt, StopReason.CANCELLED, now, "a replica failed")
+                attempt.stopping = None
+            if len(attempt.exits) == attempt.replicas:
+                self._end_attempt(session, row, attempt, now)
+
+    def _outcome(self, attempt: Attempt) -> ProcessExit:
+        exits = sorted(attempt.exits.values(), key=lambda e: e.replica)
+        if attempt.stopping is not None:
+            reason = ExitReason(attempt.stopping.value)
+            first = exits[0]
+            return ProcessExit(first.job_id, first.attempt, 0, first.exit_code, reason)
+        for exit_ in exits:
+            if (
+                exit_.reason is not ExitReason.SUCCEEDED
+                and exit_.reason is not ExitReason.CANCELLED
+            ):
+                return exit_
+        return exits[0]
+
+    def _end_attempt(self, session: Session, row: JobRow, attempt: Attempt, now: float) -> None:
+        del self.attempts[row.id]
+        outcome = self._outcome(attempt)
+        attempt_row = session.get(AttemptRow, (row.id, attempt.number))
+        if attempt_row is not None:
+            attempt_row.finished_at = now
+            attempt_row.exit_code = outcome.exit_code
+            attempt_row.reason = outcome.reason.value
+            attempt_row.message = outcome.message
+            session.info.setdefault(ENDED, []).append(attempt_row)
+        row.exit_code = outcome.exit_code
+        row.reason = outcome.reason.value
+        job_id = str(row.id)
+        running = self.state.running.get(job_id)
+        if running is not None:
+            row.attained_service = running.attained(now)
+        code = "" if outcome.exit_code is None else f" (exit code {outcome.exit_code})"
+        record(
+            session,
+            now,
+            "exited",
+            f"attempt {attempt.number} {outcome.reason.value}{code}",
+            row.id,
+            attempt=attempt.number,
+            reason=outcome.reason.value,
+            exit_code=outcome.exit_code,
+        )
+        if outcome.reason is ExitReason.SUCCEEDED:
+            self.state.finish(job_id, JobState.SUCCEEDED)
+            self._end_job(session, row, JobState.SUCCEEDED, now, "succeeded")
+        elif outcome.reason is ExitReason.CANCELLED:
+            self.state.finish(job_id, JobState.CANCELLED)
+            self._end_job(session, row, JobState.CANCELLED, now, "cancelled")
+        elif outcome.reason is ExitReason.PREEMPTED:
+            self.state.requeue(job_id, now, preemptor=attempt.preemptor)
+            row.state, row.queued_at, row.started_at = QUEUED, now, None
+            row.message = "preempted; back in its queue"
+            record(session, now, "requeued", f"job {row.id} preempted and requeued", row.id)
+        elif row.retries < row.max_retries:
+            row.retries += 1
+            delay = min(row.retry_backoff * 2 ** (row.retries - 1), MAX_BACKOFF)
+            self.state.release(job_id)
+            row.state, row.queued_at, row.started_at = QUEUED, now + delay, None
+            row.retry_at = now + delay
+            row.message = f"{outcome.reason.value}; retry {row.retries} of {row.max_retries}"
+            heapq.heappush(self._backoff, (now + delay, row.id))
+            record(session, now, "retrying", f"{row.message} in {delay:g} s", row.id, delay=delay)
+        else:
+            self.state.finish(job_id, JobState.FAILED)
+            message = outcome.message or f"attempt {attempt.number} {outcome.reason.value}{code}"
+            self._end_job(session, row, JobState.FAILED, now, message)
+
+    def _end_job(
+        self, session: Session, row: JobRow, state: JobState, now: float, message: str
+    ) -> None:
+        row.state = state.value
+        row.finished_at = now
+        row.message = message
+        session.info.setdefault(ENDED, []).append(row)
+        self.rows.pop(row.id, None)
+        self._reasons.pop(row.id, None)
+        record(session, now, state.value, f"job {row.id} {message}", row.id)
+
+    def _release_backoff(self, session: Session, now: float) -> None:
+        while self._backoff and self._backoff[0][0] <= now:
+            _, job_id = heapq.heappop(self._backoff)
+            row = session.get(JobRow, job_id)
+            if row is None or row.state != QUEUED:
+                continue
+            row.retry_at = None
+            self.state.submit(scheduler_job(row))
+
+    # -- decisions ----------------------------------------------------------------
+    def _apply(
+        self, session: Session, result: CycleResult, now: float
+    ) -> list[tuple[JobRow, Attempt, Bind]]:
+        launches: list[tuple[JobRow, Attempt, Bind]] = []
+        for decision in result.decisions:
+            if isinstance(decision, Bind):
+                launches.append(self._bind(session, decision, now))
+            elif isinstance(decision, Preempt):
+                self._preempt(session, decision, now)
+            elif isinstance(decision, Unschedulable | UpstreamFailed):
+                row = session.get(JobRow, int(decision.job_id))
+                if row is None:
+                    continue
+                if isinstance(decision, Unschedulable):
+                    state, why = JobState.UNSCHEDULABLE, decision.reason
+                else:
+                    state, why = (
+                        JobState.UPSTREAM_FAILED,
+                        f"dependency {decision.parent} failed",
+                    )
+                self.state.finish(decision.job_id, state)
+                self._end_job(session, row, state, now, why)
+        for job_id, reason in result.reasons.items():
+            key = int(job_id)
+            if self._reasons.get(key) != reason and job_id in self.state.pending:
+                self._reasons[key] = reason
+                row = session.get(JobRow, key)
+                if row is not None and row.state == QUEUED:
+                    row.message = reason
+        return launches
+
+    def _reasons_changed(self, result: CycleResult) -> bool:
+        return any(self._reasons.get(int(k)) != v for k, v in result.reasons.items())
+
+    def _bind(self, session: Session, decision: Bind, now: float) -> tuple[JobRow, Attempt, Bind]:
+        job = decision.job
+        row = session.get(JobRow, int(job.id))
+        assert row is not None, f"bound job {job.id} has no row"
+        self.state.bind(job, decision.allocations, now)
+        row.attempts += 1
+        row.state = JobState.RUNNING.value
+        row.started_at = now
+        row.message = ""
+        self._reasons.pop(row.id, None)
+        attempt_row = AttemptRow(
+            job_id=row.id,
+            number=row.attempts,
+            allocations=[allocation_to_json(a) for a in decision.allocations],
+            handles=[],
+            started_at=now,
+        )
+        session.add(attempt_row)
+        where = ", ".join(
+            f"{a.node} cores {list(a.cores)}" + (f" gpus {list(a.gpus)}" if a.gpus else "")
+            for a in decision.allocations
+        )
+        record(
+            session,
+            now,
+            "scheduled",
+            f"attempt {row.attempts} on {where}",
+            row.id,
+            attempt=row.attempts,
+            backfilled=decision.backfilled,
+        )
+        attempt = Attempt(
+            row.id, row.attempts, replicas=len(decision.allocations), record=attempt_row
+        )
+        self.attempts[row.id] = attempt
+        return row, attempt, decision
+
+    def _preempt(self, session: Session, decision: Preempt, now: float) -> None:
+        victim = decision.victim.job
+        row = session.get(JobRow, int(victim.id))
+        attempt = self.attempts.get(int(victim.id))
+        if row is None or attempt is None:
+            return
+        self.state.preempting_for(victim.id, decision.preemptor, now)
+        attempt.preemptor = decision.preemptor
+        self._stop(
+            session,
+            row,
+            attempt,
+            StopReason.PREEMPTED,
+            now,
+            f"preempted for job {decision.preemptor}: {decision.reason}",
+        )
+
+    def _stop(
+        self,
+        session: Session,
+        row: JobRow,
+        attempt: Attempt,
+        reason: StopReason,
+        now: float,
+        message: str,
+    ) -> None:
+        if attempt.stopping is None:
+            attempt.stopping = reason
+            attempt_row = session.get(AttemptRow, (row.id, attempt.number))
+            if attempt_row is not None:
+                attempt_row.stopping = reason.value
+            record(
+                session, now, "stopping", f"job {row.id}: {message}", row.id, reason=reason.value
+            )
+        for replica, handle in attempt.handles.items():
+            if replica not in attempt.exits:
+                self.executor.stop(handle, reason, row.grace)
+
+    def _launch(self, launches: list[tuple[JobRow, Attempt, Bind]], now: float) -> None:
+        if not launches:
+            return
+        failures: list[ProcessExit] = []
+        for row, attempt, decision in launches:
+            prepare_workdir(self.home, row.id)
+            for replica, allocation in enumerate(decision.allocations):
+                spec = launch_spec(self.home, row, attempt.number, replica, allocation)
+                try:
+                    attempt.handles[replica] = self.executor.launch(spec)
+                except OSError as exc:
+                    failures.append(
+                        ProcessExit(
+                            str(row.id),
+                            attempt.number,
+                            replica,
+                            None,
+                            ExitReason.FAILED,
+                            f"could not start: {exc}",
+                        )
+                    )
+        with self.lock:
+            # The handles are written by the next transaction, or by _run when the
+            # loop goes idle: a crash before then is covered by Executor.find.
+            for row, attempt, _ in launches:
+                if attempt.record is not None:
+                    attempt.record.handles = [handle_to_json(h) for h in attempt.handles.values()]
+                    self._unsaved = True
+                if attempt.stopping is not None:  # cancelled while launching
+                    for handle in attempt.handles.values():
+                        self.executor.stop(handle, attempt.stopping, row.grace)
+        if failures:
+            with self.lock, self.transaction() as session:
+                self._take_exits(session, failures, now)
+
+    # -- restart ------------------------------------------------------------------
+    def recover(self) -> None:
+        """Rebuilds the scheduler's state from the database and adopts the processes
+        that outlived the previous control plane."""
+        now = self.clock()
+        with self.transaction() as session:
+            if session.get(QueueRow, "default") is None:
+                session.add(
+                    QueueRow(
+                        name="default",
+                        nominal=None,
+                        weight=1.0,
+                        cohort=None,
+                        borrowing_limit={},
+                        created_at=now,
+                    )
+                )
+                session.flush()
+            for queue_row in session.scalars(select(QueueRow)):
+                self.set_queue(queue_row)
+            live = list(
+                session.scalars(select(JobRow).where(JobRow.state.in_((QUEUED, "running"))))
+            )
+            parents = {p for row in live for p in row.dependencies}
+            for parent in session.scalars(select(JobRow).where(JobRow.id.in_(parents))):
+                if parent.state in {s.value for s in TERMINAL_STATES}:
+                    self.state.finished[str(parent.id)] = JobState(parent.state)
+            for row in live:
+                self.rows[row.id] = row
+                if row.state == QUEUED:
+                    if row.retry_at is not None and row.retry_at > now:
+                        heapq.heappush(self._backoff, (row.retry_at, row.id))
+                    else:
+                        self.state.submit(scheduler_job(row))
+                else:
+                    self._recover_running(session, row, now)
+
+    def _recover_running(self, session: Session, row: JobRow, now: float) -> None:
+        attempt_row = session.get(AttemptRow, (row.id, row.attempts))
+        allocations = (
+            []
+            if attempt_row is None
+            else [allocation_from_json(a) for a in attempt_row.allocations]
+        )
+        specs = [
+            launch_spec(self.home, row, row.attempts, replica, allocation)
+            for replica, allocation in enumerate(allocations)
+        ]
+        handles = (
+            {}
+            if attempt_row is None
+            else {h.replica: h for h in map(handle_from_json, attempt_row.handles)}
+        )
+        for replica, spec in enumerate(specs):
+            if replica not in handles:
+                # Committed but not recorded as launched: the executor looks for a
+                # process started with this job's environment; if none, it never ran.
+                found = self.executor.find(spec)
+                if found is not None:
+                    handles[replica] = found
+        if attempt_row is None or not handles:
+            if attempt_row is not None:
+                session.delete(attempt_row)
+            row.attempts = max(row.attempts - 1, 0)
+            row.state, row.queued_at, row.started_at = QUEUED, now, None
+            record(
+                session,
+                now,
+                "requeued",
+                f"job {row.id} was scheduled but never started before a restart",
+                row.id,
+            )
+            self.state.submit(scheduler_job(row))
+            return
+        self.state.bind(scheduler_job(row), allocations, attempt_row.started_at)
+        attempt = Attempt(row.id, attempt_row.number, replicas=len(allocations), record=attempt_row)
+        if attempt_row.stopping is not None:
+            attempt.stopping = StopReason(attempt_row.stopping)
+        self.attempts[row.id] = attempt
+        for replica, spec in enumerate(specs):
+            handle = handles.get(replica)
+            if handle is None:
+                attempt.exits[replica] = ProcessExit(
+                    str(row.id),
+                    attempt.number,
+                    replica,
+                    None,
+                    ExitReason.LOST,
+                    "the control plane stopped before this replica was started",
+                )
+                continue
+            attempt.handles[replica] = handle
+            alive = self.executor.adopt(handle, spec)
+            state = "still running, adopted" if alive else "ended while the control plane was down"
+            record(
+                session,
+                now,
+                "adopted" if alive else "found_ended",
+                f"replica {replica} of attempt {attempt.number}: process {handle.pid} {state}",
+                row.id,
+            )
+        attempt_row.handles = [handle_to_json(h) for h in attempt.handles.values()]
+        if len(attempt.exits) == attempt.replicas:
+            self._end_attempt(session, row, attempt, now)

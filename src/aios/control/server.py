@@ -1,0 +1,177 @@
+"""Putting the control plane together: database, executor, reconcile loop, API.
+
+``ControlPlane(settings).start()`` is what ``aios up`` and the tests run; ``serve``
+adds uvicorn in the foreground and stops everything cleanly on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+
+from aios.control.api import create_app
+from aios.control.auth import TokenBook
+from aios.control.metrics import ControlMetrics
+from aios.control.plane import ControlOps
+from aios.control.reconciler import Reconciler
+from aios.errors import InvalidInput
+from aios.executors.base import Executor
+from aios.resources import Node, detect_local_node
+from aios.scheduler import make_policy
+from aios.store import Database, sqlite_url
+
+__all__ = ["DEFAULT_PORT", "ControlPlane", "Settings", "default_home", "is_loopback"]
+
+DEFAULT_PORT = 8470
+log = logging.getLogger("aios.control")
+
+
+def default_home() -> Path:
+    return Path(os.environ.get("AIOS_HOME") or Path.home() / ".aios")
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass
+class Settings:
+    """How to run the control plane. ``db`` defaults to SQLite in ``home``."""
+
+    home: Path = field(default_factory=default_home)
+    db: str | None = None
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    policy: str = "drf"
+    auth: bool = True
+    tick: float = 1.0
+    nodes: list[Node] | None = None
+    executor: Executor | None = None
+
+
+class ControlPlane:
+    """The running control plane: call :meth:`start`, use :attr:`app`, then :meth:`stop`."""
+
+    def __init__(self, settings: Settings) -> None:
+        if not settings.auth and not is_loopback(settings.host):
+            raise InvalidInput(
+                f"--no-auth: refusing to serve without auth on {settings.host}, which is "
+                "not a loopback address"
+            )
+        self.settings = settings
+        policy = make_policy(settings.policy)  # an unknown policy fails before any file
+        home = settings.home
+        home.mkdir(parents=True, exist_ok=True)
+        (home / "jobs").mkdir(exist_ok=True)
+        self.home = home
+        self.db = Database(settings.db or sqlite_url(home / "aios.db"))
+        nodes = settings.nodes if settings.nodes is not None else [detect_local_node()]
+        self.reconciler: Reconciler
+        if settings.executor is None:
+            from aios.executors.local import LocalExecutor
+
+            self.executor: Executor = LocalExecutor(on_exit=self._on_exit)
+        else:
+            self.executor = settings.executor
+        self.reconciler = Reconciler(
+            self.db,
+            self.executor,
+            nodes,
+            policy,
+            home,
+            tick=settings.tick,
+        )
+        self.tokens = TokenBook(self.db, home)
+        self.ops = ControlOps(self.db, self.reconciler, home)
+        self.metrics = ControlMetrics(self.db, self.reconciler)
+        self.app: FastAPI = create_app(self.ops, self.tokens, self.metrics, auth=settings.auth)
+        self.admin_token_path: str | None = None
+        self._started = False
+        self._server: Any = None
+        self._server_thread: threading.Thread | None = None
+
+    def _on_exit(self) -> None:
+        reconciler = getattr(self, "reconciler", None)
+        if reconciler is not None:
+            reconciler.wake()
+
+    def start(self) -> None:
+        if self._started:
+            return
+        if self.settings.auth:
+            self.admin_token_path = self.tokens.bootstrap()
+        self.reconciler.start()
+        self._started = True
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.settings.host}:{self.settings.port}"
+
+    def _uvicorn(self) -> Any:
+        import uvicorn
+
+        config = uvicorn.Config(
+            self.app,
+            host=self.settings.host,
+            port=self.settings.port,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+        )
+        return uvicorn.Server(config)
+
+    def start_background(self, timeout: float = 10.0) -> None:
+        """Starts the loop and serves the API from a background thread (for embedding
+        the control plane in a program or a test); :meth:`stop` ends both."""
+        self.start()
+        self._server = server = self._uvicorn()
+        self._server_thread = threading.Thread(target=server.run, name="aios-api", daemon=True)
+        self._server_thread.start()
+        deadline = time.monotonic() + timeout
+        while not server.started:
+            if not self._server_thread.is_alive() or time.monotonic() > deadline:
+                self.stop()
+                raise InvalidInput(f"cannot serve on {self.url} (is the port in use?)")
+            time.sleep(0.005)
+
+    def stop(self) -> None:
+        """Stops the API server, the loop and the executor's watchers; running jobs keep
+        running and are adopted by the next start."""
+        if self._server is not None and self._server_thread is not None:
+            self._server.should_exit = True
+            self._server_thread.join(10)
+            self._server = self._server_thread = None
+        if not self._started:
+            return
+        self.reconciler.stop()
+        self.executor.close()
+        self.db.close()
+        self._started = False
+
+    def serve(self) -> None:
+        """Runs the API in the foreground until Ctrl-C (or SIGTERM)."""
+        # The API's threads and the reconcile loop hand work to each other many times
+        # per job; a shorter switch interval than the default 5 ms keeps each handoff
+        # from waiting for a busy thread's time slice.
+        sys.setswitchinterval(0.001)
+        self.start()
+        try:
+            self._uvicorn().run()
+        except KeyboardInterrupt:
+            pass  # uvicorn re-raises the Ctrl-C it handled; stopping is what was asked
+        finally:
+            self.stop()

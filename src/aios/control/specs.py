@@ -1,0 +1,333 @@
+"""What the REST API accepts and returns: pydantic models at the edge.
+
+Requests forbid unknown fields and check every quantity, so bad input is refused with
+a 422 that names the field before anything reaches the scheduler or the database.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from aios.errors import InvalidQuantity
+from aios.resources import parse_cpu, parse_duration, parse_memory
+
+__all__ = [
+    "AttemptView",
+    "EventView",
+    "JobSpec",
+    "JobView",
+    "NodeView",
+    "PipelineSpec",
+    "PipelineStep",
+    "PipelineView",
+    "QueueSpec",
+    "QueueUpdate",
+    "QueueView",
+    "TokenSpec",
+    "TokenView",
+    "WhoAmI",
+]
+
+NAME = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
+Name = Annotated[str, Field(pattern=NAME, description="letters, digits, '_', '.', '-'")]
+MAX_CPUS = 1_000_000  # in millicores: a thousand cores
+MAX_MEMORY = 1 << 50  # a pebibyte
+MAX_GPUS = 1024
+MAX_SECONDS = 365 * 86400.0
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _millicores(value: Any) -> int:
+    try:
+        cpu = parse_cpu(value)
+    except InvalidQuantity as exc:
+        raise ValueError(str(exc)) from None
+    if cpu > MAX_CPUS:
+        raise ValueError(f"{value!r} cores is more than any machine has")
+    return cpu
+
+
+def _bytes(value: Any) -> int:
+    try:
+        memory = parse_memory(value)
+    except InvalidQuantity as exc:
+        raise ValueError(str(exc)) from None
+    if memory > MAX_MEMORY:
+        raise ValueError(f"memory {value!r} is more than any machine has")
+    return memory
+
+
+def _seconds(value: Any) -> float:
+    try:
+        seconds = parse_duration(value)
+    except InvalidQuantity as exc:
+        raise ValueError(str(exc)) from None
+    if seconds > MAX_SECONDS:
+        raise ValueError(f"duration {value!r} is longer than a year")
+    return seconds
+
+
+class JobSpec(Strict):
+    """A job to submit: a command (argv list, or a shell string) or a pickled Python
+    function from the SDK, with what one replica needs."""
+
+    name: str = Field("", max_length=128)
+    command: list[str] | str | None = Field(
+        None, description="argv list, or a string run by /bin/sh -c"
+    )
+    function: str | None = Field(
+        None, description="base64 cloudpickle of (callable, args, kwargs), from the SDK"
+    )
+    cpus: float | str = Field(1.0, description="cores: 2, 0.5 or '500m'")
+    memory: int | str = Field("1G", description="bytes, or '512M', '4G'")
+    gpus: int = Field(0, ge=0, le=MAX_GPUS)
+    gpu_kind: str | None = Field(None, pattern=NAME)
+    replicas: int = Field(1, ge=1, le=1024)
+    priority: int = Field(0, ge=-1_000_000, le=1_000_000)
+    queue: Name | None = Field(None, description="default: the caller's tenant")
+    after: list[Annotated[int, Field(ge=1, le=2**62)]] = Field(
+        default_factory=list, max_length=1000
+    )
+    env: dict[str, str] = Field(default_factory=dict)
+    time_limit: float | str | None = Field(None, description="seconds, or '30m', '1h'")
+    grace: float = Field(30.0, ge=0, le=3600)
+    retries: int = Field(0, ge=0, le=100)
+    retry_backoff: float = Field(1.0, ge=0, le=3600)
+    preemptible: bool = True
+    kind: Literal["batch", "service"] = "batch"
+
+    @field_validator("cpus")
+    @classmethod
+    def _cpus(cls, value: float | str) -> float | str:
+        _millicores(value)
+        return value
+
+    @field_validator("memory")
+    @classmethod
+    def _memory(cls, value: int | str) -> int | str:
+        _bytes(value)
+        return value
+
+    @field_validator("time_limit")
+    @classmethod
+    def _time_limit(cls, value: float | str | None) -> float | str | None:
+        if value is not None and _seconds(value) <= 0:
+            raise ValueError("time_limit must be positive")
+        return value
+
+    @field_validator("env")
+    @classmethod
+    def _env(cls, value: dict[str, str]) -> dict[str, str]:
+        for key, text in value.items():
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+                raise ValueError(f"env: {key!r} is not a valid variable name")
+            if "\0" in text:
+                raise ValueError(f"env: {key} contains a NUL byte")
+        return value
+
+    @model_validator(mode="after")
+    def _one_command(self) -> JobSpec:
+        if (self.command is None) == (self.function is None):
+            raise ValueError("give exactly one of command or function")
+        if isinstance(self.command, list):
+            if not self.command or not self.command[0]:
+                raise ValueError("command: the argv list must name a program")
+            if any("\0" in arg for arg in self.command):
+                raise ValueError("command: an argument contains a NUL byte")
+        elif isinstance(self.command, str) and (not self.command.strip() or "\0" in self.command):
+            raise ValueError("command: the shell string must be non-empty and without NUL")
+        if len(set(self.after)) != len(self.after):
+            raise ValueError("after: a dependency is listed twice")
+        return self
+
+    @property
+    def millicores(self) -> int:
+        return _millicores(self.cpus)
+
+    @property
+    def memory_bytes(self) -> int:
+        return _bytes(self.memory)
+
+    @property
+    def time_limit_seconds(self) -> float | None:
+        return None if self.time_limit is None else _seconds(self.time_limit)
+
+
+class AttemptView(BaseModel):
+    number: int
+    node: str
+    cores: list[list[int]]
+    gpus: list[list[int]]
+    started_at: float
+    finished_at: float | None
+    exit_code: int | None
+    reason: str | None
+    message: str
+
+
+class JobView(BaseModel):
+    id: int
+    name: str
+    owner: str
+    queue: str
+    state: str
+    kind: str
+    command: list[str]
+    shell: bool
+    cpus: float
+    memory: int
+    gpus: int
+    gpu_kind: str | None
+    replicas: int
+    priority: int
+    preemptible: bool
+    after: list[int]
+    time_limit: float | None
+    grace: float
+    max_retries: int
+    retries: int
+    pipeline_id: int | None
+    step: str | None
+    submitted_at: float
+    started_at: float | None
+    finished_at: float | None
+    exit_code: int | None
+    reason: str | None
+    message: str
+    stopping: str | None = None
+    attempts: list[AttemptView] = Field(default_factory=list)
+
+
+class EventView(BaseModel):
+    id: int
+    time: float
+    job_id: int | None
+    kind: str
+    message: str
+
+
+class QueueSpec(Strict):
+    """A queue (tenant): quota per resource (``{"cpu": 8, "memory": "32G", "gpu": 2}``;
+    absent: unlimited), weight, cohort and borrowing limits."""
+
+    name: Name
+    quota: dict[str, float | str] | None = None
+    weight: float = Field(1.0, gt=0, le=1_000_000)
+    cohort: Name | None = None
+    borrowing_limit: dict[str, float | str] = Field(default_factory=dict)
+
+    @field_validator("quota", "borrowing_limit")
+    @classmethod
+    def _amounts(cls, value: dict[str, float | str] | None) -> dict[str, float | str] | None:
+        for resource, amount in (value or {}).items():
+            resource_amount(resource, amount)
+        return value
+
+
+class QueueUpdate(Strict):
+    quota: dict[str, float | str] | None = None
+    weight: float | None = Field(None, gt=0, le=1_000_000)
+    cohort: Name | None = None
+    borrowing_limit: dict[str, float | str] | None = None
+
+    @field_validator("quota", "borrowing_limit")
+    @classmethod
+    def _amounts(cls, value: dict[str, float | str] | None) -> dict[str, float | str] | None:
+        for resource, amount in (value or {}).items():
+            resource_amount(resource, amount)
+        return value
+
+
+def resource_amount(resource: str, amount: float | str) -> int:
+    """The scheduler's integer amount of ``resource`` (cpu in millicores, memory in
+    bytes, gpu and custom resources in units) that ``amount`` names."""
+    if resource == "cpu":
+        return _millicores(amount)
+    if resource == "memory":
+        return _bytes(amount)
+    if not re.fullmatch(NAME, resource):
+        raise ValueError(f"{resource!r} is not a resource name")
+    if isinstance(amount, str) or amount < 0 or amount != int(amount):
+        raise ValueError(f"{resource}: {amount!r} must be a whole, non-negative number")
+    return int(amount)
+
+
+class QueueView(BaseModel):
+    name: str
+    quota: dict[str, int] | None
+    weight: float
+    cohort: str | None
+    borrowing_limit: dict[str, int]
+    usage: dict[str, int]
+    pending: int
+    running: int
+
+
+class GpuView(BaseModel):
+    index: int
+    model: str
+    memory: int
+    job_id: int | None
+
+
+class NodeView(BaseModel):
+    name: str
+    capacity: dict[str, int]
+    allocatable: dict[str, int]
+    allocated: dict[str, int]
+    free: dict[str, int]
+    gpus: list[GpuView]
+    labels: dict[str, str]
+
+
+class PipelineStep(JobSpec):
+    """A job of a pipeline; ``needs`` names the steps that must succeed first."""
+
+    needs: list[str] = Field(default_factory=list)
+
+
+class PipelineSpec(Strict):
+    name: str = Field(pattern=NAME)
+    queue: Name | None = None
+    steps: dict[Name, PipelineStep] = Field(min_length=1, max_length=1000)
+
+
+class PipelineView(BaseModel):
+    id: int
+    name: str
+    queue: str
+    owner: str
+    state: str
+    created_at: float
+    steps: dict[str, JobView]
+
+
+class TokenSpec(Strict):
+    name: Name
+    tenant: Name | None = None
+    admin: bool = False
+
+    @model_validator(mode="after")
+    def _tenant_or_admin(self) -> TokenSpec:
+        if self.tenant is None and not self.admin:
+            raise ValueError("a user belongs to a tenant (queue) unless they are an admin")
+        return self
+
+
+class TokenView(BaseModel):
+    name: str
+    tenant: str | None
+    admin: bool
+    token: str
+
+
+class WhoAmI(BaseModel):
+    name: str
+    tenant: str | None
+    admin: bool

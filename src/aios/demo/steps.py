@@ -1,0 +1,106 @@
+"""The steps of the demo pipeline, each run as an AIOS job:
+``python -m aios.demo.steps prepare|train MODEL|evaluate|pick``.
+
+They share files through ``$AIOS_DEMO_DIR``: the prepared data set, one model file and
+score per trained model, and the final choice. scikit-learn's bundled digits data set is
+used, so nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+__all__ = ["MODELS", "main"]
+
+MODELS = ("logistic", "forest", "svm", "knn")
+
+
+def _dir() -> Path:
+    return Path(os.environ["AIOS_DEMO_DIR"])
+
+
+def prepare() -> None:
+    import numpy as np
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    digits = load_digits()
+    x_train, x_test, y_train, y_test = train_test_split(
+        digits.data / 16.0, digits.target, test_size=0.25, random_state=0, stratify=digits.target
+    )
+    np.savez(_dir() / "digits.npz", x_train=x_train, x_test=x_test, y_train=y_train, y_test=y_test)
+    print(f"prepared digits: {len(x_train)} training and {len(x_test)} test images")
+
+
+def _estimator(name: str) -> Any:
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.svm import SVC
+
+    return {
+        "logistic": lambda: LogisticRegression(max_iter=2000),
+        "forest": lambda: RandomForestClassifier(n_estimators=200, random_state=0, n_jobs=1),
+        "svm": lambda: SVC(gamma=0.05, C=5),
+        "knn": lambda: KNeighborsClassifier(n_neighbors=3),
+    }[name]()
+
+
+def train(name: str) -> None:
+    import numpy as np
+
+    data = np.load(_dir() / "digits.npz")
+    started = time.perf_counter()
+    model = _estimator(name).fit(data["x_train"], data["y_train"])
+    with (_dir() / f"{name}.pkl").open("wb") as out:
+        pickle.dump(model, out)
+    took = time.perf_counter() - started
+    print(f"trained {name} in {took:.2f} s on cores {sorted(os.sched_getaffinity(0))}")
+
+
+def evaluate() -> None:
+    import numpy as np
+
+    data = np.load(_dir() / "digits.npz")
+    scores = {}
+    for name in MODELS:
+        with (_dir() / f"{name}.pkl").open("rb") as source:
+            model = pickle.load(source)
+        scores[name] = float((model.predict(data["x_test"]) == data["y_test"]).mean())
+        print(f"{name}: accuracy {scores[name]:.4f}")
+    (_dir() / "scores.json").write_text(json.dumps(scores))
+
+
+def pick() -> None:
+    scores = json.loads((_dir() / "scores.json").read_text())
+    best = max(sorted(scores), key=lambda name: scores[name])
+    (_dir() / "best.json").write_text(json.dumps({"model": best, "accuracy": scores[best]}))
+    print(f"best model: {best} ({scores[best]:.4f})")
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["prepare"]:
+        prepare()
+    elif argv[:1] == ["train"] and len(argv) == 2 and argv[1] in MODELS:
+        train(argv[1])
+    elif argv[:1] == ["evaluate"]:
+        evaluate()
+    elif argv[:1] == ["pick"]:
+        pick()
+    else:
+        print(
+            f"usage: python -m aios.demo.steps prepare|train {'|'.join(MODELS)}|evaluate|pick",
+            file=sys.stderr,
+        )
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

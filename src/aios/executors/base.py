@@ -1,0 +1,127 @@
+"""The contract every executor keeps: launch a job's replica with its isolation, report
+how it ended, deliver stop signals, and adopt processes that outlived a restart of the
+control plane. The control plane talks to executors only through this module."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Protocol
+
+__all__ = ["Executor", "ExitReason", "Handle", "LaunchSpec", "ProcessExit", "StopReason"]
+
+
+class ExitReason(StrEnum):
+    """Why an attempt ended, as recorded on the attempt."""
+
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    OOM_KILLED = "oom_killed"
+    TIME_LIMIT = "time_limit"
+    CANCELLED = "cancelled"
+    PREEMPTED = "preempted"
+    LOST = "lost"
+
+
+class StopReason(StrEnum):
+    """Why the control plane asks a running attempt to stop."""
+
+    CANCELLED = "cancelled"
+    PREEMPTED = "preempted"
+    TIME_LIMIT = "time_limit"
+
+
+@dataclass(frozen=True, slots=True)
+class LaunchSpec:
+    """One replica of one attempt of a job, with everything its isolation needs.
+
+    ``command`` is an argv list, or a one-element list run by ``/bin/sh -c`` when
+    ``shell`` is true. ``workdir`` is the job's own directory (it exists); logs go to
+    ``stdout``/``stderr``. ``cores`` and ``gpus`` are the ids the scheduler allocated;
+    ``memory`` is the limit in bytes (0: none). ``time_limit`` is seconds of running
+    (None: none); ``grace`` is the seconds between SIGTERM and SIGKILL.
+    """
+
+    job_id: str
+    attempt: int
+    replica: int
+    command: Sequence[str]
+    workdir: Path
+    stdout: Path
+    stderr: Path
+    checkpoint_dir: Path
+    shell: bool = False
+    env: Mapping[str, str] = field(default_factory=dict)
+    cores: tuple[int, ...] = ()
+    gpus: tuple[int, ...] = ()
+    memory: int = 0
+    time_limit: float | None = None
+    grace: float = 30.0
+    node: str = "local"
+
+
+@dataclass(frozen=True, slots=True)
+class Handle:
+    """What the control plane stores about a launched replica so it can find the process
+    again after a restart: its pid and process group, the process's start time (so a
+    recycled pid is never mistaken for it) and where its isolation lives."""
+
+    job_id: str
+    attempt: int
+    replica: int
+    pid: int
+    pgid: int
+    started: float
+    """The process's create time as the OS reports it (psutil), seconds since the epoch."""
+    exit_file: str = ""
+    cgroup: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessExit:
+    """How one replica ended."""
+
+    job_id: str
+    attempt: int
+    replica: int
+    exit_code: int | None
+    """The command's exit status in the shell's convention (``128 + N`` when signal
+    ``N`` killed it); None when it is not known (a LOST replica)."""
+    reason: ExitReason
+    message: str = ""
+
+
+class Executor(Protocol):
+    """Runs replicas. Every method returns quickly; none blocks on a job."""
+
+    def launch(self, spec: LaunchSpec) -> Handle:
+        """Starts the replica and returns once its process exists."""
+        ...
+
+    def stop(self, handle: Handle, reason: StopReason, grace: float) -> None:
+        """SIGTERM to the replica's whole process group now, SIGKILL after ``grace``
+        seconds if anything of it is still alive. Its exit is later reported by
+        :meth:`poll` with ``reason``."""
+        ...
+
+    def adopt(self, handle: Handle, spec: LaunchSpec) -> bool:
+        """After a restart: takes charge of a replica launched by an earlier control
+        plane. True when its process is still alive (it is watched again, limits
+        included); False when it is gone (its exit, read from the exit file if one was
+        written, is reported by the next :meth:`poll`)."""
+        ...
+
+    def find(self, spec: LaunchSpec) -> Handle | None:
+        """After a restart: the handle of a live process launched for ``spec`` (same job,
+        attempt and replica) whose handle was never recorded, or None."""
+        ...
+
+    def poll(self) -> list[ProcessExit]:
+        """The replicas that ended since the last call, each reported once."""
+        ...
+
+    def close(self) -> None:
+        """Stops watching; running replicas are left alone (they may be adopted later)."""
+        ...

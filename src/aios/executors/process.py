@@ -1,0 +1,366 @@
+"""A replica's process on this machine: how it is started through the exit-recording
+wrapper, how it is recognised again after a restart, and how its exit is read back.
+
+The wrapper is a few lines of ``/bin/sh`` (about a millisecond, where a Python wrapper
+costs tens): it enters the replica's working directory, joins its memory cgroup, sets
+the address-space backstop when asked, runs the command as a foreground child and
+writes the child's exit status to the exit file. The wrapper is the process group (and
+session) leader, so the executor's handle names it; a control plane that restarts finds
+the status in the exit file although it was never the wrapper's parent.
+
+Signals. A stop sends SIGTERM to the whole group, wrapper included. The wrapper has
+``trap : TERM INT HUP`` — a handler, not ``trap ''``: an ignored signal would stay
+ignored in the child across exec, while a caught one is reset to the default there (the
+child also resets it explicitly). A shell defers its traps while it waits for a
+foreground command, so the wrapper outlives the child and records its status. SIGKILL
+kills the wrapper too, and then no exit file is written; the executor knows it sent
+that SIGKILL.
+
+Exit codes follow the shell: ``128 + N`` when the command was killed by signal ``N``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import signal
+import time
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from aios.executors.base import Handle, LaunchSpec
+
+__all__ = [
+    "WRAPPER",
+    "ProcessStat",
+    "environment",
+    "exit_code_of",
+    "find_wrapper",
+    "has_ended",
+    "identify",
+    "open_pidfd",
+    "read_exit_file",
+    "read_stat",
+    "rss_by_group",
+    "signal_group",
+    "spawn",
+    "stop_marker",
+]
+
+WRAPPER = """trap : TERM INT HUP
+cd -- "$1" || exit 125
+if [ -n "$2" ]; then echo $$ >"$2" || exit 125; fi
+if [ "$3" != 0 ]; then ulimit -v "$3" || exit 125; fi
+f=$4
+shift 4
+(trap - TERM INT HUP; [ -e "$f.stop" ] && exit 143; exec "$@")
+s=$?
+echo $s >"$f"
+exit $s
+"""
+"""Arguments: workdir, cgroup.procs to join ("" for none), address-space limit in KiB
+("0" for none), exit file, then the command.
+
+A SIGTERM that reaches the group after the wrapper set its trap but before it forked the
+command would be lost (the command did not exist yet). So a stop first creates the
+marker ``<exit file>.stop``, then signals; the forked child restores the default
+dispositions and only then looks for the marker, so it either sees the marker or
+receives the signal.
+
+The exit file is written with one ``write(2)`` of a few bytes and read only once the
+wrapper has exited, so a reader never sees half a record; a temporary file and ``mv``
+would cost a second fork and exec per replica (sh has no rename built in). A file
+without its final newline is no record."""
+
+_SHELL = "/bin/sh"
+_SAME_START = 1.0
+"""Seconds within which two create times name the same process. A recycled pid needs
+the whole pid space to wrap around first, which takes far longer than this, and the
+boot time that create times are counted from is only known to the second."""
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+# Signals the control plane may ignore (Python ignores SIGPIPE and SIGXFSZ) are reset
+# to their defaults in the wrapper: ignored dispositions would pass on to the command.
+_DEFAULT_SIGNALS = tuple(
+    s for s in signal.Signals if s < signal.SIGRTMIN and s not in (signal.SIGKILL, signal.SIGSTOP)
+)
+
+
+def environment(spec: LaunchSpec) -> dict[bytes, bytes]:
+    """The replica's environment: this process's, then the job's, then the variables
+    that describe its allocation (last, so a job cannot claim GPUs or cores it was not
+    given). Bytes, as the OS holds it: cheaper to copy and to hand to the kernel."""
+    env = dict(os.environb)
+    for key, value in spec.env.items():
+        env[os.fsencode(key)] = os.fsencode(value)
+    gpus = ",".join(map(str, spec.gpus)).encode()
+    env[b"AIOS_JOB_ID"] = os.fsencode(spec.job_id)
+    env[b"AIOS_ATTEMPT"] = b"%d" % spec.attempt
+    env[b"AIOS_REPLICA"] = b"%d" % spec.replica
+    env[b"AIOS_CHECKPOINT_DIR"] = os.fsencode(spec.checkpoint_dir)
+    env[b"AIOS_NODE"] = os.fsencode(spec.node)
+    env[b"AIOS_CORES"] = ",".join(map(str, spec.cores)).encode()
+    env[b"AIOS_GPUS"] = gpus
+    env[b"AIOS_MEMORY"] = b"%d" % spec.memory
+    env[b"CUDA_VISIBLE_DEVICES"] = gpus
+    return env
+
+
+def spawn(
+    command: Sequence[str],
+    *,
+    workdir: Path,
+    stdout: Path,
+    stderr: Path,
+    env: Mapping[bytes, bytes],
+    exit_file: Path,
+    cgroup_procs: Path | None = None,
+    address_space_kib: int = 0,
+    cores: Collection[int] = (),
+) -> tuple[int, float]:
+    """Starts ``command`` under the wrapper in a new session (pgid = sid = pid) and
+    returns, once the wrapper has been exec'd, its pid and its create time as
+    :func:`read_stat` gives it. stdin is /dev/null; stdout and stderr are appended to.
+    With ``cores``, the process is created on those cores: the calling thread pins
+    itself around ``posix_spawn`` and the child inherits its affinity, so no process of
+    the replica ever runs elsewhere (pinning the pid after the spawn would race the
+    wrapper's own fork). Raises OSError when a log cannot be opened."""
+    argv = [
+        _SHELL,
+        "-c",
+        WRAPPER,
+        "aios-replica",
+        str(workdir),
+        str(cgroup_procs) if cgroup_procs is not None else "",
+        str(address_space_kib),
+        str(exit_file),
+        *command,
+    ]
+    append = os.O_WRONLY | os.O_CREAT | os.O_APPEND
+    actions = [
+        (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
+        (os.POSIX_SPAWN_OPEN, 1, str(stdout), append, 0o644),
+        (os.POSIX_SPAWN_OPEN, 2, str(stderr), append, 0o644),
+    ]
+    previous = None
+    if cores:
+        previous = os.sched_getaffinity(0)
+        os.sched_setaffinity(0, cores)
+    try:
+        before = time.clock_gettime_ns(time.CLOCK_BOOTTIME)
+        pid = os.posix_spawn(
+            _SHELL,
+            argv,
+            env,
+            file_actions=actions,
+            setsid=True,
+            setsigmask=(),
+            setsigdef=_DEFAULT_SIGNALS,
+        )
+        after = time.clock_gettime_ns(time.CLOCK_BOOTTIME)
+    finally:
+        if previous is not None:
+            os.sched_setaffinity(0, previous)
+    # The kernel stamps the child's start (in clock ticks since boot) during the fork,
+    # between our two readings of the same clock: when both fall in one tick, that is
+    # the tick. Otherwise ask /proc, which right after an exec can block for a
+    # millisecond.
+    tick = 1_000_000_000 // _CLOCK_TICKS
+    if before // tick == after // tick:
+        return pid, before // tick / _CLOCK_TICKS + _boot_time()
+    stat = read_stat(pid)  # an unreaped child always has one
+    return pid, stat.started if stat is not None else after / 1e9 + _boot_time()
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessStat:
+    """What ``/proc/<pid>/stat`` says about a process."""
+
+    state: str
+    """``R``, ``S``, ``D``, … ; ``Z`` for a zombie (ended, not yet reaped)."""
+    pgid: int
+    sid: int
+    started: float
+    """Create time in seconds since the epoch, computed as psutil computes it. The boot
+    time it adds is whole seconds, so it is only good for recognising the process."""
+    since_boot: float
+    """Create time in seconds since boot, precise to a clock tick."""
+    rss: int
+    """Resident set size in bytes."""
+
+    @property
+    def ended(self) -> bool:
+        return self.state in ("Z", "X", "x")
+
+    @property
+    def age(self) -> float:
+        """Seconds since the process was created."""
+        return time.clock_gettime(time.CLOCK_BOOTTIME) - self.since_boot
+
+
+def read_stat(pid: int) -> ProcessStat | None:
+    """Returns the stat of ``pid``, or None when no such process exists."""
+    fields = _stat_fields(pid)
+    if fields is None:
+        return None
+    since_boot = int(fields[19]) / _CLOCK_TICKS
+    return ProcessStat(
+        state=fields[0].decode(),
+        pgid=int(fields[2]),
+        sid=int(fields[3]),
+        started=since_boot + _boot_time(),
+        since_boot=since_boot,
+        rss=int(fields[21]) * _PAGE_SIZE,
+    )
+
+
+def identify(handle: Handle) -> ProcessStat | None:
+    """The stat of the handle's process if its pid still names it (same group leader,
+    same create time); None when it is gone or the pid now names another process."""
+    stat = read_stat(handle.pid)
+    if stat is None or stat.pgid != handle.pgid:
+        return None
+    return stat if abs(stat.started - handle.started) < _SAME_START else None
+
+
+def has_ended(handle: Handle) -> bool:
+    """True once the handle's process has exited (a zombie child of this process counts
+    as ended, and is left unreaped)."""
+    try:
+        flags = os.WEXITED | os.WNOHANG | os.WNOWAIT
+        return os.waitid(os.P_PID, handle.pid, flags) is not None
+    except ChildProcessError:
+        stat = identify(handle)
+        return stat is None or stat.ended
+
+
+def open_pidfd(pid: int) -> int | None:
+    """A pidfd for ``pid``; None when the process is gone or the kernel has no pidfds
+    (Linux before 5.3, or a seccomp filter that forbids them)."""
+    try:
+        return os.pidfd_open(pid)
+    except OSError:
+        return None
+
+
+def signal_group(pgid: int, sig: int) -> None:
+    """Sends ``sig`` to process group ``pgid``; a group that is gone is no error."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+def rss_by_group(pgids: Collection[int]) -> dict[int, int]:
+    """Returns the summed resident memory, in bytes, of the processes of each group in
+    ``pgids``, found by one pass over /proc. Membership by group rather than by
+    parentage also counts orphans that were reparented to init. Pages shared between
+    processes are counted once per process."""
+    totals = dict.fromkeys(pgids, 0)
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        fields = _stat_fields(int(name))
+        if fields is None:
+            continue
+        pgid = int(fields[2])
+        if pgid in totals:
+            totals[pgid] += int(fields[21]) * _PAGE_SIZE
+    return totals
+
+
+def read_exit_file(path: str | Path) -> int | None:
+    """Returns the exit status the wrapper recorded, or None when there is no complete
+    record (the wrapper was killed first, or the file is not there)."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(64)
+    except OSError:
+        return None
+    if not data.endswith(b"\n"):
+        return None
+    try:
+        return int(data)
+    except ValueError:
+        return None
+
+
+def stop_marker(exit_file: str | Path) -> str:
+    """The file whose existence tells a wrapper not to start its command."""
+    return f"{exit_file}.stop"
+
+
+def find_wrapper(exit_file: Path) -> tuple[int, ProcessStat, Path | None] | None:
+    """The live wrapper that will write ``exit_file`` — its pid, its stat and the
+    cgroup.procs file it joined (None: none) — found by one pass over the command lines
+    in /proc; None when no such process runs."""
+    wanted = [_SHELL, "-c", WRAPPER, "aios-replica"]
+    prefix = b"\0".join(os.fsencode(part) for part in wanted) + b"\0"
+    target = os.fsencode(str(exit_file))
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/cmdline", "rb") as f:
+                cmdline = f.read()
+        except OSError:
+            continue
+        if not cmdline.startswith(prefix):
+            continue
+        workdir_and_rest = cmdline[len(prefix) :].split(b"\0")
+        if len(workdir_and_rest) < 4 or workdir_and_rest[3] != target:
+            continue
+        pid = int(name)
+        stat = read_stat(pid)
+        if stat is None or stat.ended or stat.pgid != pid:
+            continue
+        procs = workdir_and_rest[1]
+        return pid, stat, Path(os.fsdecode(procs)) if procs else None
+    return None
+
+
+def exit_code_of(status: int) -> int:
+    """Turns a ``waitpid`` status into the shell's convention: the exit code, or
+    ``128 + N`` for death by signal ``N``."""
+    code = os.waitstatus_to_exitcode(status)
+    return 128 - code if code < 0 else code
+
+
+def _stat_fields(pid: int) -> list[bytes] | None:
+    """The fields of /proc/<pid>/stat after the command name: index 0 is the state
+    (field 3 of proc(5)), so field ``n`` is at ``n - 3``."""
+    try:
+        fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        data = os.read(fd, 4096)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    # The command name is in parentheses and may itself contain spaces or ")".
+    return data[data.rfind(b")") + 2 :].split()
+
+
+class _BootTime:
+    """The boot time from /proc/stat, as psutil reads it, re-read at most once a second
+    (it moves when the wall clock is stepped)."""
+
+    def __init__(self) -> None:
+        self._value = 0.0
+        self._read_at = -math.inf
+
+    def __call__(self) -> float:
+        now = time.monotonic()
+        if now - self._read_at > 1.0:
+            with open("/proc/stat", "rb") as f:
+                for line in f:
+                    if line.startswith(b"btime"):
+                        self._value = float(line.split()[1])
+                        break
+            self._read_at = now
+        return self._value
+
+
+_boot_time = _BootTime()

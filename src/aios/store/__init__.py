@@ -1,0 +1,16 @@
+"""Persistent state of the control plane: SQLAlchemy models and the database."""
+
+from aios.store.database import Database, sqlite_url
+from aios.store.models import AttemptRow, Base, EventRow, JobRow, PipelineRow, QueueRow, UserRow
+
+__all__ = [
+    "AttemptRow",
+    "Base",
+    "Database",
+    "EventRow",
+    "JobRow",
+    "PipelineRow",
+    "QueueRow",
+    "UserRow",
+    "sqlite_url",
+]

@@ -1,0 +1,92 @@
+"""Opening the state database: SQLite (WAL) by default, PostgreSQL by URL, the schema
+brought up to date by Alembic on every open."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.orm import Session, sessionmaker
+
+from aios.errors import InvalidInput
+
+__all__ = ["Database", "sqlite_url"]
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite:///{path}"
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets readers (the API) run while the reconcile loop writes; NORMAL sync is
+    # durable across process crashes in WAL mode (only an OS crash may lose the tail).
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+class Database:
+    """An engine and a session factory over ``url``, migrated to the latest schema."""
+
+    def __init__(self, url: str, migrate: bool = True) -> None:
+        try:
+            parsed = make_url(url)
+        except ArgumentError as exc:
+            raise InvalidInput(f"--db: not a database URL: {url!r}") from exc
+        if parsed.get_backend_name() not in {"sqlite", "postgresql"}:
+            raise InvalidInput(
+                f"--db: unsupported database {parsed.get_backend_name()!r}; "
+                "use sqlite:///PATH or postgresql://…"
+            )
+        if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() in {
+            "psycopg2",
+            "",
+        }:
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        self.url = parsed
+        try:
+            self.engine: Engine = create_engine(parsed, future=True)
+        except ModuleNotFoundError as exc:
+            raise InvalidInput(
+                f"--db: the driver for {parsed.get_backend_name()} is not installed "
+                f"({exc.name}); for PostgreSQL: pip install 'aios[postgres]'"
+            ) from None
+        if parsed.get_backend_name() == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        if migrate:
+            self.migrate()
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.url.get_backend_name() == "sqlite"
+
+    def migrate(self) -> None:
+        """Upgrades the schema to the newest Alembic revision (a no-op when current)."""
+        from alembic import command
+        from alembic.config import Config
+
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        with self.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A session whose work commits as one transaction, or rolls back on error."""
+        with self.sessions.begin() as session:
+            yield session
+
+    def close(self) -> None:
+        self.engine.dispose()

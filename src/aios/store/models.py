@@ -1,0 +1,150 @@
+"""The control plane's persistent state as SQLAlchemy tables.
+
+Jobs, their attempts, queues, users and their tokens, pipelines, and the event log.
+The same models run on SQLite (the embedded default) and PostgreSQL; the schema is
+created and upgraded by the Alembic migrations in :mod:`aios.store.migrations`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+__all__ = ["AttemptRow", "Base", "EventRow", "JobRow", "PipelineRow", "QueueRow", "UserRow"]
+
+
+class Base(DeclarativeBase):
+    type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class QueueRow(Base):
+    """A tenant's queue: its quota (resource name → amount; None: unlimited), weight,
+    cohort and borrowing limits, as the scheduler's ``Queue``."""
+
+    __tablename__ = "queues"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    nominal: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    weight: Mapped[float] = mapped_column(Float, default=1.0)
+    cohort: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    borrowing_limit: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class UserRow(Base):
+    """Someone who holds a token: an admin, or a member of one tenant (queue)."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    tenant: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class PipelineRow(Base):
+    """A DAG of jobs submitted together; each step is a job with ``pipeline_id`` set."""
+
+    __tablename__ = "pipelines"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(128))
+    queue: Mapped[str] = mapped_column(String(64))
+    owner: Mapped[str] = mapped_column(String(64))
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class JobRow(Base):
+    """A job as submitted, and where it stands.
+
+    ``state`` is one of queued, running, succeeded, failed, cancelled, upstream_failed,
+    unschedulable. Resources are per replica: ``cpu`` in millicores, ``memory`` in
+    bytes. ``dependencies`` are job ids that must succeed first.
+    """
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        Index("ix_jobs_state", "state"),
+        Index("ix_jobs_queue_state", "queue", "state"),
+        Index("ix_jobs_pipeline", "pipeline_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(128))
+    owner: Mapped[str] = mapped_column(String(64))
+    queue: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(24))
+    kind: Mapped[str] = mapped_column(String(16), default="batch")
+    command: Mapped[list[Any]] = mapped_column(JSON)
+    shell: Mapped[bool] = mapped_column(Boolean, default=False)
+    env: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    cpu: Mapped[int] = mapped_column(BigInteger)
+    memory: Mapped[int] = mapped_column(BigInteger)
+    gpus: Mapped[int] = mapped_column(Integer, default=0)
+    gpu_kind: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    replicas: Mapped[int] = mapped_column(Integer, default=1)
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    preemptible: Mapped[bool] = mapped_column(Boolean, default=True)
+    dependencies: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    time_limit: Mapped[float | None] = mapped_column(Float, nullable=True)
+    grace: Mapped[float] = mapped_column(Float, default=30.0)
+    max_retries: Mapped[int] = mapped_column(Integer, default=0)
+    retries: Mapped[int] = mapped_column(Integer, default=0)
+    """Attempts that failed and were retried so far (preemptions do not count)."""
+    retry_backoff: Mapped[float] = mapped_column(Float, default=1.0)
+    """Seconds before the first retry; each further retry waits twice as long."""
+    retry_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    """While backing off after a failure: when the job may be scheduled again."""
+    pipeline_id: Mapped[int | None] = mapped_column(
+        ForeignKey("pipelines.id", ondelete="SET NULL"), nullable=True
+    )
+    step: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    submitted_at: Mapped[float] = mapped_column(Float)
+    queued_at: Mapped[float] = mapped_column(Float)
+    started_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    finished_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    attained_service: Mapped[float] = mapped_column(Float, default=0.0)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    exit_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    reason: Mapped[str | None] = mapped_column(String(24), nullable=True)
+    message: Mapped[str] = mapped_column(Text, default="")
+    """For a queued job, why it waits; for an ended one, how it ended, in words."""
+
+
+class AttemptRow(Base):
+    """One run of a job: where it ran (one allocation and one process handle per
+    replica) and how it ended."""
+
+    __tablename__ = "attempts"
+
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    number: Mapped[int] = mapped_column(Integer, primary_key=True)
+    allocations: Mapped[list[Any]] = mapped_column(JSON)
+    handles: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    started_at: Mapped[float] = mapped_column(Float)
+    finished_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    exit_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    reason: Mapped[str | None] = mapped_column(String(24), nullable=True)
+    """How it ended (an ``ExitReason``), or None while it runs."""
+    stopping: Mapped[str | None] = mapped_column(String(24), nullable=True)
+    """Set when the control plane asked it to stop: cancelled, preempted, time_limit."""
+    message: Mapped[str] = mapped_column(Text, default="")
+
+
+class EventRow(Base):
+    """One line of the event log: every state change writes one in its transaction."""
+
+    __tablename__ = "events"
+    __table_args__ = (Index("ix_events_job", "job_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    time: Mapped[float] = mapped_column(Float)
+    job_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    message: Mapped[str] = mapped_column(Text)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

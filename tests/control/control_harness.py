@@ -1,0 +1,57 @@
+"""A real control plane for the tests: SQLite in a temporary home, the local executor,
+uvicorn on a free loopback port, and SDK clients for an admin and for tenants."""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+from aios.client import Client
+from aios.control import ControlPlane, Settings
+from aios.resources import Node
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class Running:
+    plane: ControlPlane
+    url: str
+    admin: Client
+    home: Path
+
+    def client(self, token: str | None) -> Client:
+        return Client(self.url, token=token or "")
+
+
+CORES = len(os.sched_getaffinity(0))
+
+
+def local_node(gpus: int = 2) -> Node:
+    """This machine's cores (jobs are really pinned to them) with 8 GiB and pretend
+    GPUs: for those the executor only sets CUDA_VISIBLE_DEVICES."""
+    return Node.build("local", cpus=CORES, memory="8G", gpus=gpus, gpu_kind="T4")
+
+
+def start_plane(home: Path, policy: str = "drf", gpus: int = 2) -> Running:
+    port = free_port()
+    plane = ControlPlane(
+        Settings(home=home, port=port, policy=policy, tick=0.2, nodes=[local_node(gpus)])
+    )
+    plane.start_background()
+    assert plane.admin_token_path is not None
+    token = Path(plane.admin_token_path).read_text().strip()
+    url = f"http://127.0.0.1:{port}"
+    return Running(plane, url, Client(url, token=token), home)
+
+
+def stop_plane(running: Running) -> None:
+    running.admin.close()
+    running.plane.stop()

@@ -1,0 +1,19 @@
+"""Runs a control plane in the foreground, as ``aios up`` does, for tests that kill it:
+``python serve_plane.py HOME PORT [POLICY]``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from aios.control import ControlPlane, Settings
+from aios.resources import Node
+
+if __name__ == "__main__":
+    import os
+
+    home, port = Path(sys.argv[1]), int(sys.argv[2])
+    policy = sys.argv[3] if len(sys.argv) > 3 else "drf"
+    cores = len(os.sched_getaffinity(0))
+    node = Node.build("local", cpus=cores, memory="8G", gpus=2, gpu_kind="T4")
+    ControlPlane(Settings(home=home, port=port, policy=policy, tick=0.2, nodes=[node])).serve()

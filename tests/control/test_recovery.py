@@ -1,0 +1,124 @@
+"""A control plane killed with SIGKILL while jobs run: after a restart no job is lost
+and none is started twice."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from aios.client import Client
+from tests.control.control_harness import free_port
+
+SERVE = Path(__file__).with_name("serve_plane.py")
+
+
+class PlaneProcess:
+    def __init__(self, home: Path, port: int) -> None:
+        self.home, self.port = home, port
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Client:
+        self.process = subprocess.Popen(
+            [sys.executable, str(SERVE), str(self.home), str(self.port)]
+        )
+        url = f"http://127.0.0.1:{self.port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{url}/healthz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert self.process.poll() is None, "the control plane exited"
+            assert time.monotonic() < deadline, "the control plane did not come up"
+            time.sleep(0.05)
+        token = (self.home / "admin.token").read_text().strip()
+        return Client(url, token=token)
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+@pytest.fixture
+def plane(tmp_path: Path) -> Iterator[PlaneProcess]:
+    process = PlaneProcess(tmp_path / "home", free_port())
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+def _wait_running(client: Client, job_id: int) -> None:
+    deadline = time.monotonic() + 20
+    while client.get(job_id).state != "running":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+
+def test_jobs_survive_a_killed_control_plane_and_none_starts_twice(
+    plane: PlaneProcess, tmp_path: Path
+) -> None:
+    """A job still running is adopted and finishes as succeeded; a job that ended while
+    the control plane was down is recorded with its real exit code and retried per its
+    policy; a queued job runs after the restart; each job started exactly once per
+    attempt."""
+    starts = tmp_path / "starts"
+    release = tmp_path / "release"
+    client = plane.start()
+    log = f'echo "$AIOS_JOB_ID $AIOS_ATTEMPT" >> {starts}'
+    survivor = client.submit(f"{log}; while [ ! -e {release} ]; do sleep 0.05; done", memory="64M")
+    dies = client.submit(f"{log}; sleep 0.5; exit 5", retries=1, retry_backoff=0, memory="64M")
+    _wait_running(client, survivor.id)
+    _wait_running(client, dies.id)
+    waiting = client.submit(f"{log}", memory="64M", after=[survivor.id])
+    client.close()
+
+    plane.kill()
+    time.sleep(1.0)  # `dies` exits while no control plane is watching
+    client = plane.start()
+    release.touch()
+    assert client.wait(survivor.id, timeout=30).state == "succeeded"
+    assert client.wait(waiting.id, timeout=30).state == "succeeded"
+    dead = client.wait(dies.id, timeout=30)
+    assert dead.state == "failed"
+    assert [(a.reason, a.exit_code) for a in dead.attempts] == [("failed", 5), ("failed", 5)]
+    kinds = [e.kind for e in client.events(survivor.id)]
+    assert "adopted" in kinds
+    lines = starts.read_text().split("\n")
+    started = sorted(line for line in lines if line)
+    assert started == sorted(
+        [f"{survivor.id} 1", f"{dies.id} 1", f"{dies.id} 2", f"{waiting.id} 1"]
+    )
+    client.close()
+
+
+def test_a_control_plane_stopped_with_ctrl_c_leaves_jobs_running(plane: PlaneProcess) -> None:
+    client = plane.start()
+    job = client.submit(["sleep", "1"], memory="64M")
+    _wait_running(client, job.id)
+    client.close()
+    assert plane.process is not None
+    plane.process.send_signal(signal.SIGINT)
+    assert plane.process.wait(15) == 0
+    client = plane.start()
+    assert client.wait(job.id, timeout=20).state == "succeeded"
+    client.close()
+    assert os.path.exists(plane.home / "aios.db")

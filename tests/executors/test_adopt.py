@@ -1,0 +1,152 @@
+"""Adoption: a new executor (a restarted control plane) takes charge of replicas an
+earlier one launched, learning their exits from the exit file."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from aios.executors import ExitReason, StopReason
+from tests.executors.jobdir import Jobs
+
+WAIT_FOR_GO = "touch up; while [ ! -e go ]; do sleep 0.02; done; exit 7"
+
+
+@pytest.fixture
+def jobs(tmp_path: Path) -> Iterator[Jobs]:
+    with Jobs(tmp_path) as runner:
+        yield runner
+
+
+def test_adopted_replica_reports_its_exit_code(jobs: Jobs) -> None:
+    """A replica launched by a closed executor is adopted alive by a new one, which
+    reports its exit code from the exit file when it ends."""
+    first = jobs.executor()
+    handle, spec = jobs.launch(first, [WAIT_FOR_GO], shell=True)
+    first.close()
+    second = jobs.executor()
+    assert second.adopt(handle, spec) is True
+    assert second.adopt(handle, spec) is True
+    (jobs.workdir / "go").touch()
+    ended = jobs.wait_one(second)
+    assert ended.reason is ExitReason.FAILED
+    assert ended.exit_code == 7
+    assert first.poll() == []
+
+
+def test_adopted_replica_can_be_stopped(jobs: Jobs) -> None:
+    """An adopted replica is stopped like one launched here."""
+    first = jobs.executor()
+    handle, spec = jobs.launch(first, ["sleep", "30"])
+    first.close()
+    second = jobs.executor()
+    assert second.adopt(handle, spec)
+    second.stop(handle, StopReason.CANCELLED, grace=5)
+    ended = jobs.wait_one(second)
+    assert (ended.reason, ended.exit_code) == (ExitReason.CANCELLED, 143)
+
+
+def test_adoption_keeps_the_original_time_limit(jobs: Jobs) -> None:
+    """The time limit counts from the replica's start, not from its adoption."""
+    first = jobs.executor()
+    handle, spec = jobs.launch(first, ["sleep", "30"], time_limit=0.4, grace=5)
+    first.close()
+    time.sleep(0.3)
+    second = jobs.executor()
+    adopted = time.monotonic()
+    assert second.adopt(handle, spec)
+    ended = jobs.wait_one(second, timeout=5)
+    assert time.monotonic() - adopted < 0.35
+    assert ended.reason is ExitReason.TIME_LIMIT
+
+
+def test_adoption_resumes_the_memory_watchdog(jobs: Jobs) -> None:
+    """Without cgroups, an adopted replica is still held to its memory limit."""
+    grow = (
+        "import os, time\nwhile not os.path.exists('go'): time.sleep(0.01)\n"
+        "a = []\nwhile True:\n    a.append(b'x' * (4 << 20))\n    time.sleep(0.01)"
+    )
+    first = jobs.executor(isolation="rlimit")
+    handle, spec = jobs.launch(first, [sys.executable, "-c", grow], memory=64 << 20)
+    first.close()
+    second = jobs.executor(isolation="rlimit", watchdog_interval=0.02)
+    assert second.adopt(handle, spec)
+    (jobs.workdir / "go").touch()
+    ended = jobs.wait_one(second, timeout=15)
+    assert ended.reason is ExitReason.OOM_KILLED
+
+
+def test_adopting_a_replica_that_already_ended(jobs: Jobs) -> None:
+    """A replica that ended while no executor watched it is reported from its exit
+    file by the next poll() after adopt() returns False."""
+    first = jobs.executor()
+    handle, spec = jobs.launch(first, ["sh", "-c", "exit 5"])
+    first.close()
+    jobs.wait_for(lambda: jobs.gone(handle.pid))
+    second = jobs.executor()
+    assert second.adopt(handle, spec) is False
+    (ended,) = second.poll()
+    assert (ended.reason, ended.exit_code) == (ExitReason.FAILED, 5)
+    assert jobs.gone(handle.pid)
+
+
+def test_ended_replica_without_exit_file_is_lost(jobs: Jobs) -> None:
+    """When the process is gone and no exit status was recorded, the replica is LOST."""
+    first = jobs.executor()
+    handle, spec = jobs.launch(first, ["true"])
+    jobs.wait_one(first)
+    first.close()
+    os.unlink(handle.exit_file)
+    second = jobs.executor()
+    assert second.adopt(handle, spec) is False
+    (ended,) = second.poll()
+    assert ended.reason is ExitReason.LOST
+    assert ended.exit_code is None
+
+
+def test_recycled_pid_is_not_adopted(jobs: Jobs) -> None:
+    """A live process whose create time differs from the handle's is someone else: the
+    replica counts as gone, and the stranger is left alone."""
+    first = jobs.executor()
+    handle, spec = jobs.launch(first, ["sleep", "30"])
+    first.close()
+    stranger = dataclasses.replace(handle, started=handle.started - 3600)
+    second = jobs.executor()
+    assert second.adopt(stranger, spec) is False
+    (ended,) = second.poll()
+    assert ended.reason is ExitReason.LOST
+    assert not jobs.gone(handle.pid)
+
+
+def test_find_recovers_an_unrecorded_handle(jobs: Jobs) -> None:
+    """A replica whose handle was never stored is found again from its spec, and can
+    then be adopted; other replicas and ended ones are not found."""
+    first = jobs.executor()
+    handle, spec = jobs.launch(first, [WAIT_FOR_GO], shell=True)
+    first.close()
+    second = jobs.executor()
+    jobs.wait_for((jobs.workdir / "up").exists)  # its command line is set by then
+    assert second.find(spec) == handle
+    assert second.find(dataclasses.replace(spec, replica=spec.replica + 1)) is None
+    assert second.find(dataclasses.replace(spec, attempt=spec.attempt + 1)) is None
+    assert second.adopt(handle, spec)
+    (jobs.workdir / "go").touch()
+    assert jobs.wait_one(second).exit_code == 7
+    assert second.find(spec) is None
+
+
+def test_find_names_the_replicas_cgroup(jobs: Jobs) -> None:
+    """A found handle names the cgroup its wrapper joined."""
+    executor = jobs.cgroup_executor()
+    handle, spec = jobs.launch(executor, ["touch up; exec sleep 30"], shell=True, memory=64 << 20)
+    assert handle.cgroup != ""
+    jobs.wait_for((jobs.workdir / "up").exists)
+    assert executor.find(spec) == handle
+    executor.stop(handle, StopReason.CANCELLED, grace=5)
+    jobs.wait_one(executor)

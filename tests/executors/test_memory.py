@@ -1,0 +1,113 @@
+"""Memory limits: a cgroup per replica where one can be created, otherwise the RSS
+watchdog with an address-space backstop."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from aios.errors import InvalidInput
+from aios.executors import ExitReason, LocalExecutor
+from tests.executors.jobdir import Jobs
+
+MIB = 1 << 20
+
+GROW_FAST = "a = []\nwhile True: a.append(b'x' * (1 << 20))"
+GROW_STEADILY = (
+    "import time\na = []\nwhile True:\n    a.append(b'x' * (4 << 20))\n    time.sleep(0.01)"
+)
+HOLD_40_MIB = 'import time; a = b"x" * (40 << 20); time.sleep(30)'
+SHOW_CGROUP = (
+    "line = next(l for l in open('/proc/self/cgroup') if ':memory:' in l or l.startswith('0::'))\n"
+    "print(line.strip().split(':', 2)[2])"
+)
+
+
+@pytest.fixture
+def jobs(tmp_path: Path) -> Iterator[Jobs]:
+    with Jobs(tmp_path) as runner:
+        yield runner
+
+
+def test_cgroup_oom_kill_is_reported(jobs: Jobs) -> None:
+    """A replica that allocates without bound is killed at its cgroup's limit and
+    reported OOM_KILLED; a replica beside it and this process carry on."""
+    executor = jobs.cgroup_executor()
+    assert executor.memory_isolation in ("cgroup-v1", "cgroup-v2")
+    greedy, _ = jobs.launch(executor, [sys.executable, "-c", GROW_FAST], memory=64 * MIB)
+    jobs.launch(executor, ["sh", "-c", "sleep 0.2"], memory=64 * MIB)
+    exits = {e.reason: e for e in jobs.wait(executor, 2, timeout=15)}
+    oom = exits[ExitReason.OOM_KILLED]
+    assert oom.replica == greedy.replica
+    assert oom.exit_code == 137
+    assert "killed at its memory limit of 64.0MiB" in oom.message
+    assert exits[ExitReason.SUCCEEDED].exit_code == 0
+    assert not Path(greedy.cgroup).exists()
+
+
+def test_replica_runs_inside_its_limited_cgroup(jobs: Jobs) -> None:
+    """The command runs in the cgroup named by its handle, which holds its limit; the
+    cgroup is removed once the replica ends."""
+    executor = jobs.cgroup_executor()
+    handle, _ = jobs.launch(executor, [sys.executable, "-c", SHOW_CGROUP], memory=96 * MIB)
+    cgroup = Path(handle.cgroup)
+    limit_file = (
+        "memory.max" if executor.memory_isolation == "cgroup-v2" else "memory.limit_in_bytes"
+    )
+    assert int((cgroup / limit_file).read_text()) == 96 * MIB
+    assert jobs.wait_one(executor).reason is ExitReason.SUCCEEDED
+    inside = (jobs.workdir / "stdout.log").read_text().strip()
+    assert handle.cgroup.endswith(inside)
+    assert not cgroup.exists()
+
+
+def test_no_cgroup_without_a_memory_limit(jobs: Jobs) -> None:
+    """memory=0 means no limit, and no cgroup is made."""
+    executor = jobs.cgroup_executor()
+    handle, _ = jobs.launch(executor, ["true"])
+    assert handle.cgroup == ""
+    assert jobs.wait_one(executor).reason is ExitReason.SUCCEEDED
+
+
+def test_watchdog_kills_at_the_limit(jobs: Jobs) -> None:
+    """Without cgroups, the RSS watchdog kills a replica that grows past its limit and
+    it is reported OOM_KILLED."""
+    executor = jobs.executor(isolation="rlimit", watchdog_interval=0.02)
+    assert executor.memory_isolation == "rlimit"
+    handle, _ = jobs.launch(executor, [sys.executable, "-c", GROW_STEADILY], memory=64 * MIB)
+    assert handle.cgroup == ""
+    ended = jobs.wait_one(executor, timeout=15)
+    assert ended.reason is ExitReason.OOM_KILLED
+    assert ended.exit_code == 137
+    assert "killed at its memory limit of 64.0MiB (its processes held" in ended.message
+
+
+def test_watchdog_sums_the_whole_process_group(jobs: Jobs) -> None:
+    """Three processes of 40 MiB each are within a 100 MiB limit one by one, but not
+    together: the watchdog counts the group."""
+    executor = jobs.executor(isolation="rlimit", watchdog_interval=0.02)
+    three = " & ".join([f"{sys.executable} -c '{HOLD_40_MIB}'"] * 3) + " & wait"
+    jobs.launch(executor, [three], shell=True, memory=100 * MIB)
+    ended = jobs.wait_one(executor, timeout=15)
+    assert ended.reason is ExitReason.OOM_KILLED
+
+
+def test_address_space_backstop(jobs: Jobs) -> None:
+    """Without cgroups a limited replica also runs under RLIMIT_AS, as a backstop."""
+    executor = jobs.executor(isolation="rlimit")
+    jobs.launch(executor, ["ulimit -v"], shell=True, memory=64 * MIB)
+    jobs.launch(executor, ["ulimit -v"], shell=True)
+    jobs.wait(executor, 2)
+    limits = sorted((jobs.workdir / "stdout.log").read_text().split())
+    assert limits == [str((2 * 64 * MIB + (1 << 30)) // 1024), "unlimited"]
+
+
+def test_cgroup_isolation_refused_where_impossible(tmp_path: Path) -> None:
+    """Asking for cgroups in a directory that is no cgroup is an input error."""
+    with pytest.raises(InvalidInput, match="cgroup_root"):
+        LocalExecutor(tmp_path / "not-a-cgroup", isolation="cgroup")
+    assert os.listdir(tmp_path / "not-a-cgroup") == []
