@@ -126,7 +126,7 @@ def test_recycled_pid_is_not_adopted(jobs: Jobs) -> None:
 
 def test_find_recovers_an_unrecorded_handle(jobs: Jobs) -> None:
     """A replica whose handle was never stored is found again from its spec, and can
-    then be adopted; other replicas and ended ones are not found."""
+    then be adopted; other replicas (that never ran) are not found."""
     first = jobs.executor()
     handle, spec = jobs.launch(first, [WAIT_FOR_GO], shell=True)
     first.close()
@@ -138,7 +138,23 @@ def test_find_recovers_an_unrecorded_handle(jobs: Jobs) -> None:
     assert second.adopt(handle, spec)
     (jobs.workdir / "go").touch()
     assert jobs.wait_one(second).exit_code == 7
-    assert second.find(spec) is None
+
+
+def test_find_recovers_a_replica_that_ran_and_ended_unwatched(jobs: Jobs) -> None:
+    """A replica that ended while no control plane watched, its handle never stored, is
+    found by its exit record: adopting it reports that exit, so it is not run again."""
+    first = jobs.executor()
+    _, spec = jobs.launch(first, ["exit 7"], shell=True)
+    first.close()
+    jobs.wait_for((jobs.workdir / f".exit-{spec.attempt}-{spec.replica}").exists)
+    second = jobs.executor()
+    found = second.find(spec)
+    assert found is not None
+    assert found.pid == 0
+    assert not second.adopt(found, spec)
+    (ended,) = second.poll()
+    assert (ended.exit_code, ended.reason) == (7, ExitReason.FAILED)
+    second.close()
 
 
 def test_find_names_the_replicas_cgroup(jobs: Jobs) -> None:

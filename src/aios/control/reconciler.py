@@ -472,6 +472,7 @@ class Reconciler:
         if not launches:
             return
         failures: list[ProcessExit] = []
+        launched: dict[int, float] = {}
         for row, attempt, decision in launches:
             prepare_workdir(self.home, row.id)
             for replica, allocation in enumerate(decision.allocations):
@@ -489,12 +490,15 @@ class Reconciler:
                             f"could not start: {exc}",
                         )
                     )
+            launched[row.id] = self.clock()
         with self.lock:
             # The handles are written by the next transaction, or by _run when the
             # loop goes idle: a crash before then is covered by Executor.find.
             for row, attempt, _ in launches:
                 if attempt.record is not None:
                     attempt.record.handles = [handle_to_json(h) for h in attempt.handles.values()]
+                    # Running since its processes exist, not since it was bound.
+                    row.started_at = attempt.record.started_at = launched[row.id]
                     self._unsaved = True
                 if attempt.stopping is not None:  # cancelled while launching
                     for handle in attempt.handles.values():

@@ -223,8 +223,8 @@ class LocalExecutor:
             known = self._replicas.get(handle.pid)
             if known is not None and known.handle.started == handle.started:
                 return True
-        pidfd = open_pidfd(handle.pid)
-        stat = identify(handle)
+        pidfd = open_pidfd(handle.pid) if handle.pid > 0 else None
+        stat = identify(handle) if handle.pid > 0 else None
         if stat is not None and not stat.ended:
             self._take_charge(handle, spec, pidfd, age=stat.age)
             return True
@@ -250,7 +250,19 @@ class LocalExecutor:
         exit_file = _exit_file(spec)
         found = find_wrapper(exit_file)
         if found is None:
-            return None
+            if read_exit_file(exit_file) is None:
+                return None
+            # It ran and ended while no one watched: a handle without a process, whose
+            # adoption reports the exit recorded in the file.
+            return Handle(
+                job_id=spec.job_id,
+                attempt=spec.attempt,
+                replica=spec.replica,
+                pid=0,
+                pgid=0,
+                started=0.0,
+                exit_file=str(exit_file),
+            )
         pid, stat, procs = found
         return Handle(
             job_id=spec.job_id,
