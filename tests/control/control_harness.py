@@ -3,12 +3,13 @@ uvicorn on a free loopback port, and SDK clients for an admin and for tenants.""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path
 
-from aios.client import Client
+from aios.client import ApiError, Client
 from aios.control import ControlPlane, Settings
 from aios.resources import Node
 
@@ -53,5 +54,14 @@ def start_plane(home: Path, policy: str = "drf", gpus: int = 2) -> Running:
 
 
 def stop_plane(running: Running) -> None:
+    """Cancels what still runs (a stopped control plane leaves its jobs running, on
+    purpose), waits for it to end, then stops the control plane."""
+    live = [j for j in running.admin.jobs(limit=10_000) if j.state in {"queued", "running"}]
+    for job in live:
+        with contextlib.suppress(ApiError):
+            running.admin.cancel(job.id)
+    for job in live:
+        with contextlib.suppress(ApiError, TimeoutError):
+            running.admin.wait(job.id, timeout=30)
     running.admin.close()
     running.plane.stop()
