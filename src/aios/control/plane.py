@@ -142,7 +142,7 @@ class ControlOps:
     def _new_row(
         self, session: Session, user: Principal, spec: JobSpec, now: float, queue: str
     ) -> JobRow:
-        if session.get(QueueRow, queue) is None:
+        if queue not in self.reconciler.queue_rows:
             raise InvalidInput(f"queue: no queue named {queue!r}")
         user.check_queue(queue)
         for parent in spec.after:

@@ -117,7 +117,7 @@ class Reconciler:
         self._wake = threading.Event()
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
-        self._unsaved = False
+        self.queue_rows: dict[str, QueueRow] = {}
         self.rows: dict[int, JobRow] = {}
         """The rows of queued and running jobs: held here so that the session's
         identity map (which holds rows weakly) answers for them without a query."""
@@ -188,9 +188,6 @@ class Reconciler:
                 break
             try:
                 self.step()
-                if self._unsaved and not self._wake.is_set():
-                    with self.lock, self.transaction():
-                        self._unsaved = False
             except Exception:
                 log.exception("reconcile step failed; retrying on the next tick")
 
@@ -252,6 +249,7 @@ class Reconciler:
             self._stop(session, row, attempt, StopReason.CANCELLED, now, "cancel requested")
 
     def set_queue(self, row: QueueRow) -> None:
+        self.queue_rows[row.name] = row
         self.state.set_queue(queue_from_row(row))
 
     # -- exits --------------------------------------------------------------------
@@ -492,14 +490,13 @@ class Reconciler:
                     )
             launched[row.id] = self.clock()
         with self.lock:
-            # The handles are written by the next transaction, or by _run when the
-            # loop goes idle: a crash before then is covered by Executor.find.
+            # The handles are written by the next step's transaction (at the latest one
+            # tick away): a crash before then is covered by Executor.find.
             for row, attempt, _ in launches:
                 if attempt.record is not None:
                     attempt.record.handles = [handle_to_json(h) for h in attempt.handles.values()]
                     # Running since its processes exist, not since it was bound.
                     row.started_at = attempt.record.started_at = launched[row.id]
-                    self._unsaved = True
                 if attempt.stopping is not None:  # cancelled while launching
                     for handle in attempt.handles.values():
                         self.executor.stop(handle, attempt.stopping, row.grace)

@@ -173,5 +173,11 @@ def launch_spec(
 
 def prepare_workdir(home: Path, job_id: int) -> None:
     path = job_dir(home, job_id)
-    (path / "checkpoint").mkdir(parents=True, exist_ok=True)
-    os.chmod(path, 0o700)
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass  # a retry, or a function job whose payload was written at submission
+    else:
+        os.mkdir(path / "checkpoint", 0o700)
+        return
+    (path / "checkpoint").mkdir(exist_ok=True)
