@@ -9,6 +9,7 @@ from __future__ import annotations
 
 __all__ = [
     "AiosError",
+    "Busy",
     "Conflict",
     "Forbidden",
     "InvalidInput",
@@ -51,3 +52,8 @@ class Forbidden(AiosError):
 class Conflict(AiosError):
     """The request is well-formed but clashes with the current state (a queue that
     already exists, a job that has already ended)."""
+
+
+class Busy(AiosError):
+    """The control plane could not take the request in time; nothing was changed and
+    the request may be sent again (HTTP 503)."""

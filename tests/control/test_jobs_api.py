@@ -237,3 +237,18 @@ def test_metrics_expose_jobs_resources_and_cycle_time(control: Running) -> None:
 def _token(control: Running) -> str:
     assert control.plane.admin_token_path is not None
     return Path(control.plane.admin_token_path).read_text().strip()
+
+
+def test_a_quota_naming_an_unknown_resource_is_refused(control: Running) -> None:
+    """`gpus` instead of `gpu` would limit nothing; the error names it and what is known."""
+    with pytest.raises(ApiError) as info:
+        control.admin.create_queue("typo", quota={"gpus": 2})
+    assert info.value.status == 400
+    assert "'gpus'" in str(info.value) and "gpu" in str(info.value)
+    assert "typo" not in [q.name for q in control.admin.queues()]
+
+
+def test_a_function_result_is_served_only_once_the_job_succeeded(control: Running) -> None:
+    with pytest.raises(ApiError) as info:
+        control.admin.result(control.admin.submit(["true"], memory="64M").id)
+    assert info.value.status == 404

@@ -46,12 +46,12 @@ def test_cgroup_oom_kill_is_reported(jobs: Jobs) -> None:
     assert oom.exit_code == 137
     assert "killed at its memory limit of 64.0MiB" in oom.message
     assert exits[ExitReason.SUCCEEDED].exit_code == 0
-    assert not Path(greedy.cgroup).exists()
+    assert not Path(greedy.cgroup).exists(), "a cgroup with an OOM kill is never reused"
 
 
 def test_replica_runs_inside_its_limited_cgroup(jobs: Jobs) -> None:
     """The command runs in the cgroup named by its handle, which holds its limit; the
-    cgroup is removed once the replica ends."""
+    cgroup is empty once the replica ends, and removed when the executor closes."""
     executor = jobs.cgroup_executor()
     handle, _ = jobs.launch(executor, [sys.executable, "-c", SHOW_CGROUP], memory=96 * MIB)
     cgroup = Path(handle.cgroup)
@@ -62,7 +62,34 @@ def test_replica_runs_inside_its_limited_cgroup(jobs: Jobs) -> None:
     assert jobs.wait_one(executor).reason is ExitReason.SUCCEEDED
     inside = (jobs.workdir / "stdout.log").read_text().strip()
     assert handle.cgroup.endswith(inside)
+    assert not cgroup.exists() or (cgroup / "cgroup.procs").read_text() == ""
+    executor.close()
     assert not cgroup.exists()
+
+
+def test_a_clean_cgroup_is_reused_for_the_same_limit(jobs: Jobs) -> None:
+    """A replica that ends cleanly leaves its cgroup to the next replica with the same
+    limit; a replica with another limit gets a cgroup of its own."""
+    executor = jobs.cgroup_executor()
+    first, _ = jobs.launch(executor, ["true"], memory=64 * MIB)
+    assert jobs.wait_one(executor).reason is ExitReason.SUCCEEDED
+    second, _ = jobs.launch(executor, ["true"], memory=64 * MIB)
+    other, _ = jobs.launch(executor, ["true"], memory=32 * MIB)
+    jobs.wait(executor, 2)
+    assert second.cgroup == first.cgroup
+    assert other.cgroup != first.cgroup
+
+
+def test_an_oom_kill_is_reported_only_in_the_replica_that_had_it(jobs: Jobs) -> None:
+    """After an OOM kill, the next replicas with the same limit fail or succeed on
+    their own account: none of them is reported OOM-killed."""
+    executor = jobs.cgroup_executor()
+    jobs.launch(executor, [sys.executable, "-c", GROW_FAST], memory=64 * MIB)
+    assert jobs.wait_one(executor, timeout=15).reason is ExitReason.OOM_KILLED
+    for command in (["true"], ["sh", "-c", "kill -9 $$"], ["true"], ["false"]):
+        jobs.launch(executor, command, memory=64 * MIB)
+        reason = jobs.wait_one(executor).reason
+        assert reason in (ExitReason.SUCCEEDED, ExitReason.FAILED)
 
 
 def test_no_cgroup_without_a_memory_limit(jobs: Jobs) -> None:

@@ -45,9 +45,10 @@ class ApiError(AiosError):
 
 def _message(response: httpx.Response) -> str:
     try:
-        detail = response.json().get("detail")
+        body = response.json()
     except ValueError:
         return response.text or response.reason_phrase
+    detail = body.get("detail") if isinstance(body, dict) else body
     if isinstance(detail, list):  # a validation error: name the first field at fault
         first = detail[0]
         where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
@@ -56,10 +57,15 @@ def _message(response: httpx.Response) -> str:
     return str(detail)
 
 
-def default_token() -> str | None:
+def default_token(url: str = DEFAULT_URL) -> str | None:
+    """``AIOS_TOKEN``, else the local admin token, which is only ever sent to a control
+    plane on this machine (a loopback URL)."""
     token = os.environ.get("AIOS_TOKEN")
     if token:
         return token
+    host = httpx.URL(url).host
+    if host not in {"127.0.0.1", "localhost", "::1"}:
+        return None
     home = Path(os.environ.get("AIOS_HOME") or Path.home() / ".aios")
     try:
         return (home / "admin.token").read_text().strip() or None
@@ -78,7 +84,7 @@ class Client:
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.url = (url or os.environ.get("AIOS_URL") or DEFAULT_URL).rstrip("/")
-        token = token if token is not None else default_token()
+        token = token if token is not None else default_token(self.url)
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._http = httpx.Client(
             base_url=self.url + "/api/v1", headers=headers, timeout=timeout, transport=transport
@@ -201,7 +207,10 @@ class Client:
         }
         try:
             with self._http.stream(
-                "GET", f"/jobs/{job_id}/logs", params=params, timeout=None
+                "GET",
+                f"/jobs/{job_id}/logs",
+                params=params,
+                timeout=None if follow else self._http.timeout,
             ) as response:
                 if response.status_code >= 400:
                     response.read()

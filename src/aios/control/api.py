@@ -8,7 +8,7 @@ AIOS error hierarchy to HTTP (InvalidInput 400, Forbidden 403, NotFound 404, Con
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Body, Depends, FastAPI, Query, Request
@@ -35,7 +35,7 @@ from aios.control.specs import (
     TokenView,
     WhoAmI,
 )
-from aios.errors import AiosError, Conflict, Forbidden, InvalidInput, NotFound
+from aios.errors import AiosError, Busy, Conflict, Forbidden, InvalidInput, NotFound
 
 __all__ = ["create_app"]
 
@@ -44,8 +44,9 @@ class _Unauthorized(Exception):
     """No token, or one that belongs to no one (HTTP 401)."""
 
 
-STATUS = {InvalidInput: 400, Forbidden: 403, NotFound: 404, Conflict: 409}
+STATUS = {InvalidInput: 400, Forbidden: 403, NotFound: 404, Conflict: 409, Busy: 503}
 FOLLOW_POLL = 0.1
+LOG_CHUNK = 1 << 16
 MAX_ID = 2**62
 """Ids and offsets beyond this cannot name a row (SQLite integers are 64-bit)."""
 Id = Annotated[int, PathParam(ge=1, le=MAX_ID)]
@@ -151,13 +152,18 @@ def create_app(
     ) -> Response:
         path = ops.log_file(user, job_id, stream, replica)
         if not follow:
-            try:
-                with path.open("rb") as log:
+            # In chunks: a log may be far larger than the server's memory.
+            def read() -> Iterator[bytes]:
+                try:
+                    log = path.open("rb")
+                except FileNotFoundError:
+                    return
+                with log:
                     log.seek(offset)
-                    data = log.read()
-            except FileNotFoundError:
-                data = b""
-            return Response(data, media_type="text/plain; charset=utf-8")
+                    while chunk := log.read(LOG_CHUNK):
+                        yield chunk
+
+            return StreamingResponse(read(), media_type="text/plain; charset=utf-8")
 
         async def tail() -> AsyncIterator[bytes]:
             position = offset
@@ -166,7 +172,7 @@ def create_app(
                 try:
                     with path.open("rb") as log:
                         log.seek(position)
-                        while chunk := log.read(1 << 16):
+                        while chunk := log.read(LOG_CHUNK):
                             position += len(chunk)
                             yield chunk
                 except FileNotFoundError:

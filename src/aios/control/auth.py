@@ -90,6 +90,9 @@ class TokenBook:
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            # The mode above holds only for a new file: a token file left behind by an
+            # earlier home may be readable by others.
+            os.fchmod(fd, 0o600)
             with os.fdopen(fd, "w") as out:
                 out.write(token + "\n")
         return token

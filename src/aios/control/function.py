@@ -27,7 +27,8 @@ def main(argv: list[str]) -> int:
         traceback.print_exc()
         return 1
     target = source.with_name(RESULT_FILE)
-    partial = target.with_suffix(".tmp")
+    # Each replica of a gang writes the result: each through a file of its own.
+    partial = target.with_name(f"{target.stem}.{os.getpid()}.tmp")
     with partial.open("wb") as out:
         cloudpickle.dump(value, out)
         out.flush()

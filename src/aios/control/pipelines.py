@@ -17,9 +17,13 @@ __all__ = ["load_pipeline", "pipeline_state", "topological_order"]
 
 def topological_order(needs: Mapping[str, Sequence[str]]) -> list[str]:
     """The steps in an order where each comes after what it needs (ties by name).
-    Raises InvalidInput naming an unknown step or a cycle."""
+    Raises InvalidInput naming an unknown or repeated need, or a cycle."""
     for step, wanted in needs.items():
+        seen: set[str] = set()
         for other in wanted:
+            if other in seen:
+                raise InvalidInput(f"steps.{step}.needs: {other!r} is listed twice")
+            seen.add(other)
             if other not in needs:
                 raise InvalidInput(f"steps.{step}.needs: no step named {other!r}")
             if other == step:

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FuturesTimeout
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -37,7 +39,7 @@ from aios.control.specs import (
     QueueView,
     resource_amount,
 )
-from aios.errors import Conflict, InvalidInput, NotFound
+from aios.errors import Busy, Conflict, InvalidInput, NotFound
 from aios.resources import Resources, format_bytes
 from aios.scheduler import TERMINAL_STATES
 from aios.store import AttemptRow, Database, EventRow, JobRow, PipelineRow, QueueRow
@@ -120,8 +122,15 @@ class ControlOps:
         self.home = home
 
     def _change(self, work: Callable[[Session, float], T], timeout: float = 30.0) -> T:
+        """Runs ``work`` on the loop; when the loop is too busy to start it within
+        ``timeout``, it is withdrawn (never done later) and Busy is raised."""
         future: Future[T] = self.reconciler.call(work)
-        return future.result(timeout)
+        try:
+            return future.result(timeout)
+        except FuturesTimeout:
+            if future.cancel():
+                raise Busy("the control plane is busy; nothing was changed, try again") from None
+            return future.result()  # already running: its outcome is the answer
 
     # -- jobs -----------------------------------------------------------------------
     def _check_fits(self, spec: JobSpec, where: str) -> None:
@@ -192,6 +201,13 @@ class ControlOps:
             (job_dir(self.home, row.id) / FUNCTION_FILE).write_bytes(payload)
         return row
 
+    def _discard_payloads(self, rows: Sequence[JobRow]) -> None:
+        """Removes the directories :meth:`_new_row` made for ``rows``, whose transaction
+        is being rolled back: SQLite hands their ids out again, and the next job to get
+        one must not find (and read) another's pickled function in its directory."""
+        for row in rows:
+            shutil.rmtree(job_dir(self.home, row.id), ignore_errors=True)
+
     def submit(self, user: Principal, spec: JobSpec) -> JobView:
         """Queues a job and returns it; refuses one no node could ever hold."""
         queue = spec.queue or user.tenant or "default"
@@ -211,13 +227,17 @@ class ControlOps:
             self._check_fits(spec, f"jobs[{index}]: ")
 
         def work(session: Session, now: float) -> list[JobView]:
-            rows = []
-            for index, spec in enumerate(specs):
-                queue = spec.queue or user.tenant or "default"
-                try:
-                    rows.append(self._new_row(session, user, spec, now, queue))
-                except InvalidInput as exc:
-                    raise InvalidInput(f"jobs[{index}]: {exc}") from None
+            rows: list[JobRow] = []
+            try:
+                for index, spec in enumerate(specs):
+                    queue = spec.queue or user.tenant or "default"
+                    try:
+                        rows.append(self._new_row(session, user, spec, now, queue))
+                    except InvalidInput as exc:
+                        raise InvalidInput(f"jobs[{index}]: {exc}") from None
+            except BaseException:
+                self._discard_payloads(rows)
+                raise
             for row in rows:
                 self.reconciler.admit(session, row, now)
             return [job_view(row) for row in rows]
@@ -301,8 +321,10 @@ class ControlOps:
             row = self._visible_job(session, user, job_id)
             state = row.state
         path = job_dir(self.home, job_id) / RESULT_FILE
-        if not path.exists():
-            raise NotFound(f"job {job_id} has no result ({state}; only function jobs do)")
+        if state != "succeeded" or not path.exists():
+            raise NotFound(
+                f"job {job_id} has no result ({state}; only function jobs that succeeded do)"
+            )
         return path
 
     def is_finished(self, job_id: int) -> bool:
@@ -311,8 +333,27 @@ class ControlOps:
             return row is None or row.state in TERMINAL
 
     # -- queues ---------------------------------------------------------------------
+    def _check_resource_names(self, **amounts: dict[str, Any] | None) -> None:
+        """Refuses a quota naming a resource no node has (``gpus`` for ``gpu``): it would
+        silently limit nothing."""
+        with self.reconciler.lock:
+            custom = {
+                name
+                for state in self.reconciler.state.nodes.values()
+                for name, _ in state.node.allocatable.custom
+            }
+        known = {"cpu", "memory", "gpu"} | custom
+        for field, values in amounts.items():
+            for resource in values or {}:
+                if resource not in known:
+                    raise InvalidInput(
+                        f"{field}: no node has a resource named {resource!r} "
+                        f"(known: {', '.join(sorted(known))})"
+                    )
+
     def create_queue(self, user: Principal, spec: QueueSpec) -> QueueView:
         user.require_admin("create queues")
+        self._check_resource_names(quota=spec.quota, borrowing_limit=spec.borrowing_limit)
 
         def work(session: Session, now: float) -> QueueView:
             if session.get(QueueRow, spec.name) is not None:
@@ -334,6 +375,7 @@ class ControlOps:
 
     def update_queue(self, user: Principal, name: str, update: QueueUpdate) -> QueueView:
         user.require_admin("change queues")
+        self._check_resource_names(quota=update.quota, borrowing_limit=update.borrowing_limit)
 
         def work(session: Session, now: float) -> QueueView:
             row = session.get(QueueRow, name)
@@ -424,6 +466,11 @@ class ControlOps:
             self._check_fits(step, f"steps.{name}: ")
 
         def work(session: Session, now: float) -> PipelineView:
+            # The pipeline's own queue decides who sees it and may cancel it: the same
+            # checks as a job's, even when every step names a queue of its own.
+            if queue not in self.reconciler.queue_rows:
+                raise InvalidInput(f"queue: no queue named {queue!r}")
+            user.check_queue(queue)
             pipeline = PipelineRow(
                 name=spec.name,
                 queue=queue,
@@ -435,16 +482,20 @@ class ControlOps:
             session.flush()
             ids: dict[str, int] = {}
             rows = []
-            for name in order:
-                step = spec.steps[name]
-                job_spec = JobSpec.model_validate(
-                    step.model_dump(exclude={"needs"}, exclude_unset=True)
-                    | {"name": step.name or name, "after": [ids[n] for n in step.needs]}
-                )
-                row = self._new_row(session, user, job_spec, now, step.queue or queue)
-                row.pipeline_id, row.step = pipeline.id, name
-                ids[name] = row.id
-                rows.append(row)
+            try:
+                for name in order:
+                    step = spec.steps[name]
+                    job_spec = JobSpec.model_validate(
+                        step.model_dump(exclude={"needs"}, exclude_unset=True)
+                        | {"name": step.name or name, "after": [ids[n] for n in step.needs]}
+                    )
+                    row = self._new_row(session, user, job_spec, now, step.queue or queue)
+                    row.pipeline_id, row.step = pipeline.id, name
+                    ids[name] = row.id
+                    rows.append(row)
+            except BaseException:
+                self._discard_payloads(rows)
+                raise
             record(
                 session,
                 now,
@@ -457,7 +508,12 @@ class ControlOps:
 
         return self._change(work)
 
-    def _pipeline_view(self, pipeline: PipelineRow, rows: Sequence[JobRow]) -> PipelineView:
+    def _pipeline_view(
+        self, pipeline: PipelineRow, rows: Sequence[JobRow], user: Principal | None = None
+    ) -> PipelineView:
+        if user is not None:
+            # An admin's pipeline may have steps in other queues: a tenant sees its own.
+            rows = [row for row in rows if user.may_see(row.queue)]
         return PipelineView(
             id=pipeline.id,
             name=pipeline.name,
@@ -476,7 +532,7 @@ class ControlOps:
             rows = session.scalars(
                 select(JobRow).where(JobRow.pipeline_id == pipeline_id).order_by(JobRow.id)
             ).all()
-            return self._pipeline_view(pipeline, rows)
+            return self._pipeline_view(pipeline, rows, user)
 
     def pipelines(self, user: Principal, limit: int = 100) -> list[PipelineView]:
         with self.db.sessions() as session:
@@ -492,7 +548,7 @@ class ControlOps:
         def work(session: Session, now: float) -> None:
             for step in view.steps.values():
                 row = session.get(JobRow, step.id)
-                if row is not None and row.state not in TERMINAL:
+                if row is not None and row.state not in TERMINAL and user.may_see(row.queue):
                     self.reconciler.cancel(session, row, now)
 
         self._change(work)

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from aios.control.records import (
     EVENTS,
+    RowChanges,
     allocation_from_json,
     allocation_to_json,
     handle_from_json,
@@ -71,12 +72,12 @@ class Attempt:
 
     job_id: int
     number: int
+    record: AttemptRow
     handles: dict[int, Handle] = field(default_factory=dict)
     exits: dict[int, ProcessExit] = field(default_factory=dict)
     replicas: int = 1
     stopping: StopReason | None = None
     preemptor: str | None = None
-    record: AttemptRow | None = None
 
 
 @dataclass(slots=True)
@@ -124,22 +125,29 @@ class Reconciler:
         self.session = db.sessions()
         """The loop's own session: its identity map keeps the rows of live jobs, so the
         loop reads them without a query; only the loop writes, so they never go stale."""
+        self.changes = RowChanges()
+        """The loop's changes to job and attempt rows, written by the next transaction
+        to commit (see :meth:`transaction`)."""
         self.lock = threading.RLock()
         """Held while the loop changes :attr:`state`; readers of it take it too."""
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
-        """One transaction on the loop's session, with the event lines recorded in it;
-        the rows of jobs that ended in it are then forgotten by the session."""
+        """One transaction on the loop's session, with the row changes and event lines
+        recorded in it; the rows of jobs that ended in it are then forgotten by the
+        session. A rollback also drops the row changes and reloads the rows."""
         session = self.session
         try:
             # Reading a row outside a transaction may have begun one already.
             if not session.in_transaction():
                 session.begin()
             yield session
+            session.flush()  # rows the ORM inserts (new jobs) come before their events
+            self.changes.write(session)
             write_events(session)
             session.commit()
         except BaseException:
+            self.changes.clear()
             session.rollback()
             raise
         else:
@@ -287,19 +295,19 @@ class Reconciler:
     def _end_attempt(self, session: Session, row: JobRow, attempt: Attempt, now: float) -> None:
         del self.attempts[row.id]
         outcome = self._outcome(attempt)
-        attempt_row = session.get(AttemptRow, (row.id, attempt.number))
-        if attempt_row is not None:
-            attempt_row.finished_at = now
-            attempt_row.exit_code = outcome.exit_code
-            attempt_row.reason = outcome.reason.value
-            attempt_row.message = outcome.message
-            session.info.setdefault(ENDED, []).append(attempt_row)
-        row.exit_code = outcome.exit_code
-        row.reason = outcome.reason.value
+        self.changes.attempt(
+            attempt.record,
+            finished_at=now,
+            exit_code=outcome.exit_code,
+            reason=outcome.reason.value,
+            message=outcome.message,
+        )
+        session.info.setdefault(ENDED, []).append(attempt.record)
+        self.changes.job(row, exit_code=outcome.exit_code, reason=outcome.reason.value)
         job_id = str(row.id)
         running = self.state.running.get(job_id)
         if running is not None:
-            row.attained_service = running.attained(now)
+            self.changes.job(row, attained_service=running.attained(now))
         code = "" if outcome.exit_code is None else f" (exit code {outcome.exit_code})"
         record(
             session,
@@ -319,16 +327,27 @@ class Reconciler:
             self._end_job(session, row, JobState.CANCELLED, now, "cancelled")
         elif outcome.reason is ExitReason.PREEMPTED:
             self.state.requeue(job_id, now, preemptor=attempt.preemptor)
-            row.state, row.queued_at, row.started_at = QUEUED, now, None
-            row.message = "preempted; back in its queue"
+            self.changes.job(
+                row,
+                state=QUEUED,
+                queued_at=now,
+                started_at=None,
+                message="preempted; back in its queue",
+            )
             record(session, now, "requeued", f"job {row.id} preempted and requeued", row.id)
         elif row.retries < row.max_retries:
-            row.retries += 1
-            delay = min(row.retry_backoff * 2 ** (row.retries - 1), MAX_BACKOFF)
+            retries = row.retries + 1
+            delay = min(row.retry_backoff * 2 ** (retries - 1), MAX_BACKOFF)
             self.state.release(job_id)
-            row.state, row.queued_at, row.started_at = QUEUED, now + delay, None
-            row.retry_at = now + delay
-            row.message = f"{outcome.reason.value}; retry {row.retries} of {row.max_retries}"
+            self.changes.job(
+                row,
+                retries=retries,
+                state=QUEUED,
+                queued_at=now + delay,
+                started_at=None,
+                retry_at=now + delay,
+                message=f"{outcome.reason.value}; retry {retries} of {row.max_retries}",
+            )
             heapq.heappush(self._backoff, (now + delay, row.id))
             record(session, now, "retrying", f"{row.message} in {delay:g} s", row.id, delay=delay)
         else:
@@ -339,9 +358,7 @@ class Reconciler:
     def _end_job(
         self, session: Session, row: JobRow, state: JobState, now: float, message: str
     ) -> None:
-        row.state = state.value
-        row.finished_at = now
-        row.message = message
+        self.changes.job(row, state=state.value, finished_at=now, message=message)
         session.info.setdefault(ENDED, []).append(row)
         self.rows.pop(row.id, None)
         self._reasons.pop(row.id, None)
@@ -353,7 +370,7 @@ class Reconciler:
             row = session.get(JobRow, job_id)
             if row is None or row.state != QUEUED:
                 continue
-            row.retry_at = None
+            self.changes.job(row, retry_at=None)
             self.state.submit(scheduler_job(row))
 
     # -- decisions ----------------------------------------------------------------
@@ -385,7 +402,7 @@ class Reconciler:
                 self._reasons[key] = reason
                 row = session.get(JobRow, key)
                 if row is not None and row.state == QUEUED:
-                    row.message = reason
+                    self.changes.job(row, message=reason)
         return launches
 
     def _reasons_changed(self, result: CycleResult) -> bool:
@@ -396,19 +413,18 @@ class Reconciler:
         row = session.get(JobRow, int(job.id))
         assert row is not None, f"bound job {job.id} has no row"
         self.state.bind(job, decision.allocations, now)
-        row.attempts += 1
-        row.state = JobState.RUNNING.value
-        row.started_at = now
-        row.message = ""
+        self.changes.job(
+            row, attempts=row.attempts + 1, state=JobState.RUNNING.value, started_at=now, message=""
+        )
         self._reasons.pop(row.id, None)
-        attempt_row = AttemptRow(
+        attempt_row = self.changes.new_attempt(
             job_id=row.id,
             number=row.attempts,
             allocations=[allocation_to_json(a) for a in decision.allocations],
             handles=[],
             started_at=now,
+            message="",
         )
-        session.add(attempt_row)
         where = ", ".join(
             f"{a.node} cores {list(a.cores)}" + (f" gpus {list(a.gpus)}" if a.gpus else "")
             for a in decision.allocations
@@ -422,9 +438,7 @@ class Reconciler:
             attempt=row.attempts,
             backfilled=decision.backfilled,
         )
-        attempt = Attempt(
-            row.id, row.attempts, replicas=len(decision.allocations), record=attempt_row
-        )
+        attempt = Attempt(row.id, row.attempts, attempt_row, replicas=len(decision.allocations))
         self.attempts[row.id] = attempt
         return row, attempt, decision
 
@@ -456,9 +470,7 @@ class Reconciler:
     ) -> None:
         if attempt.stopping is None:
             attempt.stopping = reason
-            attempt_row = session.get(AttemptRow, (row.id, attempt.number))
-            if attempt_row is not None:
-                attempt_row.stopping = reason.value
+            self.changes.attempt(attempt.record, stopping=reason.value)
             record(
                 session, now, "stopping", f"job {row.id}: {message}", row.id, reason=reason.value
             )
@@ -493,10 +505,11 @@ class Reconciler:
             # The handles are written by the next step's transaction (at the latest one
             # tick away): a crash before then is covered by Executor.find.
             for row, attempt, _ in launches:
-                if attempt.record is not None:
-                    attempt.record.handles = [handle_to_json(h) for h in attempt.handles.values()]
-                    # Running since its processes exist, not since it was bound.
-                    row.started_at = attempt.record.started_at = launched[row.id]
+                # Running since its processes exist, not since it was bound.
+                started = launched[row.id]
+                handles = [handle_to_json(h) for h in attempt.handles.values()]
+                self.changes.attempt(attempt.record, handles=handles, started_at=started)
+                self.changes.job(row, started_at=started)
                 if attempt.stopping is not None:  # cancelled while launching
                     for handle in attempt.handles.values():
                         self.executor.stop(handle, attempt.stopping, row.grace)
@@ -567,8 +580,9 @@ class Reconciler:
         if attempt_row is None or not handles:
             if attempt_row is not None:
                 session.delete(attempt_row)
-            row.attempts = max(row.attempts - 1, 0)
-            row.state, row.queued_at, row.started_at = QUEUED, now, None
+            self.changes.job(
+                row, attempts=max(row.attempts - 1, 0), state=QUEUED, queued_at=now, started_at=None
+            )
             record(
                 session,
                 now,
@@ -579,7 +593,7 @@ class Reconciler:
             self.state.submit(scheduler_job(row))
             return
         self.state.bind(scheduler_job(row), allocations, attempt_row.started_at)
-        attempt = Attempt(row.id, attempt_row.number, replicas=len(allocations), record=attempt_row)
+        attempt = Attempt(row.id, attempt_row.number, attempt_row, replicas=len(allocations))
         if attempt_row.stopping is not None:
             attempt.stopping = StopReason(attempt_row.stopping)
         self.attempts[row.id] = attempt
@@ -605,6 +619,7 @@ class Reconciler:
                 f"replica {replica} of attempt {attempt.number}: process {handle.pid} {state}",
                 row.id,
             )
-        attempt_row.handles = [handle_to_json(h) for h in attempt.handles.values()]
+        handles_json = [handle_to_json(h) for h in attempt.handles.values()]
+        self.changes.attempt(attempt_row, handles=handles_json)
         if len(attempt.exits) == attempt.replicas:
             self._end_attempt(session, row, attempt, now)

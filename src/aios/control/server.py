@@ -32,6 +32,8 @@ from aios.store import Database, sqlite_url
 __all__ = ["DEFAULT_PORT", "ControlPlane", "Settings", "default_home", "is_loopback"]
 
 DEFAULT_PORT = 8470
+GRACEFUL_SHUTDOWN = 2
+"""Seconds a stopping API server waits for open requests (log follows) to end."""
 log = logging.getLogger("aios.control")
 
 
@@ -131,6 +133,9 @@ class ControlPlane:
             log_level="warning",
             access_log=False,
             lifespan="off",
+            # A client following a log of a job that runs on would otherwise hold the
+            # shutdown up until the job ended: after this long its stream is cut.
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN,
         )
         return uvicorn.Server(config)
 

@@ -102,16 +102,20 @@ class JobSpec(Strict):
     preemptible: bool = True
     kind: Literal["batch", "service"] = "batch"
 
+    # A job of no cores would run unpinned on every core, and one of no memory without
+    # a limit, while its queue's quota counted nothing of either.
     @field_validator("cpus")
     @classmethod
     def _cpus(cls, value: float | str) -> float | str:
-        _millicores(value)
+        if _millicores(value) <= 0:
+            raise ValueError(f"a job needs some cpu, got {value!r}")
         return value
 
     @field_validator("memory")
     @classmethod
     def _memory(cls, value: int | str) -> int | str:
-        _bytes(value)
+        if _bytes(value) <= 0:
+            raise ValueError(f"a job needs some memory, got {value!r}")
         return value
 
     @field_validator("time_limit")

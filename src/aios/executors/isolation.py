@@ -10,21 +10,31 @@ cgroup>/aios``. In v2 that needs the memory controller enabled in the own cgroup
 systemd service with ``Delegate=yes``), it first moves itself into the leaf
 ``<own cgroup>/aios-control``, as delegated supervisors do; otherwise give it a
 delegated, empty directory as ``cgroup_root``, or it falls back to rlimits.
+
+Creating and removing a memory cgroup per replica costs about a millisecond, and each
+removed one lingers in the kernel while pages are still charged to it. So a cgroup that
+a replica leaves clean — no process inside, no OOM kill counted, next to no memory still
+charged — is kept idle and given to the next replica with the same limit. A replica
+thus inherits at most :data:`REUSE_CHARGE` bytes of (mostly reclaimable) charges, and
+an OOM kill counted in its cgroup is always its own.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import itertools
 import os
 import re
 import signal
+import threading
 from pathlib import Path
 from typing import Literal
 
 from aios.errors import InvalidInput
 
 __all__ = [
+    "REUSE_CHARGE",
     "MemoryCgroups",
     "MemoryIsolation",
     "address_space_backstop",
@@ -35,8 +45,15 @@ __all__ = [
 
 MemoryIsolation = Literal["cgroup-v2", "cgroup-v1", "rlimit"]
 
+REUSE_CHARGE = 1 << 20
+"""The most memory still charged to a cgroup whose replica ended for it to be reused."""
+
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 _GIB = 1 << 30
+_IDLE = 64
+"""The most idle cgroups kept for reuse."""
+_SLOT = re.compile(r"slot-(\d+)-\d+-\d+")
+_INSTANCES = itertools.count()
 
 
 class MemoryCgroups:
@@ -45,6 +62,12 @@ class MemoryCgroups:
     def __init__(self, root: Path, version: Literal[1, 2]) -> None:
         self.root = root
         self.version = version
+        self._lock = threading.Lock()
+        self._idle: dict[int, list[Path]] = {}
+        self._limits: dict[Path, int] = {}
+        """The limit of each cgroup this instance made for reuse, idle or not."""
+        self._made = 0
+        self._prefix = f"slot-{os.getpid()}-{next(_INSTANCES)}"
 
     @property
     def mode(self) -> MemoryIsolation:
@@ -121,9 +144,61 @@ class MemoryCgroups:
             raise
         return path
 
+    def acquire(self, limit: int) -> Path:
+        """A cgroup limited to ``limit`` bytes for one replica: an idle one of that
+        limit, or a new one. Give it back with :meth:`release`. Raises OSError when none
+        can be created."""
+        with self._lock:
+            idle = self._idle.get(limit)
+            if idle:
+                return idle.pop()
+            self._made += 1
+            name = f"{self._prefix}-{self._made}"
+        path = self.create(name, limit)
+        with self._lock:
+            self._limits[path] = limit
+        return path
+
+    def release(self, cgroup: Path) -> bool:
+        """Takes back the cgroup of a replica that ended; True when it is kept for
+        reuse. False (the caller removes it) when it is not one of :meth:`acquire`'s,
+        when processes remain inside, when the OOM killer struck in it, when more than
+        :data:`REUSE_CHARGE` bytes are still charged to it, or when enough are idle."""
+        limit = self._limits.get(cgroup)
+        if limit is None or not _reusable(cgroup, self.version):
+            self._limits.pop(cgroup, None)
+            return False
+        with self._lock:
+            if sum(map(len, self._idle.values())) >= _IDLE:
+                del self._limits[cgroup]
+                return False
+            self._idle.setdefault(limit, []).append(cgroup)
+        return True
+
+    def close(self) -> None:
+        """Removes the idle cgroups."""
+        with self._lock:
+            idle = [path for paths in self._idle.values() for path in paths]
+            self._idle.clear()
+        for path in idle:
+            self._limits.pop(path, None)
+            with contextlib.suppress(OSError):
+                os.rmdir(path)
+
     def _probe(self) -> None:
         path = self.create(f".probe-{os.getpid()}", 64 << 20)
         os.rmdir(path)
+        self._sweep()
+
+    def _sweep(self) -> None:
+        """Removes the idle cgroups that control planes which no longer run left."""
+        with contextlib.suppress(OSError):
+            for entry in os.scandir(self.root):
+                match = _SLOT.fullmatch(entry.name)
+                if match is None or _alive(int(match[1])):
+                    continue
+                with contextlib.suppress(OSError):
+                    os.rmdir(entry.path)  # fails while a replica still runs inside
 
 
 def procs_file(cgroup: Path) -> Path:
@@ -143,6 +218,36 @@ def oom_killed(cgroup: Path, exit_code: int | None) -> bool:
     except (OSError, ValueError):
         return False
     return failures > 0 and exit_code == 128 + signal.SIGKILL
+
+
+def _reusable(cgroup: Path, version: Literal[1, 2]) -> bool:
+    try:
+        if _read(procs_file(cgroup)).strip():
+            return False
+        charged = int(
+            _read(cgroup / ("memory.current" if version == 2 else "memory.usage_in_bytes"))
+        )
+    except (OSError, ValueError):
+        return False
+    if charged > REUSE_CHARGE:
+        return False
+    counters = _counters(cgroup / "memory.events") or _counters(cgroup / "memory.oom_control")
+    if "oom_kill" in counters:
+        return counters["oom_kill"] == 0
+    try:
+        return int(_read(cgroup / "memory.failcnt")) == 0
+    except (OSError, ValueError):
+        return False
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def remove_cgroup(cgroup: Path) -> bool:

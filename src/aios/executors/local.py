@@ -7,9 +7,10 @@ The watcher thread owns every clock. It sleeps in ``epoll`` on one pidfd per rep
 timeout set to the nearest timer: a time limit, the SIGKILL at the end of a grace, the
 memory watchdog's next sample. When a wrapper exits, the thread kills what is left of
 its group, reaps the wrapper when it is this process's child, reads the exit record,
-asks the cgroup whether the OOM killer struck, removes the cgroup, queues the
-:class:`ProcessExit` and calls ``on_exit``. :meth:`LocalExecutor.poll` only takes what
-is queued, so it never blocks and never misses an exit between two calls.
+asks the cgroup whether the OOM killer struck, gives the cgroup back for reuse (or
+removes it), queues the :class:`ProcessExit` and calls ``on_exit``.
+:meth:`LocalExecutor.poll` only takes what is queued, so it never blocks and never
+misses an exit between two calls.
 
 The wrapper, its signals and its exit file are described in :mod:`.process`; memory
 isolation in :mod:`.isolation`.
@@ -18,7 +19,6 @@ isolation in :mod:`.isolation`.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import heapq
 import itertools
 import logging
@@ -157,9 +157,9 @@ class LocalExecutor:
         for stale in (exit_file, stop_marker(exit_file)):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(stale)
-        cgroup = None
-        if self._cgroups is not None and spec.memory > 0:
-            cgroup = self._cgroups.create(_cgroup_name(spec, exit_file), spec.memory)
+        cgroups, cgroup = self._cgroups, None
+        if cgroups is not None and spec.memory > 0:
+            cgroup = cgroups.acquire(spec.memory)
         # RLIMIT_AS would break GPU runtimes, which reserve address space by the GPU's size.
         backstop = 0
         if cgroup is None and spec.memory > 0 and not spec.gpus:
@@ -178,7 +178,7 @@ class LocalExecutor:
                 cores=spec.cores,
             )
         except BaseException:
-            if cgroup is not None:
+            if cgroups is not None and cgroup is not None and not cgroups.release(cgroup):
                 remove_cgroup(cgroup)
             raise
         handle = Handle(
@@ -300,6 +300,8 @@ class LocalExecutor:
             self._by_fd.clear()
             self._epoll.close()
             os.close(self._wake_fd)
+        if self._cgroups is not None:
+            self._cgroups.close()
 
     # -- bookkeeping -----------------------------------------------------------------
 
@@ -478,7 +480,7 @@ class LocalExecutor:
         return self._ended(replica, code, from_file=not is_child)
 
     def _ended(self, replica: Replica, code: int | None, *, from_file: bool) -> ProcessExit:
-        """The exit record of a finished replica, its cgroup examined and removed.
+        """The exit record of a finished replica, its cgroup examined and given back.
         Called with the lock held."""
         if from_file:
             recorded = read_exit_file(replica.handle.exit_file)
@@ -490,17 +492,11 @@ class LocalExecutor:
         oom = False
         if replica.cgroup is not None:
             oom = code != 0 and oom_killed(replica.cgroup, code)
-            if not remove_cgroup(replica.cgroup):
+            reused = self._cgroups is not None and self._cgroups.release(replica.cgroup)
+            if not reused and not remove_cgroup(replica.cgroup):
                 self._leftover_cgroups.append(replica.cgroup)
         return replica.exit(code, oom=oom)
 
 
 def _exit_file(spec: LaunchSpec) -> Path:
     return spec.workdir / f".exit-{spec.attempt}-{spec.replica}"
-
-
-def _cgroup_name(spec: LaunchSpec, exit_file: Path) -> str:
-    """Job, attempt and replica, plus a digest of the exit file's path: two control
-    planes (two homes) sharing a cgroup may both have a job 1."""
-    digest = hashlib.blake2b(os.fsencode(exit_file), digest_size=4).hexdigest()
-    return f"{spec.job_id}.{spec.attempt}.{spec.replica}.{digest}"
