@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from aios.control.attempts import Attempt
 from aios.control.records import (
     EVENTS,
     RowChanges,
@@ -39,7 +40,7 @@ from aios.control.records import (
     scheduler_job,
     write_events,
 )
-from aios.executors.base import Executor, ExitReason, Handle, ProcessExit, StopReason
+from aios.executors.base import Executor, ExitReason, ProcessExit, StopReason
 from aios.resources import Node
 from aios.scheduler import (
     TERMINAL_STATES,
@@ -63,21 +64,6 @@ Work = Callable[[Session, float], Any]
 QUEUED = "queued"
 ENDED = "aios.ended"
 MAX_BACKOFF = 600.0
-
-
-@dataclass(slots=True)
-class Attempt:
-    """A running attempt as the loop tracks it: the process of each replica, and the
-    exits reported so far."""
-
-    job_id: int
-    number: int
-    record: AttemptRow
-    handles: dict[int, Handle] = field(default_factory=dict)
-    exits: dict[int, ProcessExit] = field(default_factory=dict)
-    replicas: int = 1
-    stopping: StopReason | None = None
-    preemptor: str | None = None
 
 
 @dataclass(slots=True)
@@ -278,23 +264,9 @@ class Reconciler:
             if len(attempt.exits) == attempt.replicas:
                 self._end_attempt(session, row, attempt, now)
 
-    def _outcome(self, attempt: Attempt) -> ProcessExit:
-        exits = sorted(attempt.exits.values(), key=lambda e: e.replica)
-        if attempt.stopping is not None:
-            reason = ExitReason(attempt.stopping.value)
-            first = exits[0]
-            return ProcessExit(first.job_id, first.attempt, 0, first.exit_code, reason)
-        for exit_ in exits:
-            if (
-                exit_.reason is not ExitReason.SUCCEEDED
-                and exit_.reason is not ExitReason.CANCELLED
-            ):
-                return exit_
-        return exits[0]
-
     def _end_attempt(self, session: Session, row: JobRow, attempt: Attempt, now: float) -> None:
         del self.attempts[row.id]
-        outcome = self._outcome(attempt)
+        outcome = attempt.outcome()
         self.changes.attempt(
             attempt.record,
             finished_at=now,
