@@ -381,6 +381,38 @@ def test_starvation_guard_starts_the_starving_job_when_it_fits(spec: str) -> Non
     assert bound(step(state, policy, 300)) == ["big"]
 
 
+@pytest.mark.parametrize("spec", STARVATION_GUARDED)
+def test_starvation_guard_follows_the_longest_waiting_jobs_between_cycles(spec: str) -> None:
+    """When the longest-waiting job leaves the queue, the next one is served in the next
+    cycle: what a cycle kept of the oldest jobs does not outlive them."""
+    policy, state = _starving_scenario(spec, 100.0, 500)
+    state.submit(job("next", gpus=3, submit=1, estimate=10_000))
+    assert step(state, policy, 200).decisions == []
+    state.finish("big", JobState.CANCELLED)
+    assert bound(step(state, policy, 210)) == ["next"]
+
+
+@pytest.mark.parametrize("spec", ["fifo+backfill", "priority+backfill"])
+@pytest.mark.parametrize(("depth", "expected"), [(4, []), (5, ["short"])])
+def test_jobs_passed_over_behind_a_reservation_count_toward_the_backfill_depth(
+    spec: str, depth: int, expected: list[str]
+) -> None:
+    """Behind a reservation, later jobs of a shape with no room off the reserved nodes
+    are passed over unless they end in time, and each counts toward the backfill depth:
+    a short job behind four long ones is tried only with a depth of five."""
+    policy = replace(make_policy(spec), backfill_depth=depth)
+    state = new_state(policy, [gpu_node("n1", 8), gpu_node("n2", 8)])
+    occupy(state, job("r1", gpus=6, estimate=1000), "n1", now=0)
+    occupy(state, job("r2", gpus=8, estimate=5000), "n2", now=0)
+    state.submit(job("head", gpus=8, submit=1))
+    for i in range(4):
+        state.submit(job(f"long{i}", gpus=1, submit=2 + i, estimate=5000))
+    state.submit(job("short", gpus=1, submit=10, estimate=100))
+    result = cycle(state, 10, policy)
+    assert bound(result) == expected
+    assert result.considered == 6
+
+
 @pytest.mark.parametrize("spec", ALL_POLICIES)
 def test_cycle_leaves_the_state_untouched(spec: str) -> None:
     """A cycle that binds, preempts and rejects changes nothing in the ClusterState."""

@@ -191,3 +191,84 @@ def test_drf_lender_starts_once_the_reclaimed_job_stops(spec: str) -> None:
     else:
         raise AssertionError(f"still preempting after 4 cycles; bound: {started}")
     assert "b0" in started
+
+
+# -- what drf keeps from one cycle to the next ------------------------------------------
+
+
+@pytest.mark.parametrize("spec", DRF)
+def test_drf_admits_at_once_when_a_quota_is_raised(spec: str) -> None:
+    """A quota verdict kept from an earlier cycle is dropped when the queue changes: a
+    job waiting on its quota starts in the first cycle after the quota is raised."""
+    policy = make_policy(spec)
+    state = new_state(policy, [gpu_node("n1", 8)], [Queue("a", nominal={"gpu": 1})])
+    occupy(state, job("a0", gpus=1, queue="a"), "n1")
+    state.submit(job("a1", gpus=1, queue="a", submit=1))
+    assert step(state, policy, 10).binds == []
+    assert step(state, policy, 20).binds == []
+    state.set_queue(Queue("a", nominal={"gpu": 2}))
+    assert bound(step(state, policy, 30)) == ["a1"]
+
+
+@pytest.mark.parametrize("spec", DRF)
+def test_drf_borrows_once_another_queue_of_the_cohort_frees_quota(spec: str) -> None:
+    """A verdict on the cohort's idle quota follows the cohort's usage from cycle to
+    cycle, though the waiting queue's own usage does not change."""
+    policy = make_policy(spec)
+    queues = [
+        Queue("a", nominal={"gpu": 2}, cohort="c"),
+        Queue("b", nominal={"gpu": 2}, cohort="c"),
+    ]
+    state = new_state(policy, [gpu_node("n1", 8)], queues)
+    occupy(state, job("a0", gpus=2, queue="a"), "n1")
+    occupy(state, job("b0", gpus=2, queue="b"), "n1")
+    state.submit(job("a1", gpus=1, queue="a", submit=1))
+    assert step(state, policy, 10).binds == []
+    state.finish("b0", JobState.SUCCEEDED)
+    assert bound(step(state, policy, 20)) == ["a1"]
+
+
+@pytest.mark.parametrize("spec", DRF)
+def test_drf_preempts_a_lower_priority_job_that_started_since_the_last_cycle(spec: str) -> None:
+    """What drf knows of each queue's running priorities follows the jobs that start and
+    stop between cycles."""
+    policy = make_policy(spec)
+    state = new_state(policy, [gpu_node("n1", 8)], [Queue("a", nominal={"gpu": 8})])
+    occupy(state, job("high", gpus=8, queue="a", priority=5), "n1")
+    state.submit(job("mid", gpus=8, queue="a", priority=3, submit=1))
+    assert cycle(state, 10, policy).decisions == []
+    state.finish("high", JobState.SUCCEEDED)
+    occupy(state, job("low", gpus=8, queue="a", priority=0), "n1", now=15)
+    result = cycle(state, 20, policy)
+    assert [(p.victim.job.id, p.preemptor) for p in result.preemptions] == [("low", "mid")]
+
+
+@pytest.mark.parametrize("spec", DRF)
+def test_drf_shares_follow_jobs_that_end_between_cycles(spec: str) -> None:
+    """A queue whose job ended since the last cycle has the lower share and is served
+    first, though the other queue's name comes first."""
+    policy = make_policy(spec)
+    state = new_state(policy, [gpu_node("n1", 2)], [Queue("z"), Queue("b")])
+    occupy(state, job("z0", gpus=1, queue="z"), "n1")
+    occupy(state, job("b0", gpus=1, queue="b"), "n1")
+    state.submit(job("b1", gpus=1, queue="b", submit=1))
+    state.submit(job("z1", gpus=1, queue="z", submit=2))
+    assert step(state, policy, 10).binds == []
+    state.finish("z0", JobState.SUCCEEDED)
+    assert bound(step(state, policy, 20)) == ["z1"]
+
+
+@pytest.mark.parametrize("spec", DRF)
+def test_drf_holds_the_quota_a_preemption_frees_for_its_preemptor(spec: str) -> None:
+    """A job that preempts for quota keeps the quota its victim gives back: another job
+    of the queue may not take it in the same cycle (and then be preempted in turn, and
+    so on forever); the preemptor starts in the next cycle."""
+    policy = make_policy(spec)
+    state = new_state(policy, [gpu_node("n1", 8)], [Queue("a", nominal={"gpu": 4})])
+    occupy(state, job("low1", gpus=2, queue="a", priority=0), "n1")
+    state.submit(job("high", gpus=4, queue="a", priority=1, submit=1))
+    state.submit(job("low2", gpus=2, queue="a", priority=0, submit=2))
+    first = step(state, policy, 10)
+    assert [p.victim.job.id for p in first.preemptions] == ["low1"]
+    assert first.binds == []
+    assert bound(step(state, policy, 10)) == ["high"]

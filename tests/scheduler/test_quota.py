@@ -1,11 +1,15 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from aios.errors import InvalidInput
 from aios.resources import Resources
-from aios.scheduler import Queue, check_quota
+from aios.scheduler import ClusterState, Queue, check_quota, make_policy
+from aios.scheduler.plugins.quota import Quota, _well_within
 from aios.scheduler.queue import Usage, is_borrowing
+from aios.scheduler.workspace import Workspace
 
 GPU1 = Resources(gpus=1)
 
@@ -87,3 +91,45 @@ def test_queue_rejects_bad_configuration(kwargs: dict[str, object], message: str
     """An unnamed queue, a non-positive weight or a negative quota is InvalidInput."""
     with pytest.raises(InvalidInput, match=message):
         Queue(**kwargs)  # type: ignore[arg-type]
+
+
+@st.composite
+def _queues_and_usage(draw: st.DrawFn) -> tuple[list[Queue], dict[str, dict[str, int]]]:
+    cohort = draw(st.sampled_from([None, "c"]))
+    queues = []
+    usage: dict[str, dict[str, int]] = {}
+    for i in range(draw(st.integers(1, 3))):
+        limit = draw(st.none() | st.integers(0, 4))
+        queues.append(
+            Queue(
+                f"q{i}",
+                nominal={"gpu": draw(st.integers(0, 8)), "cpu": 1000 * draw(st.integers(0, 8))},
+                cohort=cohort if i == 0 else draw(st.sampled_from([None, "c"])),
+                borrowing_limit={} if limit is None else {"gpu": limit},
+            )
+        )
+        usage[f"q{i}"] = {"gpu": draw(st.integers(0, 10)), "cpu": 1000 * draw(st.integers(0, 10))}
+    return queues, usage
+
+
+@settings(deadline=None, max_examples=300)
+@given(setup=_queues_and_usage(), gpus=st.integers(0, 6), cpus=st.integers(0, 6))
+def test_the_quick_quota_pass_agrees_with_check_quota(
+    setup: tuple[list[Queue], dict[str, dict[str, int]]], gpus: int, cpus: int
+) -> None:
+    """The quota plugin answers a passing verdict without building reasons only when
+    check_quota would pass it too, and always when it would."""
+    queues, usage = setup
+    state = ClusterState([], queues)
+    state.usage = usage
+    state.set_queue(queues[0])  # sums the cohorts' usage again
+    ws = Workspace(state, make_policy("drf"), 0.0)
+    queue = queues[0]
+    request = Resources(cpu=1000 * cpus, gpus=gpus)
+    assert queue.nominal is not None
+    amounts = tuple(request.get(resource) for resource in queue.nominal)
+    numbers = Quota()._usage_numbers(ws, queue)
+    members = state.cohort_members(queue)
+    assert (
+        _well_within(ws, queue, amounts, numbers) == check_quota(queue, request, usage, members).ok
+    )

@@ -16,6 +16,7 @@ import subprocess
 import sys
 from collections import Counter, defaultdict
 from dataclasses import replace
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -184,6 +185,28 @@ def check_state_matches_running_jobs(state: ClusterState) -> None:
         assert node_state.free_memory + memory[name] == node.allocatable.memory
 
 
+def check_state_indexes(state: ClusterState) -> None:
+    """The state's indexes of its running jobs agree with them: the ending order holds
+    every running job once, sorted by expected end; the jobs by queue are the running jobs;
+    each cohort's usage is the sum of its queues' usage."""
+    ending = state.ending
+    assert sorted(r.job.id for r in ending) == sorted(state.running)
+    assert all(a.end_order <= b.end_order for a, b in pairwise(ending))
+    by_queue = {job_id for jobs in state.running_by_queue.values() for job_id in jobs}
+    assert by_queue == set(state.running)
+    for queue, jobs in state.running_by_queue.items():
+        assert all(state.running[job_id].job.queue == queue for job_id in jobs)
+    cohorts: dict[str, Counter[str]] = defaultdict(Counter)
+    for name, used in state.usage.items():
+        cohort = state.queues[name].cohort
+        if cohort is not None:
+            cohorts[cohort].update(used)
+    for cohort, used in state.cohort_usage.items():
+        assert {k: v for k, v in used.items() if v} == {
+            k: v for k, v in cohorts[cohort].items() if v
+        }
+
+
 def check_binds_are_whole_gangs(state: ClusterState, result: CycleResult) -> None:
     """Every Bind places a pending job with exactly one allocation per replica, each
     holding what one replica asked for, on GPUs of one kind (the requested one, if any)."""
@@ -250,6 +273,7 @@ def _observer(spec: str) -> tuple[Observer, Settled]:
 
     def settled(state: ClusterState) -> None:
         check_state_matches_running_jobs(state)
+        check_state_indexes(state)
         check_no_node_over_allocated(state, [])
         if spec.startswith("drf"):
             check_quotas(state)
@@ -288,6 +312,27 @@ def test_same_inputs_give_the_same_decisions(spec: str, scenario: Scenario) -> N
     first = replay(spec, nodes, queues, jobs, durations, horizon=5e4)
     second = replay(spec, nodes, queues, jobs, durations, horizon=5e4)
     assert first.log == second.log
+
+
+def _forget_what_cycles_kept(state: ClusterState) -> None:
+    state.memo.clear()
+    state.derived.clear()
+    state.derived_from_queues.clear()
+
+
+@pytest.mark.parametrize("spec", ALL_POLICIES)
+@PROPERTY
+@given(scenario=scenarios())
+def test_what_cycles_keep_never_changes_a_decision(spec: str, scenario: Scenario) -> None:
+    """A replay whose state forgets, before every cycle, all that earlier cycles kept in
+    it (reservations, quota verdicts, shares, the oldest jobs...) decides the same things
+    at the same times for the same reasons as one that remembers."""
+    nodes, queues, jobs, durations = scenario
+    kept = replay(spec, nodes, queues, jobs, durations, horizon=5e4)
+    fresh = replay(
+        spec, nodes, queues, jobs, durations, horizon=5e4, settled=_forget_what_cycles_kept
+    )
+    assert kept.log == fresh.log
 
 
 def _fits_empty(job: Job, nodes: list[Node], queues: dict[str, Queue]) -> bool:

@@ -150,6 +150,10 @@ def test_summarize_hand_checked_example() -> None:
     # JCTs sorted: 10, 10.5, 20. p95 rank 1.9: 10.5 + 0.9·9.5; p99 rank 1.98: 10.5 + 0.98·9.5.
     # Delays of started jobs: 0, 10, 10, 8. Window [0, 20]: (4·10 + 3·10) / (20·4).
     # Tenant mean slowdowns: x (1 + 2)/2 = 1.5, y 10.5, z none → 12² / (2·(1.5² + 10.5²)).
+    # Shares on 4 GPUs never bind, so each tenant is entitled to what it wanted: x 2 GPUs
+    # on [0, 10) and 1 on [10, 20) = 30; y 1 on [5, 12), 2 on [12, 15.5), 1 to 20 = 18.5.
+    # Received (first start to finish): x 20, y 0.5.
+    x, y = 20 / 30, 0.5 / 18.5
     assert metrics.as_dict() == pytest.approx(
         {
             "policy": "fifo",
@@ -163,7 +167,8 @@ def test_summarize_hand_checked_example() -> None:
             "mean_queueing_delay": 7.0,
             "makespan": 20.0,
             "gpu_utilization": 0.875,
-            "jain_index": 0.64,
+            "jain_index": (x + y) ** 2 / (2 * (x * x + y * y)),
+            "slowdown_jain": 0.64,
             "preemptions": 3,
         }
     )
@@ -176,7 +181,7 @@ def test_summarize_of_nothing_completed() -> None:
     assert (metrics.jobs, metrics.completed, metrics.unschedulable) == (1, 0, 0)
     assert metrics.mean_jct == metrics.p99_jct == metrics.makespan == 0.0
     assert metrics.mean_queueing_delay == metrics.gpu_utilization == 0.0
-    assert metrics.jain_index == 1.0
+    assert metrics.jain_index == metrics.slowdown_jain == 1.0
 
 
 def test_summarize_window_starts_at_first_completed_submit() -> None:
@@ -206,6 +211,7 @@ def test_metrics_as_dict_keeps_field_order() -> None:
         "makespan",
         "gpu_utilization",
         "jain_index",
+        "slowdown_jain",
         "preemptions",
     ]
     assert row["policy"] == "drf"

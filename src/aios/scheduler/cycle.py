@@ -11,14 +11,22 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterator
+from dataclasses import replace
 
 from aios.resources import Allocation
+from aios.scheduler.decisions import (
+    Bind,
+    CycleResult,
+    Decision,
+    Preempt,
+    Unschedulable,
+    UpstreamFailed,
+)
 from aios.scheduler.framework import Code, Policy, Status
 from aios.scheduler.job import Job, JobState, RunningJob
 from aios.scheduler.pending import Group
-from aios.scheduler.reservation import Reservation, find_reservation
+from aios.scheduler.reservation import Reservation, reserve
 from aios.scheduler.state import ClusterState
 from aios.scheduler.workspace import Workspace
 
@@ -27,87 +35,6 @@ __all__ = ["Bind", "CycleResult", "Decision", "Preempt", "Unschedulable", "Upstr
 _FAILED_PARENT = frozenset(
     {JobState.FAILED, JobState.CANCELLED, JobState.UPSTREAM_FAILED, JobState.UNSCHEDULABLE}
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Bind:
-    """Start ``job`` with one allocation per replica."""
-
-    job: Job
-    allocations: tuple[Allocation, ...]
-    backfilled: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Preempt:
-    """Stop running job ``victim`` so that ``preemptor`` can start in a later cycle."""
-
-    victim: RunningJob
-    preemptor: str
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class UpstreamFailed:
-    """``job_id`` will never run: its dependency ``parent`` did not succeed."""
-
-    job_id: str
-    parent: str
-
-
-@dataclass(frozen=True, slots=True)
-class Unschedulable:
-    """``job_id`` can never fit this cluster (or its queue's quota) as it is."""
-
-    job_id: str
-    reason: str
-
-
-Decision = Bind | Preempt | UpstreamFailed | Unschedulable
-
-
-@dataclass(slots=True)
-class CycleResult:
-    decisions: list[Decision] = field(default_factory=list)
-    reasons: dict[str, str] = field(default_factory=dict)
-    """Why a job the cycle looked at stays pending, in words."""
-    considered: int = 0
-
-    @property
-    def binds(self) -> list[Bind]:
-        return [d for d in self.decisions if isinstance(d, Bind)]
-
-    @property
-    def preemptions(self) -> list[Preempt]:
-        return [d for d in self.decisions if isinstance(d, Preempt)]
-
-
-def _beyond(allocation: Allocation, victims: Sequence[RunningJob]) -> Allocation:
-    """The part of ``allocation`` that its node's ``victims`` do not hold now."""
-    cores: set[int] = set()
-    gpus: set[int] = set()
-    memory = 0
-    custom: dict[str, int] = {}
-    for victim in victims:
-        for held in victim.allocations:
-            if held.node == allocation.node:
-                cores.update(held.cores)
-                gpus.update(held.gpus)
-                memory += held.memory
-                for name, amount in held.custom:
-                    custom[name] = custom.get(name, 0) + amount
-    return Allocation(
-        allocation.node,
-        tuple(c for c in allocation.cores if c not in cores),
-        tuple(g for g in allocation.gpus if g not in gpus),
-        max(allocation.memory - memory, 0),
-        allocation.gpu_kind,
-        tuple(
-            (name, amount - custom.get(name, 0))
-            for name, amount in allocation.custom
-            if amount > custom.get(name, 0)
-        ),
-    )
 
 
 def cycle(state: ClusterState, now: float, policy: Policy) -> CycleResult:
@@ -139,6 +66,9 @@ class _Cycle:
         self._reject_current = False
         self._current: Group | None = None
         self._no_room_off_reservation: set[int] = set()
+        self.depth = 0
+        """Jobs considered behind the blocked head so far."""
+        self._stop = False
 
     # -- phases ---------------------------------------------------------------------
     def run(self) -> CycleResult:
@@ -147,15 +77,14 @@ class _Cycle:
         if self.policy.starvation_limit is not None and not self.policy.strict:
             # A strict order already serves its head first; the guard is for the rest.
             self.serve_starving(self.policy.starvation_limit)
-        depth = 0
         done = self.done
         for job in self.walk():
             if job.id in done or (job.dependencies and not self.dependencies_met(job)):
                 continue
             self.result.considered += 1
             if self.blocked_head is not None:
-                depth += 1
-                if depth > self.policy.backfill_depth:
+                self.depth += 1
+                if self.depth > self.policy.backfill_depth:
                     break
                 self.backfill(job)
                 continue
@@ -229,21 +158,46 @@ class _Cycle:
     def serve_starving(self, limit: float) -> None:
         """Places jobs that waited past ``limit``, oldest first; the first that does not
         fit gets the cycle's reservation, whatever the policy's order says."""
-        over_quota: set[tuple[str, object]] = set()
-        for tried, job in enumerate(self.state.pending.oldest()):
-            if self.now - job.enqueued < limit or tried >= 64:
+        over_quota: set[int] = set()
+        done = self.done
+        now = self.now
+        for enqueued, job, key, has_dependencies in self._oldest():
+            if now - enqueued < limit:
                 return
-            if job.id in self.done or not self.dependencies_met(job):
+            if key in over_quota and not has_dependencies:
                 continue
-            if (job.queue, job.total) in over_quota:
+            if job.id in done or (has_dependencies and not self.dependencies_met(job)):
+                continue
+            if key in over_quota:
                 continue
             status = self.admit(job)
             if status.code is Code.WAIT:
-                over_quota.add((job.queue, job.total))
+                over_quota.add(key)
             if status.code is Code.UNSCHEDULABLE:
                 if not self.preempt(job):
                     self.blocked_head = job
                 return
+
+    def _oldest(self) -> list[tuple[float, Job, int, bool]]:
+        """The 64 longest waiting jobs, oldest first, each with when it entered its queue,
+        a number shared by the jobs of one queue and total (which share a quota verdict)
+        and whether it has dependencies; kept in the state while they stay the same."""
+        pending = self.state.pending
+        entries = pending.oldest_entries(64)
+        memo = self.state.memo.get("oldest")
+        if memo is not None and memo[0] == entries:
+            kept = memo[1]
+            assert isinstance(kept, list)
+            return kept
+        numbers: dict[tuple[str, object], int] = {}
+        oldest: list[tuple[float, Job, int, bool]] = []
+        for enqueued, _, job_id in entries:
+            job = pending.get(job_id)
+            assert job is not None
+            key = numbers.setdefault((job.queue, job.total), len(numbers))
+            oldest.append((enqueued, job, key, bool(job.dependencies)))
+        self.state.memo["oldest"] = (entries, oldest)
+        return oldest
 
     def walk(self) -> Iterator[Job]:
         """Yields pending jobs in policy order; a job whose successor should be skipped
@@ -257,11 +211,34 @@ class _Cycle:
         for group in groups:
             by_queue.setdefault(group.queue, []).append(group)
         heaps = {q: self._heap(gs) for q, gs in by_queue.items()}
+        # The queues by (share, name). A share changes only with its queue's usage: a
+        # queue whose usage changed gets a new entry, and entries that no longer hold
+        # (an old share, a queue with nothing left) are dropped when they come first.
+        ws = self.ws
+        shares = {q: fair.share(q, ws) for q in heaps}
+        order = [(share, q) for q, share in shares.items()]
+        heapq.heapify(order)
+        version = ws.usage_version
         while heaps:
-            queue = min(heaps, key=lambda q: (fair.share(q, self.ws), q))
+            if ws.usage_version != version:
+                changed = ws.queue_versions
+                for q in heaps:
+                    if changed.get(q, 0) > version:
+                        share = fair.share(q, ws)
+                        if share != shares[q]:
+                            shares[q] = share
+                            heapq.heappush(order, (share, q))
+                version = ws.usage_version
+            while order[0][1] not in heaps or order[0][0] != shares[order[0][1]]:
+                heapq.heappop(order)
+            queue = order[0][1]
             heap, members = heaps[queue]
-            index, position = heap[0][2], heap[0][3]
-            yield from self._step(heap, members, index, position)
+            job = self._next(heap, members)
+            if job is not None:
+                yield job
+                self._after(heap, members)
+            if self._stop:
+                return
             if not heap or queue in self.blocked_queues:
                 del heaps[queue]
 
@@ -273,30 +250,79 @@ class _Cycle:
 
     def _walk_heap(self, groups: list[Group]) -> Iterator[Job]:
         heap, members = self._heap(groups)
-        while heap:
-            index, position = heap[0][2], heap[0][3]
-            yield from self._step(heap, members, index, position)
+        while heap and not self._stop:
+            job = self._next(heap, members)
+            if job is not None:
+                yield job
+                self._after(heap, members)
 
-    def _step(
-        self,
-        heap: list[tuple[float, int, int, int]],
-        groups: list[Group],
-        index: int,
-        position: int,
-    ) -> Iterator[Job]:
+    def _next(self, heap: list[tuple[float, int, int, int]], groups: list[Group]) -> Job | None:
+        """The job at the top of ``heap``; None when its group is skipped whole, or when
+        jobs of it were passed over and another group's job comes next."""
+        _, _, index, position = heap[0]
         group = groups[index]
         self._reject_current = False
         if group.queue in self.blocked_queues or self._cannot_fit(group):
             heapq.heappop(heap)
-            return
+            return None
         self._current = group
-        yield group.entries[position][2]
+        entries = group.entries
+        if self.blocked_head is not None and id(group) in self._no_room_off_reservation:
+            position, take_next = self._pass_over(heap, group, position)
+            if self._stop or position >= len(entries):
+                heapq.heappop(heap)
+                return None
+            key, seq, job = entries[position]
+            if not take_next:
+                heapq.heapreplace(heap, (key, seq, index, position))
+                return None
+            heap[0] = (key, seq, index, position)  # still the least entry
+            return job
+        return entries[position][2]
+
+    def _after(self, heap: list[tuple[float, int, int, int]], groups: list[Group]) -> None:
+        """Moves ``heap`` past the job :meth:`_next` gave: to the next job of its group,
+        or drops the group when the job rejected it or it has no more jobs."""
+        _, _, index, position = heap[0]
+        entries = groups[index].entries
         position += 1
-        if self._reject_current or position >= len(group.entries):
+        if self._reject_current or position >= len(entries):
             heapq.heappop(heap)
         else:
-            key, seq, _ = group.entries[position]
+            key, seq, _ = entries[position]
             heapq.heapreplace(heap, (key, seq, index, position))
+
+    def _pass_over(
+        self, heap: list[tuple[float, int, int, int]], group: Group, position: int
+    ) -> tuple[int, bool]:
+        """Counts as considered, without trying them, the jobs of ``group`` from
+        ``position`` on that :meth:`backfill` would pass over (their shape has no room
+        off the reservation and they do not end before it), while they come before
+        every other group's next job. Returns the position of the first job not passed
+        over, and whether it comes next in order (else another group's job does)."""
+        assert self.reservation is not None
+        shadow = self.reservation.shadow_time
+        now = self.now
+        following = min(heap[1:3]) if len(heap) > 1 else None
+        entries = group.entries
+        done = self.done
+        depth_limit = self.policy.backfill_depth
+        while position < len(entries):
+            key, seq, job = entries[position]
+            if following is not None and (key, seq) > (following[0], following[1]):
+                return position, False
+            if job.id in done or job.dependencies:
+                break
+            runtime = job.expected_runtime
+            if runtime is not None and shadow < math.inf and now + runtime <= shadow:
+                break
+            self.result.considered += 1
+            self.depth += 1
+            if self.depth > depth_limit:
+                self._stop = True
+                break
+            position += 1
+        return position, True
 
     def _cannot_fit(self, group: Group) -> bool:
         """True when no node has as many free GPUs as one replica of the group needs and
@@ -346,41 +372,18 @@ class _Cycle:
         return False
 
     def hold(self, job: Job, victims: list[RunningJob] | tuple[RunningJob, ...]) -> None:
-        """Keeps for ``job``, for the rest of this cycle, the free room it needs beside
-        what its ``victims`` will leave. The victims' own resources stay held too: they
-        are still running until they stop, so nothing may be bound onto them."""
-        ws = self.ws
-        for victim in victims:
-            ws.unbind(victim)
-        status, allocations = ws.place(job)
-        if status.ok:
-            ws.undo(allocations)
-        for victim in victims:
-            ws.rebind(victim)
-        if not status.ok:
-            return
-        for allocation in allocations:
-            ws.take_exact(_beyond(allocation, victims))
-        ws.usage_version += 1
-        self.done.add(job.id)
-        self.result.reasons[job.id] = "waiting for preempted jobs to stop"
+        """Keeps for ``job``, for the rest of this cycle, the room and quota it needs
+        beside what its ``victims`` will leave (see :meth:`Workspace.hold`)."""
+        if self.ws.hold(job, victims):
+            self.done.add(job.id)
+            self.result.reasons[job.id] = "waiting for preempted jobs to stop"
 
     def reserve_for(self, job: Job) -> Reservation | None:
         """Finds when and where ``job`` will fit if running jobs end as expected (jobs
         with no estimate are assumed to end last, longest running first). Counts how many
         replicas each node's free GPUs could hold as jobs end, and tries a placement only
-        once they could suffice. Remembered in the state until allocations change."""
-        ws, state = self.ws, self.state
-        key = (state.alloc_version, state.node_version, job.id, job.request, job.replicas)
-        pristine = ws.pristine
-        cached = state.memo.get("reservation") if pristine else None
-        if cached is not None and cached[0] == key:
-            found = cached[1]
-            assert found is None or isinstance(found, Reservation)
-        else:
-            found = find_reservation(self.ws, job)
-            if pristine:
-                state.memo["reservation"] = (key, found)
+        once they could suffice. Remembered in the state while it still holds."""
+        found = reserve(self.ws, job)
         if found is None:
             return None
         self.result.reasons[job.id] = "reserved: starts when running jobs end"

@@ -23,7 +23,7 @@ Hooks must be pure functions of their arguments: no I/O, no clock.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import TYPE_CHECKING, Protocol
 
@@ -67,10 +67,11 @@ class Code(IntEnum):
 class Status:
     code: Code
     reason: str = ""
+    ok: bool = field(init=False, repr=False, compare=False)
+    """``code`` is SUCCESS (kept as a field: every placement asks it many times)."""
 
-    @property
-    def ok(self) -> bool:
-        return self.code is Code.SUCCESS
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ok", self.code is Code.SUCCESS)
 
 
 SUCCESS = Status(Code.SUCCESS)
@@ -90,7 +91,9 @@ class FairShare(Protocol):
     def name(self) -> str: ...
 
     def share(self, queue: str, ws: Workspace) -> float:
-        """Returns the queue's current weighted share; the cycle serves the lowest first."""
+        """Returns the queue's current weighted share; the cycle serves the lowest first.
+        Must depend only on the queue's own usage (``ws.usage[queue]``) and the
+        configuration: the cycle asks again only when that usage has changed."""
 
 
 class PreFilter(Protocol):

@@ -109,3 +109,8 @@ class PendingJobs:
         """Pending jobs from the longest waiting on."""
         for _, _, job_id in self._by_age:
             yield self._where[job_id][1][2]
+
+    def oldest_entries(self, count: int) -> list[tuple[float, int, str]]:
+        """``(enqueued, arrival, job id)`` of the ``count`` longest waiting jobs, oldest
+        first: equal lists mean the same jobs (a job is immutable while it is pending)."""
+        return self._by_age[:count]

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from aios.errors import InvalidInput
-from aios.resources import Resources
+from aios.resources import CPU, GPU, MEMORY, Resources
 
 __all__ = ["Queue", "QuotaCheck", "Usage", "check_quota"]
 
@@ -83,8 +83,13 @@ def check_quota(
         return QUOTA_OK
     own = usage.get(queue.name, {})
     borrows = False
-    for resource, amount in request.as_dict().items():
-        if resource not in nominal:
+    amounts = (
+        request.as_dict().items()
+        if request.custom
+        else ((CPU, request.cpu), (MEMORY, request.memory), (GPU, request.gpus))
+    )
+    for resource, amount in amounts:
+        if not amount or resource not in nominal:
             continue
         wanted = own.get(resource, 0) + amount
         quota = nominal[resource]

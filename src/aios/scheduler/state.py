@@ -4,7 +4,7 @@ things happen; a scheduling cycle only reads it."""
 
 from __future__ import annotations
 
-from bisect import insort
+from bisect import bisect_left, insort
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import TypeVar
@@ -232,6 +232,10 @@ class GpuIndex:
                 self.free_gpus += after - before
 
 
+def _end_order(running: RunningJob) -> tuple[float, float]:
+    return running.end_order
+
+
 def alloc_taker(allocation: Allocation) -> Callable[[NodeState], None]:
     return lambda node: node.take_exact(allocation)
 
@@ -275,7 +279,16 @@ class ClusterState:
         self.derived_from_queues: dict[str, dict[object, object]] = {}
         """What plugins derive from the queues alone; emptied whenever a queue changes."""
         self.running: dict[str, RunningJob] = {}
+        self.ending: list[RunningJob] = []
+        """The running jobs in the order they should end (:attr:`RunningJob.end_order`),
+        those started earlier first among equals."""
+        self.running_by_queue: dict[str, dict[str, RunningJob]] = {}
+        """The running jobs of each queue, in the order they started."""
+        self.queue_alloc_version: dict[str, int] = {}
+        """The ``alloc_version`` at which each queue's running jobs last changed."""
         self.usage: dict[str, Usage] = {}
+        self.cohort_usage: dict[str, Usage] = {}
+        """What the queues of each cohort use together."""
         self.pending = PendingJobs(order_key)
         self.finished: dict[str, JobState] = {}
         self.nominated: dict[str, float] = {}
@@ -284,6 +297,8 @@ class ClusterState:
         """Victims told to stop but still running → the job they make room for."""
         self.node_version = 0
         """Changes whenever a node is added or removed."""
+        self.queue_version = 0
+        """Changes whenever a queue is created or replaced."""
         self.alloc_version = 0
         """Changes whenever a job starts or stops holding resources."""
         self.memo: dict[str, tuple[object, object]] = {}
@@ -320,8 +335,16 @@ class ClusterState:
     def set_queue(self, queue: Queue) -> None:
         """Creates or replaces a queue; its usage carries over."""
         self.queues[queue.name] = queue
+        self.queue_version += 1
         self._cohorts.clear()
         self.derived_from_queues.clear()
+        self.cohort_usage = {}
+        for name, used in self.usage.items():
+            cohort = self.queues[name].cohort if name in self.queues else None
+            if cohort is not None:
+                summed = self.cohort_usage.setdefault(cohort, {})
+                for resource, amount in used.items():
+                    summed[resource] = summed.get(resource, 0) + amount
 
     def reorder(self, order_key: OrderKey) -> None:
         """Re-sorts the pending jobs for a new policy's queue order."""
@@ -367,24 +390,39 @@ class ClusterState:
             self.pending.remove(job.id)
         for alloc in allocs:
             self.index.track(self.nodes[alloc.node], alloc.gpu_kind, alloc_taker(alloc))
-        add_usage(self.usage, job.queue, job.total, 1)
+        self._add_usage(job.queue, job.total, 1)
         running = RunningJob(job, allocs, now)
         self.running[job.id] = running
+        insort(self.ending, running, key=_end_order)
+        self.running_by_queue.setdefault(job.queue, {})[job.id] = running
         self.nominated.pop(job.id, None)
         self.alloc_version += 1
+        self.queue_alloc_version[job.queue] = self.alloc_version
         return running
 
     def release(self, job_id: str) -> RunningJob:
         """Frees what running job ``job_id`` holds and forgets it as running."""
         running = self.running.pop(job_id)
+        at = bisect_left(self.ending, running.end_order, key=_end_order)
+        while self.ending[at] is not running:
+            at += 1
+        del self.ending[at]
+        del self.running_by_queue[running.job.queue][job_id]
         self.preempting.pop(job_id, None)
         self.alloc_version += 1
+        self.queue_alloc_version[running.job.queue] = self.alloc_version
         for alloc in running.allocations:
             state = self.nodes.get(alloc.node)
             if state is not None:
                 self.index.track(state, alloc.gpu_kind, alloc_giver(alloc))
-        add_usage(self.usage, running.job.queue, running.job.total, -1)
+        self._add_usage(running.job.queue, running.job.total, -1)
         return running
+
+    def _add_usage(self, queue: str, request: Resources, sign: int) -> None:
+        add_usage(self.usage, queue, request, sign)
+        cohort = self.queues[queue].cohort if queue in self.queues else None
+        if cohort is not None:
+            add_usage(self.cohort_usage, cohort, request, sign)
 
     def preempting_for(self, victim_id: str, preemptor_id: str, now: float) -> None:
         """Records that running job ``victim_id`` has been told to stop to make room for

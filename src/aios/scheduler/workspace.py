@@ -7,7 +7,7 @@ room for ``g`` GPUs looks at the buckets ``g, g+1, …`` instead of every node.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
 from aios.resources import Allocation, Resources
@@ -22,6 +22,8 @@ from aios.scheduler.state import (
     add_usage,
     alloc_giver,
     alloc_taker,
+    index_kind,
+    index_level,
 )
 
 __all__ = ["NO_GPU", "Workspace"]
@@ -46,14 +48,22 @@ class Workspace:
     memo: dict[str, object] = field(init=False, default_factory=dict)
     """Per-cycle values plugins compute once (a ranking of victims, say)."""
     usage_version: int = field(init=False, default=0)
+    """Changes whenever ``usage`` does, so plugins can memoise what they derive from it."""
     queue_versions: dict[str, int] = field(init=False, default_factory=dict)
     """The ``usage_version`` at which each queue's own usage last changed."""
-    """Changes whenever ``usage`` does, so plugins can memoise what they derive from it."""
+    holds: int = field(init=False, default=0)
+    """How many times room was taken for a job whose victims are still stopping: room
+    that no running job of this view holds."""
     _touched: dict[str, NodeState] = field(init=False, default_factory=dict)
+    _cohort_usage: dict[str, Usage] = field(init=False, default_factory=dict)
+    _changed: bool = field(init=False, default=False)
+    """Set once this view differs from the state in any way (nodes, index order, usage)."""
+    _failed: dict[str, tuple[Job, Status]] | None = field(init=False, default=None)
     _max_free: tuple[int, int] = field(init=False, default=(-1, 0))
 
     def __post_init__(self) -> None:
-        self.usage = {queue: dict(used) for queue, used in self.state.usage.items()}
+        # Each queue's usage is copied when this view first changes it.
+        self.usage = dict(self.state.usage)
         self.capacity = self.state.capacity
         self.index = self.state.index.copy()
         self.victims = set(self.state.preempting)
@@ -72,6 +82,7 @@ class Workspace:
         touched = self._touched.get(name)
         if touched is None:
             touched = self._touched[name] = self.state.nodes[name].copy()
+            self._changed = True
         return touched
 
     def nodes_by_free_gpus(
@@ -83,6 +94,21 @@ class Workspace:
         nodes. Only the bucket levels are a guarantee; the caller checks the rest."""
         need = request.gpus
         buckets = self.index.levels
+        if need and not descending and not self.index.multi_kind:
+            # The usual case, walked without the general bookkeeping below.
+            wanted = request.gpu_kind
+            only = (
+                self.index.gpu_kinds if wanted is None else (wanted,) if wanted in buckets else ()
+            )
+            if len(only) == 1:
+                by_level = buckets[only[0]]
+                touched = self._touched
+                nodes = self.state.nodes
+                for level in range(need, len(by_level)):
+                    for name in by_level[level]:
+                        node = touched.get(name)
+                        yield nodes[name] if node is None else node
+                return
         if need:
             if request.gpu_kind is not None:
                 kinds = [request.gpu_kind] if request.gpu_kind in buckets else []
@@ -132,13 +158,91 @@ class Workspace:
         )
 
     def usage_changed(self, queue: str) -> None:
+        self._changed = True
         self.usage_version += 1
         self.queue_versions[queue] = self.usage_version
 
     @property
     def pristine(self) -> bool:
-        """True while this cycle has changed nothing: the view equals the state."""
-        return not self._touched and not self.bound and not self.victims
+        """True while this view is the state's own: nothing bound, freed, taken or held
+        in it, its index in the state's order, and no victims."""
+        return not self._changed and not self.victims
+
+    def _failures(self) -> dict[str, tuple[Job, Status]]:
+        """Single jobs that found no place in the state as it is, under this policy."""
+        if self._failed is not None:
+            return self._failed
+        state = self.state
+        at = (state.alloc_version, state.node_version, state.queue_version)
+        kept = state.memo.get("place-failures")
+        if kept is not None and kept[0] == at:
+            found = kept[1]
+            assert isinstance(found, tuple)
+            if found[0] is self.policy:
+                failures: dict[str, tuple[Job, Status]] = found[1]
+                self._failed = failures
+                return failures
+        self._failed = {}
+        state.memo["place-failures"] = (at, (self.policy, self._failed))
+        return self._failed
+
+    def _add_usage(self, queue: str, request: Resources, sign: int) -> None:
+        own = self.usage.get(queue)
+        if own is not None and own is self.state.usage.get(queue):
+            self.usage[queue] = dict(own)
+        add_usage(self.usage, queue, request, sign)
+        if self._cohort_usage:
+            cohort = self.state.queues[queue].cohort if queue in self.state.queues else None
+            if cohort is not None and cohort in self._cohort_usage:
+                add_usage(self._cohort_usage, cohort, request, sign)
+        self.usage_changed(queue)
+
+    def hold(self, job: Job, victims: Sequence[RunningJob]) -> bool:
+        """Keeps for ``job``, for the rest of this cycle, the free room and the quota it
+        needs beside what its ``victims`` will leave; False when it would not fit even
+        then. The victims' own resources and usage stay held too: they are still running
+        until they stop, so nothing may be bound onto them (and nothing else may take the
+        quota they give back)."""
+        for victim in victims:
+            self.unbind(victim)
+        status, allocations = self.place(job)
+        if status.ok:
+            self.undo(allocations)
+        for victim in victims:
+            self.rebind(victim)
+        if not status.ok:
+            return False
+        for allocation in allocations:
+            self.take_exact(_beyond(allocation, victims))
+        self._hold_usage(job, victims)
+        self.holds += 1
+        self.usage_version += 1
+        return True
+
+    def _hold_usage(self, job: Job, victims: Sequence[RunningJob]) -> None:
+        """Counts quota as it will be once the ``victims`` have stopped and ``job`` has
+        started: ``job``'s queue is charged with it, and each victim's queue gives back
+        what the victim holds. Counting both the victims (still running) and ``job``
+        would count the reclaimed quota twice in the cohort, and the next preemptor of
+        the cycle would then stop more than it needs."""
+        self._add_usage(job.queue, job.total, 1)
+        for victim in victims:
+            self._add_usage(victim.job.queue, victim.job.total, -1)
+
+    def cohort_usage(self, cohort: str) -> Usage:
+        """What the queues of ``cohort`` use together in this view."""
+        used = self._cohort_usage.get(cohort)
+        if used is None:
+            if not self.queue_versions:  # no usage changed yet: the state's sums hold
+                used = dict(self.state.cohort_usage.get(cohort, {}))
+            else:
+                used = {}
+                for queue in self.state.queues.values():
+                    if queue.cohort == cohort:
+                        for resource, amount in self.usage.get(queue.name, {}).items():
+                            used[resource] = used.get(resource, 0) + amount
+            self._cohort_usage[cohort] = used
+        return used
 
     def max_free_gpus(self) -> int:
         """The most free GPUs of one kind on any one node."""
@@ -165,15 +269,35 @@ class Workspace:
         """Frees a running job's resources in this view (to try a preemption)."""
         for allocation in running.allocations:
             self.give(allocation)
-        add_usage(self.usage, running.job.queue, running.job.total, -1)
-        self.usage_changed(running.job.queue)
+        self._add_usage(running.job.queue, running.job.total, -1)
 
     def rebind(self, running: RunningJob) -> None:
         """Undoes :meth:`unbind`."""
         for allocation in running.allocations:
             self.take_exact(allocation)
-        add_usage(self.usage, running.job.queue, running.job.total, 1)
-        self.usage_changed(running.job.queue)
+        self._add_usage(running.job.queue, running.job.total, 1)
+
+    def reorder_as_if_freed(self, runs: Sequence[RunningJob]) -> None:
+        """Moves nodes between the index's buckets exactly as :meth:`unbind` of each of
+        ``runs`` in turn and then :meth:`rebind` of each in reverse would, changing no
+        node: what a search that frees jobs, finds no room and puts them back leaves
+        behind (the order in which equally free nodes are offered)."""
+        self._changed = True
+        index = self.index
+        levels: dict[tuple[str, str], int] = {}
+        for sign, order in ((1, runs), (-1, reversed(runs))):
+            for running in order:
+                for allocation in running.allocations:
+                    node = self.node(allocation.node)
+                    kind = index_kind(node, allocation.gpu_kind)
+                    if kind is None:
+                        continue
+                    amount = len(allocation.cores if kind == NO_GPU else allocation.gpus)
+                    before = levels.get((node.name, kind))
+                    if before is None:
+                        before = index_level(node, kind)
+                    levels[(node.name, kind)] = after = before + sign * amount
+                    index.move(node.name, kind, before, after)
 
     # -- placement --------------------------------------------------------------------
     def choose_node(self, job: Job, exclude: frozenset[str]) -> NodeState | None:
@@ -203,11 +327,28 @@ class Workspace:
         """Runs pre-filters, finds a node for every replica and asks the permit plugins.
         On success the resources are taken in this view (not yet reserved: call
         :meth:`commit` or :meth:`undo`); on failure nothing is left taken. A gang that
-        names no GPU kind is tried one kind at a time, so it never straddles two."""
+        names no GPU kind is tried one kind at a time, so it never straddles two.
+
+        A single job that finds no place before anything is taken leaves no trace, so
+        while this view is the state's own that failure is kept in the state, with the
+        policy, until a job starts or stops, a node or a queue changes."""
+        failures = None
+        if job.replicas == 1 and not exclude and not self._changed and not self.victims:
+            failures = self._failures()
+            known = failures.get(job.id)
+            if known is not None and known[0] is job:
+                return known[1], ()
         for pre in self.policy.pre_filters:
             status = pre.pre_filter(job, self)
             if not status.ok:
+                if failures is not None:
+                    failures[job.id] = (job, status)
                 return status, ()
+        if failures is not None:
+            status, allocations = self._place_replicas(job, exclude)
+            if status is NO_ROOM:
+                failures[job.id] = (job, NO_ROOM)
+            return status, allocations
         request = job.request
         if job.replicas > 1 and request.gpus and request.gpu_kind is None:
             kinds = self.index.gpu_kinds
@@ -256,10 +397,37 @@ class Workspace:
 
     def commit(self, job: Job, allocations: tuple[Allocation, ...]) -> RunningJob:
         """Makes a placement from :meth:`place` final for this cycle."""
-        add_usage(self.usage, job.queue, job.total, 1)
-        self.usage_changed(job.queue)
+        self._add_usage(job.queue, job.total, 1)
         running = RunningJob(job, allocations, self.now)
         self.bound[job.id] = running
         for plugin in self.policy.reserves:
             plugin.reserve(job, allocations, self)
         return running
+
+
+def _beyond(allocation: Allocation, victims: Sequence[RunningJob]) -> Allocation:
+    """The part of ``allocation`` that its node's ``victims`` do not hold now."""
+    cores: set[int] = set()
+    gpus: set[int] = set()
+    memory = 0
+    custom: dict[str, int] = {}
+    for victim in victims:
+        for held in victim.allocations:
+            if held.node == allocation.node:
+                cores.update(held.cores)
+                gpus.update(held.gpus)
+                memory += held.memory
+                for name, amount in held.custom:
+                    custom[name] = custom.get(name, 0) + amount
+    return Allocation(
+        allocation.node,
+        tuple(c for c in allocation.cores if c not in cores),
+        tuple(g for g in allocation.gpus if g not in gpus),
+        max(allocation.memory - memory, 0),
+        allocation.gpu_kind,
+        tuple(
+            (name, amount - custom.get(name, 0))
+            for name, amount in allocation.custom
+            if amount > custom.get(name, 0)
+        ),
+    )

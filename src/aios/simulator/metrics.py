@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_right
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 
 from aios.errors import InvalidInput
 
 __all__ = [
+    "BusyIntegral",
     "JobOutcome",
     "Metrics",
     "jain_index",
@@ -65,6 +66,7 @@ class Metrics:
     makespan: float
     gpu_utilization: float
     jain_index: float
+    slowdown_jain: float
     preemptions: int
 
     def as_dict(self) -> dict[str, float | int | str]:
@@ -103,7 +105,7 @@ def percentile(sorted_values: Sequence[float], q: float) -> float:
     return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * fraction
 
 
-class _BusyIntegral:
+class BusyIntegral:
     """The running integral of a step function of busy GPUs, for O(log n) window means.
 
     The function is 0 before the first sample; each sample's value holds until the next
@@ -143,7 +145,7 @@ def utilization(
     """
     if capacity <= 0 or end <= start:
         return 0.0
-    return _BusyIntegral(samples).mean(start, end) / capacity
+    return BusyIntegral(samples).mean(start, end) / capacity
 
 
 def utilization_series(
@@ -161,7 +163,7 @@ def utilization_series(
     if not samples or samples[-1][0] <= samples[0][0]:
         return []
     first, last = samples[0][0], samples[-1][0]
-    integral = _BusyIntegral(samples)
+    integral = BusyIntegral(samples)
     series: list[tuple[float, float]] = []
     count = math.ceil((last - first) / bucket)
     for k in range(count):
@@ -179,6 +181,7 @@ def summarize(
     outcomes: Sequence[JobOutcome],
     busy_samples: Sequence[tuple[float, int]],
     gpu_capacity: int,
+    tenant_samples: Mapping[str, Sequence[tuple[float, int]]] | None = None,
 ) -> Metrics:
     """Returns the metrics of one run of ``policy``.
 
@@ -189,10 +192,17 @@ def summarize(
     - ``mean_queueing_delay``: mean of ``start - submit`` over jobs that started (0.0 if none).
     - ``makespan``: last finish minus first submit, both over completed jobs (0.0 if none).
     - ``gpu_utilization``: :func:`utilization` of ``busy_samples`` over that same window.
-    - ``jain_index``: :func:`jain_index` across tenants of each tenant's mean slowdown
+    - ``jain_index``: share fairness, :func:`jain_index` across tenants of the GPU time
+      each received over the GPU time its max-min fair share entitled it to (see
+      :mod:`aios.simulator.fairness`); ``tenant_samples`` are each tenant's GPUs held over
+      time, derived from first start to finish when not given.
+    - ``slowdown_jain``: :func:`jain_index` across tenants of each tenant's mean slowdown
       ``JCT / max(duration, 1.0)`` over its completed jobs; tenants with no completed job
       are left out, and one tenant or none gives 1.0.
     """
+    # Imported here: fairness builds on this module's step-function integral.
+    from aios.simulator.fairness import share_fairness
+
     finished = [(o, o.finish) for o in outcomes if o.finish is not None]
     jcts = sorted(finish - o.submit for o, finish in finished)
     delays = [o.start - o.submit for o in outcomes if o.start is not None]
@@ -223,7 +233,8 @@ def summarize(
         mean_queueing_delay=_mean(delays),
         makespan=makespan,
         gpu_utilization=gpu_utilization,
-        jain_index=jain_index(tenant_means),
+        jain_index=share_fairness(outcomes, gpu_capacity, tenant_samples),
+        slowdown_jain=jain_index(tenant_means),
         preemptions=sum(o.preemptions for o in outcomes),
     )
 

@@ -78,6 +78,8 @@ class SimulationResult:
     cycles: int
     seconds: float = 0.0
     extra: dict[str, float] = field(default_factory=dict)
+    tenant_samples: dict[str, list[tuple[float, int]]] = field(default_factory=dict)
+    """Per tenant, GPUs held over time (a step function like ``busy_samples``)."""
 
 
 def jobs_from_trace(trace: Sequence[TraceJob], spec: ClusterSpec) -> list[Job]:
@@ -163,6 +165,9 @@ def simulate(
     unschedulable: set[str] = set()
     busy = 0
     samples: list[tuple[float, int]] = [(0.0, 0)]
+    held: dict[str, int] = {}
+    tenant_samples: dict[str, list[tuple[float, int]]] = {}
+    touched: set[str] = set()
     cycles = 0
     tokens = 0
     ended = 0
@@ -180,7 +185,10 @@ def simulate(
                 if run is None or run.token != token:
                     continue  # a finish from a run that was preempted
                 del runs[job_id]
-                busy -= state.running[job_id].job.total.gpus
+                ended_job = state.running[job_id].job
+                busy -= ended_job.total.gpus
+                held[ended_job.queue] -= ended_job.total.gpus
+                touched.add(ended_job.queue)
                 state.finish(job_id, JobState.SUCCEEDED)
                 finish[job_id] = now
                 ended += 1
@@ -198,12 +206,16 @@ def simulate(
                     runs[job.id] = _Run(now, tokens)
                     first_start.setdefault(job.id, now)
                     busy += job.total.gpus
+                    held[job.queue] = held.get(job.queue, 0) + job.total.gpus
+                    touched.add(job.queue)
                     events.schedule(now + remaining[job.id], ("finish", job.id, tokens))
                 elif isinstance(decision, Preempt):
                     victim = decision.victim.job.id
                     run = runs.pop(victim)
                     remaining[victim] = max(remaining[victim] - (now - run.start), 0.0)
                     busy -= decision.victim.job.total.gpus
+                    held[decision.victim.job.queue] -= decision.victim.job.total.gpus
+                    touched.add(decision.victim.job.queue)
                     state.requeue(victim, now, preemptor=decision.preemptor)
                     preemptions[victim] = preemptions.get(victim, 0) + 1
                     preempted = True
@@ -215,6 +227,11 @@ def simulate(
                 break
         if samples[-1][1] != busy:
             samples.append((now, busy))
+        for tenant in touched:
+            series = tenant_samples.setdefault(tenant, [(0.0, 0)])
+            if series[-1][1] != held[tenant]:
+                series.append((now, held[tenant]))
+        touched.clear()
         if len(state.pending) and tick_due is None and tick > 0:
             tick_due = now + tick
             events.schedule(tick_due, ("tick", "", 0), priority=2)
@@ -235,7 +252,13 @@ def simulate(
         )
         for job in jobs
     ]
-    metrics = summarize(policy.name, outcomes, samples, gpu_capacity)
+    metrics = summarize(policy.name, outcomes, samples, gpu_capacity, tenant_samples)
     return SimulationResult(
-        metrics, outcomes, samples, gpu_capacity, cycles, time.perf_counter() - began
+        metrics,
+        outcomes,
+        samples,
+        gpu_capacity,
+        cycles,
+        time.perf_counter() - began,
+        tenant_samples=tenant_samples,
     )

@@ -88,10 +88,17 @@ class DominantShare:
     name: str = "drf"
 
     def share(self, queue: str, ws: Workspace) -> float:
-        memo = ws.memo.setdefault(self.name, {})
+        version: object = ws.queue_versions.get(queue, 0)
+        if version:
+            # The queue's usage changed in this cycle: kept until it changes again.
+            memo = ws.memo.setdefault(self.name, {})
+        else:
+            # Its usage is the state's: kept across cycles until its jobs or nodes change.
+            state = ws.state
+            memo = state.derived_from_queues.setdefault(self.name, {})
+            version = (state.queue_alloc_version.get(queue, 0), state.node_version)
         assert isinstance(memo, dict)
         cached = memo.get(queue)
-        version = ws.queue_versions.get(queue, 0)
         if cached is not None and cached[0] == version:
             share: float = cached[1]
             return share

@@ -17,6 +17,9 @@ if TYPE_CHECKING:
 
 __all__ = ["Binpack", "FitsCluster", "NodeSelector", "SameGpuKind", "Spread", "slots_on"]
 
+_KEPT_JOBS = 4096
+"""FitsCluster remembers the verdict of at most this many jobs by id."""
+
 
 @dataclass(frozen=True)
 class Binpack:
@@ -108,13 +111,29 @@ class FitsCluster:
     name: str = "fits-cluster"
 
     def pre_filter(self, job: Job, ws: Workspace) -> Status:
-        cache = ws.state.derived.setdefault(self.name, {})
+        # By job id first (a waiting job is asked about cycle after cycle, and a string
+        # keeps its hash), then by shape.
+        derived = ws.state.derived
+        by_job = derived.setdefault("fits-cluster:jobs", {})
+        known = by_job.get(job.id)
+        if (
+            isinstance(known, tuple)
+            and known[0] is job.request
+            and known[1] == job.replicas
+            and known[2] == job.node_selector
+        ):
+            verdict: Status = known[3]
+            return verdict
+        cache = derived.setdefault(self.name, {})
         key = (job.request, job.replicas, job.node_selector)
-        verdict = cache.get(key)
-        if verdict is None:
-            verdict = cache[key] = self._judge(job, ws)
-        assert isinstance(verdict, Status)
-        return verdict
+        found = cache.get(key)
+        if found is None:
+            found = cache[key] = self._judge(job, ws)
+        assert isinstance(found, Status)
+        if len(by_job) >= _KEPT_JOBS:
+            by_job.clear()
+        by_job[job.id] = (job.request, job.replicas, job.node_selector, found)
+        return found
 
     @staticmethod
     def _judge(job: Job, ws: Workspace) -> Status:

@@ -9,14 +9,17 @@ once they have stopped.
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from aios.resources import Resources
 from aios.scheduler.job import Job, RunningJob
 from aios.scheduler.plugins.ordering import las_level
 from aios.scheduler.queue import Queue, is_borrowing
+from aios.scheduler.room import RoomScan
 
 if TYPE_CHECKING:
     from aios.scheduler.workspace import Workspace
@@ -62,8 +65,27 @@ def _search(
     need = job.total.gpus
     if not candidates or (need and ws.free_gpus + sum(r.job.total.gpus for r in candidates) < need):
         return ()
+    # Room counts say after which victim one replica, and all of them, could first fit.
+    # Before all could, the job does not fit; before one could, trying it takes and gives
+    # back nothing, so it need not be tried (a gang that places some replicas before it
+    # fails does reorder the index, so from there on it is tried as ever).
+    scan = RoomScan(ws, job)
+    some = -1
+    for i, running in enumerate(candidates):
+        scan.release(running)
+        if some < 0 and scan.any_room():
+            some = i
+        if scan.enough() >= 0:
+            break
+    else:
+        if some < 0:
+            ws.reorder_as_if_freed(candidates)
+            return ()
     freed: list[RunningJob] = []
-    for running in candidates:
+    for running in candidates[:some]:
+        ws.unbind(running)
+        freed.append(running)
+    for running in candidates[some:]:
         ws.unbind(running)
         freed.append(running)
         if ws.free_gpus >= need and ws.fits(job):
@@ -107,6 +129,9 @@ class PriorityPreemption:
     name: str = "priority-preemption"
 
     def post_filter(self, job: Job, ws: Workspace, now: float) -> tuple[RunningJob, ...]:
+        queues = ws.state.running_by_queue
+        if all(_lowest_priority(ws, queue) >= job.priority for queue in queues):
+            return ()  # nothing of lower priority runs
         ranked = ranked_running(ws, self.name, lambda r: (r.job.priority, _newest_first(r)))
         return select_victims(
             job, ws, ranked, lambda r: r.job.priority < job.priority, job.priority
@@ -125,23 +150,27 @@ class LasPreemption:
         level = las_level(job.attained_service, self.thresholds)
         if level >= len(self.thresholds):
             return ()  # already in the last level: nobody is demoted below it
-        memo = ws.memo.get(self.name)
-        if memo is None:
-            # Most served first; the jobs above a level's threshold are then a prefix.
-            served = sorted(
+        # Most served first; the jobs above a level's threshold are then a prefix. Kept
+        # in the state for the cycles of one instant while no job starts or stops.
+        state = ws.state
+        version = (state.alloc_version, now)
+        memo = state.memo.get(self.name)
+        if memo is None or memo[0] != version:
+            running = list(state.running.values())
+            served = [
                 (
-                    (
-                        -(r.job.attained_service + r.service_rate * max(now - r.started, 0.0)),
-                        -r.started,
-                        i,
-                    )
-                    for i, r in enumerate(ws.state.running.values())
-                ),
-            )
-            running = list(ws.state.running.values())
-            memo = ws.memo[self.name] = ([k[0] for k in served], [running[k[2]] for k in served])
-        assert isinstance(memo, tuple)
-        keys, ranked = memo
+                    -(r.job.attained_service + r.service_rate * max(now - r.started, 0.0)),
+                    -r.started,
+                    i,
+                )
+                for i, r in enumerate(running)
+            ]
+            served.sort()
+            ranking = ([k[0] for k in served], [running[k[2]] for k in served])
+            memo = state.memo[self.name] = (version, ranking)
+        found = memo[1]
+        assert isinstance(found, tuple)
+        keys, ranked = found
         demoted = ranked[: bisect_right(keys, -self.thresholds[level])]
         return select_victims(job, ws, demoted, lambda r: True, level)
 
@@ -157,35 +186,58 @@ class ReclaimPreemption:
     def post_filter(self, job: Job, ws: Workspace, now: float) -> tuple[RunningJob, ...]:
         state = ws.state
         queue = state.queues[job.queue]
-        own = ws.usage.get(queue.name, {})
-        nominal = queue.nominal or {}
-        within_nominal = queue.nominal is not None and all(
-            own.get(resource, 0) + amount <= nominal[resource]
-            for resource, amount in job.total.as_dict().items()
-            if resource in nominal
-        )
-        by_queue = self._by_queue(ws)
+        within_nominal, lowest = self._gate(ws, queue, job.total)
+        if not within_nominal and lowest >= job.priority:
+            return ()  # no lender to reclaim from, nothing of lower priority in the queue
         # Lenders: borrowing members of the cohort; and this queue's lower priorities.
         sources = (
             [name for name in self._borrowing(ws, queue) if name != queue.name]
             if within_nominal
             else []
         )
-        ranked = [r for name in sources for r in by_queue.get(name, ())]
-        ranked += [r for r in by_queue.get(queue.name, ()) if r.job.priority < job.priority]
+        by_queue = state.running_by_queue
+        ranked = [r for name in sources for r in by_queue.get(name, {}).values()]
+        ranked += [
+            r for r in by_queue.get(queue.name, {}).values() if r.job.priority < job.priority
+        ]
         if not ranked:
             return ()
         lenders = frozenset(sources)
 
         def eligible(running: RunningJob) -> bool:
+            # Lenders are the cohort members borrowing now (victims are chosen before any
+            # usage changes).
             if running.job.queue == queue.name:
                 return running.job.priority < job.priority
-            return running.job.queue in lenders and is_borrowing(
-                state.queues[running.job.queue], ws.usage
-            )
+            return running.job.queue in lenders
 
         ranked.sort(key=lambda r: (r.job.queue == job.queue, r.job.priority, _newest_first(r)))
         return select_victims(job, ws, ranked, eligible, (job.queue, job.priority, lenders))
+
+    def _gate(self, ws: Workspace, queue: Queue, total: Resources) -> tuple[bool, float]:
+        """Whether ``total`` more keeps ``queue`` within its nominal quota, and the lowest
+        priority among its running jobs. What they rest on, the queue's room under its
+        quota and that priority, is worked out once per queue and usage change."""
+        memo = ws.memo.get(self.name)
+        if memo is None:
+            memo = ws.memo[self.name] = {}
+        assert isinstance(memo, dict)
+        known = memo.get(queue.name)
+        if known is None or known[0] != ws.usage_version:
+            room: tuple[tuple[str, int], ...] | None = None
+            if queue.nominal is not None:
+                own = ws.usage.get(queue.name, {})
+                room = tuple((r, amount - own.get(r, 0)) for r, amount in queue.nominal.items())
+            known = memo[queue.name] = (ws.usage_version, room, _lowest_priority(ws, queue.name))
+        room, lowest = known[1], known[2]
+        if room is None:
+            return False, lowest
+        amounts = total.as_dict() if total.custom else None
+        for resource, left in room:
+            amount = total.get(resource) if amounts is None else amounts.get(resource, 0)
+            if amount > left and amount:
+                return False, lowest
+        return True, lowest
 
     @staticmethod
     def _borrowing(ws: Workspace, queue: Queue) -> list[str]:
@@ -201,13 +253,23 @@ class ReclaimPreemption:
         borrowing: list[str] = cached[1]
         return borrowing
 
-    def _by_queue(self, ws: Workspace) -> dict[str, list[RunningJob]]:
-        """The jobs running at the start of the cycle, by queue (once per cycle)."""
-        memo = ws.memo.get(self.name)
-        if memo is None:
-            grouped: dict[str, list[RunningJob]] = {}
-            for running in ws.state.running.values():
-                grouped.setdefault(running.job.queue, []).append(running)
-            memo = ws.memo[self.name] = grouped
-        assert isinstance(memo, dict)
-        return memo
+
+def _lowest_priority(ws: Workspace, queue: str) -> float:
+    """The lowest priority among the jobs of ``queue`` running at the start of the cycle
+    (infinite when none runs); kept in the state until the queue's running jobs change."""
+    state = ws.state
+    memo = state.memo.get("reclaim:lowest")
+    if memo is None:
+        memo = state.memo["reclaim:lowest"] = (None, {})
+    lowest = memo[1]
+    assert isinstance(lowest, dict)
+    version = state.queue_alloc_version.get(queue, 0)
+    found = lowest.get(queue)
+    if found is None or found[0] != version:
+        running = state.running_by_queue.get(queue, {})
+        found = lowest[queue] = (
+            version,
+            min((r.job.priority for r in running.values()), default=math.inf),
+        )
+    priority: float = found[1]
+    return priority

@@ -8,12 +8,16 @@ from typing import TYPE_CHECKING
 
 from aios.scheduler.framework import SUCCESS, Code, Status
 from aios.scheduler.job import Job
-from aios.scheduler.queue import QuotaCheck, check_quota, cohort_totals
+from aios.scheduler.queue import Queue, QuotaCheck, check_quota, cohort_totals
 
 if TYPE_CHECKING:
     from aios.scheduler.workspace import Workspace
 
 __all__ = ["Quota"]
+
+_NONE: dict[str, int] = {}
+_KEPT_VERDICTS = 4096
+"""At most this many verdicts are kept: a long-lived state sees ever new usage."""
 
 
 @dataclass(frozen=True)
@@ -21,17 +25,50 @@ class Quota:
     name: str = "quota"
 
     def pre_filter(self, job: Job, ws: Workspace) -> Status:
-        # Memoised per cycle until usage changes: many jobs of one size wait on one queue.
-        memo = ws.memo.setdefault(self.name, {})
-        assert isinstance(memo, dict)
-        key = (job.queue, job.total)
-        cached = memo.get(key)
-        if cached is not None and cached[0] == ws.usage_version:
-            verdict: Status = cached[1]
-            return verdict
-        verdict = self._check(job, ws)
-        memo[key] = (ws.usage_version, verdict)
+        # A verdict depends on the queues' configuration and, for each resource the quota
+        # names, on the job's amount, the queue's usage and its cohort's usage: it is
+        # kept under those numbers, across cycles, until a queue changes.
+        queue = ws.state.queues.get(job.queue)
+        if queue is None or queue.nominal is None:
+            return self._check(job, ws)
+        total = job.total
+        if total.custom:
+            named = total.as_dict()
+            amounts = tuple([named.get(resource, 0) for resource in queue.nominal])
+        else:
+            amounts = tuple([total.get(resource) for resource in queue.nominal])
+        numbers = self._usage_numbers(ws, queue)
+        key = (queue.name, amounts, numbers)
+        verdicts = ws.state.derived_from_queues.setdefault("quota-verdicts", {})
+        verdict = verdicts.get(key)
+        if verdict is None:
+            if len(verdicts) >= _KEPT_VERDICTS:
+                verdicts.clear()
+            within = _well_within(ws, queue, amounts, numbers)
+            verdict = verdicts[key] = SUCCESS if within else self._check(job, ws)
+        assert isinstance(verdict, Status)
         return verdict
+
+    def _usage_numbers(self, ws: Workspace, queue: Queue) -> tuple[int, ...]:
+        """The queue's usage and its cohort's of each resource its quota names, as the
+        view has them now (worked out once per usage change)."""
+        memo = ws.memo.get(self.name)
+        if memo is None:
+            memo = ws.memo[self.name] = {}
+        assert isinstance(memo, dict)
+        known = memo.get(queue.name)
+        if known is not None and known[0] == ws.usage_version:
+            numbers: tuple[int, ...] = known[1]
+            return numbers
+        assert queue.nominal is not None
+        own = ws.usage.get(queue.name, _NONE)
+        cohort = _NONE if queue.cohort is None else ws.cohort_usage(queue.cohort)
+        found: list[int] = []
+        for resource in queue.nominal:
+            found += (own.get(resource, 0), cohort.get(resource, 0))
+        numbers = tuple(found)
+        memo[queue.name] = (ws.usage_version, numbers)
+        return numbers
 
     @staticmethod
     def _check(job: Job, ws: Workspace) -> Status:
@@ -51,13 +88,48 @@ class Quota:
             return Status(Code.UNRESOLVABLE, f"queue {queue.name}: {ceiling.reason}")
         totals = None
         if queue.cohort is not None:
-            memo = ws.memo.setdefault("quota-cohorts", {})
-            assert isinstance(memo, dict)
-            cached = memo.get(queue.cohort)
-            if cached is None or cached[0] != ws.usage_version:
-                cached = memo[queue.cohort] = (ws.usage_version, cohort_totals(members, ws.usage))
-            totals = cached[1]
+            quotas = ws.state.derived_from_queues.setdefault("cohort-quota", {})
+            quota = quotas.get(queue.cohort)
+            if quota is None:
+                quota = quotas[queue.cohort] = cohort_totals(members, {})[0]
+            assert isinstance(quota, dict)
+            totals = (quota, ws.cohort_usage(queue.cohort))
         verdict = check_quota(queue, job.total, ws.usage, members, totals)
         if verdict.ok:
             return SUCCESS
         return Status(Code.WAIT, f"queue {queue.name}: {verdict.reason}")
+
+
+def _well_within(
+    ws: Workspace, queue: Queue, amounts: tuple[int, ...], numbers: tuple[int, ...]
+) -> bool:
+    """Whether ``amounts`` (per resource the quota names) fit ``queue``'s quota at the
+    usage ``numbers`` (the queue's and its cohort's, per resource), by the rules of
+    :func:`check_quota`: within nominal, or borrowing within the limit and, in a cohort,
+    within the cohort's idle quota. Answers a passing verdict without its reasons."""
+    assert queue.nominal is not None
+    cohort_quota: dict[str, int] | None = None
+    if queue.cohort is not None:
+        quotas = ws.state.derived_from_queues.setdefault("cohort-quota", {})
+        found = quotas.get(queue.cohort)
+        if found is None:
+            members = ws.state.cohort_members(queue)
+            found = quotas[queue.cohort] = cohort_totals(members, {})[0]
+        assert isinstance(found, dict)
+        cohort_quota = found
+    for i, (resource, quota) in enumerate(queue.nominal.items()):
+        amount = amounts[i]
+        if not amount:
+            continue
+        wanted = numbers[2 * i] + amount
+        if cohort_quota is None:
+            if wanted > quota:
+                return False
+            continue
+        if wanted > quota:
+            limit = queue.borrowing_limit.get(resource)
+            if limit is not None and wanted - quota > limit:
+                return False
+        if numbers[2 * i + 1] + amount > cohort_quota.get(resource, 0):
+            return False
+    return True
