@@ -21,8 +21,9 @@ from typing import Annotated, Any, ParamSpec
 import typer
 from typer.core import TyperGroup
 
-from aios.cli import admin, control, jobs, pipelines
+from aios.cli import admin, control, deploy, jobs, models, packaging, pipelines
 from aios.cli.remote import FAILURE, USAGE_ERROR, Remote, exit_code, fail
+from aios.cli.serve import serve
 from aios.cli.simulate import simulate
 from aios.errors import AiosError
 
@@ -78,6 +79,9 @@ queue_app = typer.Typer(
     name="queue", help="Queues: quotas, weights, cohorts.", no_args_is_help=True
 )
 token_app = typer.Typer(name="token", help="Users and their tokens.", no_args_is_help=True)
+model_app = typer.Typer(
+    name="model", help="Models: versions, aliases, lineage.", no_args_is_help=True
+)
 
 
 @app.callback()
@@ -147,6 +151,22 @@ _COMMANDS: tuple[tuple[typer.Typer, str, Callable[..., None]], ...] = (
     (queue_app, "ls", admin.list_queues),
     (queue_app, "set", admin.set_queue),
     (token_app, "create", admin.create_token),
+    (model_app, "register", models.register),
+    (model_app, "ls", models.list_models),
+    (model_app, "show", models.show),
+    (model_app, "versions", models.versions),
+    (model_app, "alias", models.alias),
+    (model_app, "unalias", models.unalias),
+    (model_app, "tag", models.tag),
+    (model_app, "delete", models.delete),
+    (model_app, "download", models.download),
+    (model_app, "package", packaging.package),
+    (model_app, "export", packaging.export),
+    (app, "deploy", deploy.deploy),
+    (app, "deployments", deploy.deployments),
+    (app, "traffic", deploy.traffic),
+    (app, "undeploy", deploy.undeploy),
+    (app, "serve", serve),
     (app, "simulate", simulate),
     (app, "demo", demo),
 )
@@ -156,3 +176,4 @@ for _group, _name, _command in _COMMANDS:
     _group.command(_name, context_settings=_settings)(reports_invalid_input(_command))
 app.add_typer(queue_app)
 app.add_typer(token_app)
+app.add_typer(model_app)

@@ -8,7 +8,8 @@ AIOS error hierarchy to HTTP (InvalidInput 400, Forbidden 403, NotFound 404, Con
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Body, Depends, FastAPI, Query, Request
@@ -36,6 +37,8 @@ from aios.control.specs import (
     WhoAmI,
 )
 from aios.errors import AiosError, Busy, Conflict, Forbidden, InvalidInput, NotFound
+from aios.registry.api import model_router
+from aios.registry.service import RegistryOps
 
 __all__ = ["create_app"]
 
@@ -84,9 +87,28 @@ def _status_of(exc: AiosError) -> int:
 
 
 def create_app(
-    ops: ControlOps, tokens: TokenBook, metrics: ControlMetrics, auth: bool = True
+    ops: ControlOps,
+    tokens: TokenBook,
+    metrics: ControlMetrics,
+    auth: bool = True,
+    registry: RegistryOps | None = None,
+    routers: Sequence[APIRouter] = (),
+    root_routers: Sequence[APIRouter] = (),
+    on_shutdown: Sequence[Callable[[], Awaitable[None]]] = (),
 ) -> FastAPI:
+    """The app: the jobs API, the registry's routes when given, further ``routers``
+    under ``/api/v1`` and ``root_routers`` at the root (the inference gateway), and
+    ``on_shutdown`` awaited when the server stops (in its event loop: the gateway's
+    connections to replicas are closed there)."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        for close in on_shutdown:
+            await close()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="AIOS control plane",
         version=getattr(aios, "__version__", "0"),
         description="Jobs, queues, nodes and pipelines of an AIOS cluster.",
@@ -239,7 +261,13 @@ def create_app(
     def whoami(user: User) -> WhoAmI:
         return WhoAmI(name=user.name, tenant=user.tenant, admin=user.admin)
 
+    if registry is not None:
+        api.include_router(model_router(registry, caller))
+    for router in routers:
+        api.include_router(router)
     app.include_router(api)
+    for router in root_routers:
+        app.include_router(router)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

@@ -25,8 +25,14 @@ from aios.control.plane import ControlOps
 from aios.control.reconciler import Reconciler
 from aios.errors import InvalidInput
 from aios.executors.base import Executor
+from aios.registry.service import RegistryOps
 from aios.resources import Node, detect_local_node
 from aios.scheduler import make_policy
+from aios.serving.controller import DeploymentController
+from aios.serving.deploy_api import deployment_router
+from aios.serving.deployments import DeploymentOps
+from aios.serving.gateway import Gateway
+from aios.serving.routes import Routes
 from aios.store import Database, sqlite_url
 
 __all__ = ["DEFAULT_PORT", "ControlPlane", "Settings", "default_home", "is_loopback"]
@@ -100,7 +106,24 @@ class ControlPlane:
         self.tokens = TokenBook(self.db, home)
         self.ops = ControlOps(self.db, self.reconciler, home)
         self.metrics = ControlMetrics(self.db, self.reconciler)
-        self.app: FastAPI = create_app(self.ops, self.tokens, self.metrics, auth=settings.auth)
+        self.registry = RegistryOps(self.db, home)
+        self.deployments = DeploymentOps(self.db, self.registry)
+        self.registry.in_use = self.deployments.in_use  # a version deployed stays
+        self.routes = Routes()
+        self.controller = DeploymentController(
+            self.db, self.deployments, self.ops, home, self.routes
+        )
+        self.gateway = Gateway(self.routes, self.metrics.registry)
+        self.app: FastAPI = create_app(
+            self.ops,
+            self.tokens,
+            self.metrics,
+            auth=settings.auth,
+            registry=self.registry,
+            routers=[deployment_router(self.deployments, self.controller)],
+            root_routers=[self.gateway.router],
+            on_shutdown=[self.gateway.close],
+        )
         self.admin_token_path: str | None = None
         self._started = False
         self._server: Any = None
@@ -117,6 +140,7 @@ class ControlPlane:
         if self.settings.auth:
             self.admin_token_path = self.tokens.bootstrap()
         self.reconciler.start()
+        self.controller.start()
         self._started = True
 
     @property
@@ -132,7 +156,7 @@ class ControlPlane:
             port=self.settings.port,
             log_level="warning",
             access_log=False,
-            lifespan="off",
+            lifespan="on",
             # A client following a log of a job that runs on would otherwise hold the
             # shutdown up until the job ended: after this long its stream is cut.
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN,
@@ -162,6 +186,7 @@ class ControlPlane:
             self._server = self._server_thread = None
         if not self._started:
             return
+        self.controller.stop()
         self.reconciler.stop()
         self.executor.close()
         self.db.close()

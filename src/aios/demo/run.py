@@ -4,8 +4,11 @@ It starts a control plane on a temporary ``$AIOS_HOME`` (SQLite, local executor,
 API on a free loopback port), creates two queues that share the machine by fair share,
 and runs one pipeline through the SDK: prepare scikit-learn's digits → train four
 models in parallel, two per queue → evaluate → pick the best → replay a slice of the
-bundled cluster trace through the scheduler under three policies. It prints the
-schedule (which job ran where and when), the results, and stops the control plane.
+bundled cluster trace through the scheduler under three policies. Then it registers
+the two best models with their lineage, deploys them (two replicas, a 10 % canary),
+sends real requests through the gateway and shifts the canary
+(:mod:`aios.demo.serving`). It prints the schedule (which job ran where and when), the
+results, and stops the control plane.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from rich.table import Table
 from aios.client import Client
 from aios.control import ControlPlane, Settings
 from aios.control.specs import JobView, PipelineSpec
+from aios.demo.serving import serve_best
 from aios.demo.steps import MODELS
 
 __all__ = ["demo_pipeline", "run_demo"]
@@ -96,6 +100,15 @@ def _schedule(jobs: list[JobView], origin: float) -> Table:
     return table
 
 
+def _wait_idle(client: Client, timeout: float = 60.0) -> None:
+    """Waits for the undeployed replicas to drain and stop before the plane stops."""
+    deadline = time.monotonic() + timeout
+    while any(j.state in {"queued", "running"} for j in client.jobs()):
+        if time.monotonic() > deadline:
+            return
+        time.sleep(0.2)
+
+
 def run_demo(console: Console | None = None) -> int:
     """Runs the demo; returns 0 when the pipeline succeeded."""
     console = console or Console()
@@ -143,6 +156,9 @@ def run_demo(console: Console | None = None) -> int:
             replay = done.steps["replay"]
             console.print(f"replay of the bundled trace ({REPLAY}), run as job {replay.id}:")
             console.print("".join(client.logs(replay.id)).rstrip(), markup=False)
+            trained = {m: done.steps[f"train-{m}"] for m in MODELS}
+            serve_best(console, client, token, workdir, trained, scores)
+            _wait_idle(client)
         return 0
     finally:
         plane.stop()

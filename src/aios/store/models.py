@@ -1,6 +1,7 @@
 """The control plane's persistent state as SQLAlchemy tables.
 
-Jobs, their attempts, queues, users and their tokens, pipelines, and the event log.
+Jobs, their attempts, queues, users and their tokens, pipelines, the event log, and
+the model registry's models, versions and aliases.
 The same models run on SQLite (the embedded default) and PostgreSQL; the schema is
 created and upgraded by the Alembic migrations in :mod:`aios.store.migrations`.
 """
@@ -9,10 +10,34 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Float,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    String,
+    Text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["AttemptRow", "Base", "EventRow", "JobRow", "PipelineRow", "QueueRow", "UserRow"]
+__all__ = [
+    "AttemptRow",
+    "Base",
+    "DeploymentRow",
+    "EventRow",
+    "JobRow",
+    "ModelAliasRow",
+    "ModelRow",
+    "ModelVersionRow",
+    "PipelineRow",
+    "QueueRow",
+    "ReplicaRow",
+    "UserRow",
+]
 
 
 class Base(DeclarativeBase):
@@ -148,3 +173,105 @@ class EventRow(Base):
     kind: Mapped[str] = mapped_column(String(32))
     message: Mapped[str] = mapped_column(Text)
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class ModelRow(Base):
+    """A registered model: a name unique across the whole registry (so that a
+    deployment's ``NAME@VERSION`` names one thing), owned by one tenant, whose members
+    see it and act on it. ``last_version`` only grows: a deleted version's number is
+    never given to another artifact."""
+
+    __tablename__ = "models"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    tenant: Mapped[str] = mapped_column(String(64))
+    owner: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[float] = mapped_column(Float)
+    last_version: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ModelVersionRow(Base):
+    """One version of a model: its artifact in the blob store (``sha256`` of the file,
+    or of a directory's manifest), the signature read from the model, metrics, tags,
+    and lineage (the job that produced it, the dataset version it was trained on)."""
+
+    __tablename__ = "model_versions"
+    __table_args__ = (Index("ix_model_versions_sha256", "sha256"),)
+
+    model_id: Mapped[int] = mapped_column(
+        ForeignKey("models.id", ondelete="CASCADE"), primary_key=True
+    )
+    number: Mapped[int] = mapped_column(Integer, primary_key=True)
+    format: Mapped[str] = mapped_column(String(16))
+    artifact: Mapped[str] = mapped_column(String(16))
+    """``file``, or ``directory`` (``sha256`` then names its manifest)."""
+    filename: Mapped[str] = mapped_column(String(255))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    signature: Mapped[dict[str, Any]] = mapped_column(JSON)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    description: Mapped[str] = mapped_column(Text, default="")
+    tags: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    conversion: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    from_job: Mapped[int | None] = mapped_column(
+        ForeignKey("jobs.id", ondelete="SET NULL"), nullable=True
+    )
+    dataset: Mapped[str | None] = mapped_column(String(160), nullable=True)
+    created_at: Mapped[float] = mapped_column(Float)
+    created_by: Mapped[str] = mapped_column(String(64))
+
+
+class ModelAliasRow(Base):
+    """``NAME@ALIAS`` → a version of the model. Moving an alias updates this one row,
+    so every reader sees the old version or the new one; the foreign key keeps an alias
+    from pointing at a version that does not exist."""
+
+    __tablename__ = "model_aliases"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["model_id", "version"], ["model_versions.model_id", "model_versions.number"]
+        ),
+    )
+
+    model_id: Mapped[int] = mapped_column(
+        ForeignKey("models.id", ondelete="CASCADE"), primary_key=True
+    )
+    alias: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[float] = mapped_column(Float)
+
+
+class DeploymentRow(Base):
+    """A deployment: model versions with traffic weights, served by replica jobs. Its
+    ``config`` holds the versions (with their artifact paths), replica bounds and
+    resources, queue, priority and batching; ``generation`` grows when the versions
+    change, and ``desired`` is the autoscaler's latest answer."""
+
+    __tablename__ = "deployments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    tenant: Mapped[str] = mapped_column(String(64))
+    owner: Mapped[str] = mapped_column(String(64))
+    config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    generation: Mapped[int] = mapped_column(Integer, default=1)
+    desired: Mapped[int] = mapped_column(Integer, default=1)
+    message: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float)
+
+
+class ReplicaRow(Base):
+    """A replica job of a deployment, and the model versions it loaded. Kept by the
+    deployment's name, not a foreign key: a removed deployment's replicas are stopped
+    by the controller after the deployment row is gone."""
+
+    __tablename__ = "deployment_replicas"
+    __table_args__ = (Index("ix_deployment_replicas_deployment", "deployment"),)
+
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    deployment: Mapped[str] = mapped_column(String(64))
+    generation: Mapped[int] = mapped_column(Integer)
+    serves: Mapped[list[Any]] = mapped_column(JSON)
+    created_at: Mapped[float] = mapped_column(Float)

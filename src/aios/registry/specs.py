@@ -1,0 +1,176 @@
+"""What the model registry's REST API accepts and returns: pydantic models at the edge.
+
+Requests forbid unknown fields and check every name, so a bad registration is refused
+with a message naming the field before any byte reaches the blob store. This module
+imports nothing of the server, so the SDK can use it alone.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from aios.errors import InvalidInput
+from aios.registry.refs import ALIAS, DATASET, NAME
+
+__all__ = [
+    "FORMATS",
+    "AliasSpec",
+    "ArtifactKind",
+    "ConversionView",
+    "ModelFormat",
+    "ModelVersionView",
+    "ModelView",
+    "RegisterSpec",
+    "SignatureView",
+    "TensorView",
+    "VersionUpdate",
+    "check_filename",
+]
+
+FORMATS = ("onnx", "sklearn", "torchscript", "python")
+MAX_FILENAME = 255
+MAX_VERSION = 2**62
+
+ModelFormat = Literal["onnx", "sklearn", "torchscript", "python"]
+ArtifactKind = Literal["file", "directory"]
+Name = Annotated[str, Field(pattern=NAME, description="letters, digits, '_', '.', '-'")]
+Alias = Annotated[str, Field(pattern=NAME, description="a name that is not a number or latest")]
+TagValue = Annotated[str, Field(max_length=256)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def check_filename(name: str, field: str = "filename") -> str:
+    """Returns ``name`` when it can name a file in one directory; raises InvalidInput
+    naming ``field`` otherwise (a path, ``..``, a control character)."""
+    if (
+        not name
+        or len(name) > MAX_FILENAME
+        or name in {".", ".."}
+        or "/" in name
+        or "\\" in name
+        or any(ord(c) < 32 or ord(c) == 127 for c in name)
+    ):
+        raise InvalidInput(f"{field}: {name!r} cannot name a file (no '/', '..' or control chars)")
+    return name
+
+
+class RegisterSpec(Strict):
+    """A new version of a model: what the artifact is, and where it came from.
+
+    ``artifact`` says whether the upload is one file or a tar archive of a directory;
+    ``filename`` is the file's (or the directory's) name, which a loader may depend on
+    (``model.py``). ``from_job`` must be a job the caller can see. ``to_onnx`` converts
+    a scikit-learn model with skl2onnx and stores the ONNX model as the version.
+    """
+
+    format: ModelFormat
+    artifact: ArtifactKind = "file"
+    filename: str | None = None
+    from_job: int | None = Field(None, ge=1, le=MAX_VERSION)
+    dataset: str | None = Field(None, pattern=DATASET, description="NAME@VERSION")
+    metrics: dict[Name, float] = Field(default_factory=dict, max_length=256)
+    tags: dict[Name, TagValue] = Field(default_factory=dict, max_length=64)
+    description: str = Field("", max_length=4096)
+    alias: Alias | None = None
+    to_onnx: bool = False
+    tenant: Name | None = None
+
+    @field_validator("filename")
+    @classmethod
+    def _filename(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return check_filename(value)
+        except InvalidInput as exc:
+            raise ValueError(str(exc).removeprefix("filename: ")) from None
+
+    @field_validator("alias")
+    @classmethod
+    def _alias(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(ALIAS, value):
+            raise ValueError(f"{value!r} is a version reference, not an alias name")
+        return value
+
+    @field_validator("metrics")
+    @classmethod
+    def _finite(cls, value: dict[str, float]) -> dict[str, float]:
+        for key, number in value.items():
+            if not math.isfinite(number):
+                raise ValueError(f"metric {key!r} is {number}, not a finite number")
+        return value
+
+
+class VersionUpdate(Strict):
+    """Changes to a version: a new description, and tags merged in (a tag set to null
+    is removed), as a JSON merge patch."""
+
+    description: str | None = Field(None, max_length=4096)
+    tags: dict[Name, TagValue | None] | None = Field(None, max_length=64)
+
+
+class AliasSpec(Strict):
+    version: int = Field(ge=1, le=MAX_VERSION)
+
+
+class TensorView(BaseModel):
+    """One input or output: its name, V2 datatype (``FP32``…) and shape (-1: any)."""
+
+    name: str
+    datatype: str
+    shape: list[int]
+
+
+class SignatureView(BaseModel):
+    inputs: list[TensorView]
+    outputs: list[TensorView]
+
+
+class ConversionView(BaseModel):
+    """How a version was converted at registration, and how closely it agrees with
+    the original on a sample."""
+
+    source_format: str
+    source_sha256: str
+    max_difference: float
+    tolerance: float
+    rows: int
+    converter: str
+
+
+class ModelVersionView(BaseModel):
+    name: str
+    version: int
+    tenant: str
+    format: str
+    artifact: ArtifactKind
+    filename: str
+    sha256: str
+    size: int
+    signature: SignatureView
+    metrics: dict[str, float]
+    description: str
+    tags: dict[str, str]
+    from_job: int | None
+    dataset: str | None
+    conversion: ConversionView | None
+    aliases: list[str]
+    created_at: float
+    created_by: str
+
+
+class ModelView(BaseModel):
+    name: str
+    tenant: str
+    owner: str
+    created_at: float
+    latest: int | None
+    versions: int
+    aliases: dict[str, int]

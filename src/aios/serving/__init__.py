@@ -1,0 +1,31 @@
+"""The inference server: the Open Inference Protocol (KServe V2) over REST.
+
+- :mod:`~aios.serving.runtimes`: load a model (ONNX, scikit-learn, TorchScript, a Python
+  class) as a :class:`Runtime` with a :class:`Signature`.
+- :mod:`~aios.serving.tensors`: V2 request and response bodies, JSON and binary.
+- :mod:`~aios.serving.batching`: the dynamic batcher of one model version.
+- :mod:`~aios.serving.repository`: the model versions one server holds.
+- :mod:`~aios.serving.server`: the FastAPI app and :func:`serve_models`, what a serving
+  replica (``aios serve``) runs.
+"""
+
+from aios.serving.batching import Batcher, BatchingConfig, BatchRecord
+from aios.serving.repository import LoadedModel, ModelRepository, ServedModel
+from aios.serving.runtimes import ModelFormat, Runtime, Signature, TensorSpec, load_runtime
+from aios.serving.server import create_inference_app, serve_models
+
+__all__ = [
+    "BatchRecord",
+    "Batcher",
+    "BatchingConfig",
+    "LoadedModel",
+    "ModelFormat",
+    "ModelRepository",
+    "Runtime",
+    "ServedModel",
+    "Signature",
+    "TensorSpec",
+    "create_inference_app",
+    "load_runtime",
+    "serve_models",
+]

@@ -1,0 +1,305 @@
+"""Dynamic batching: requests for one model version wait briefly in a bounded queue and
+run together, stacked along axis 0, in a worker thread.
+
+A batch starts when it is as full as it can get (``max_batch_size`` rows, or the next
+compatible request would not fit), when its rows reach one of the
+``preferred_batch_sizes``, or when its oldest request has waited ``max_queue_delay``.
+While every worker (``instances``) is busy the queue keeps filling, so under load
+batches grow by themselves and the delay is only paid when the server is idle.
+
+Only *compatible* requests share a batch: the same input names, dtypes and non-batch
+dims, every input with the same number of rows. Any other request, or one with more
+rows than ``max_batch_size``, runs alone, as every request does when batching is off or
+the model's inputs have a fixed first dim. The model always runs off the event loop.
+
+Backpressure: a request that finds ``max_queue_size`` requests waiting is refused at
+once with :class:`~aios.errors.Busy`; one not answered within ``timeout`` seconds gets
+Busy too. :meth:`Batcher.drain` stops taking requests and finishes the queued ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable, Hashable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from aios.errors import Busy, InvalidInput
+from aios.serving.runtimes import Runtime
+
+__all__ = ["BatchObserver", "BatchRecord", "Batcher", "BatchingConfig"]
+
+Arrays = dict[str, np.ndarray[Any, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class BatchingConfig:
+    """How one model version batches; ``max_batch_size`` ≤ 1 turns batching off.
+
+    ``max_queue_delay`` and ``timeout`` are in seconds; ``timeout`` None waits forever.
+    ``instances`` is the number of batches that may run at once (worker threads).
+    """
+
+    max_batch_size: int = 64
+    max_queue_delay: float = 0.002
+    preferred_batch_sizes: tuple[int, ...] = ()
+    max_queue_size: int = 256
+    timeout: float | None = 30.0
+    instances: int = 1
+
+    def __post_init__(self) -> None:
+        if self.max_batch_size < 0:
+            raise InvalidInput(f"max_batch_size must be ≥ 0, got {self.max_batch_size}")
+        if self.max_queue_delay < 0:
+            raise InvalidInput(f"max_queue_delay must be ≥ 0 s, got {self.max_queue_delay}")
+        bad = [size for size in self.preferred_batch_sizes if not 0 < size <= self.max_batch_size]
+        if bad:
+            raise InvalidInput(
+                f"preferred_batch_sizes: {bad[0]} is not between 1 and max_batch_size "
+                f"({self.max_batch_size})"
+            )
+        if self.max_queue_size < 1:
+            raise InvalidInput(f"max_queue_size must be ≥ 1, got {self.max_queue_size}")
+        if self.timeout is not None and self.timeout <= 0:
+            raise InvalidInput(f"timeout must be > 0 s, got {self.timeout}")
+        if self.instances < 1:
+            raise InvalidInput(f"instances must be ≥ 1, got {self.instances}")
+
+    @property
+    def enabled(self) -> bool:
+        return self.max_batch_size > 1
+
+
+@dataclass(frozen=True, slots=True)
+class BatchRecord:
+    """One batch that ran: its rows, its requests, how long each waited in the queue,
+    and how long the model took."""
+
+    rows: int
+    requests: int
+    queue_seconds: tuple[float, ...]
+    run_seconds: float
+
+
+BatchObserver = Callable[[BatchRecord], None]
+"""Called on the event loop after every batch that ran (for metrics and traces)."""
+
+
+@dataclass(slots=True, eq=False)
+class _Pending:
+    inputs: Arrays
+    rows: int
+    key: Hashable | None  # None: runs alone
+    future: asyncio.Future[Arrays]
+    enqueued: float = field(default_factory=time.monotonic)
+
+
+class Batcher:
+    """The queue and the worker of one model version.
+
+    Use it from one event loop: the worker task starts with the first :meth:`submit`.
+    """
+
+    def __init__(self, runtime: Runtime, config: BatchingConfig, *, label: str = "model") -> None:
+        self.runtime = runtime
+        self.config = config
+        self.label = label
+        self.observers: list[BatchObserver] = []
+        self._batching = config.enabled and runtime.signature.batchable
+        self._preferred = frozenset(config.preferred_batch_sizes)
+        self._queue: deque[_Pending] = deque()
+        self._arrived = asyncio.Event()
+        self._slots = asyncio.Semaphore(config.instances)
+        self._running: set[asyncio.Task[None]] = set()
+        self._executor = ThreadPoolExecutor(config.instances, thread_name_prefix=f"aios-{label}")
+        self._worker: asyncio.Task[None] | None = None
+        self._draining = False
+        self._in_flight = 0
+
+    @property
+    def queued(self) -> int:
+        """Requests waiting for a batch."""
+        return len(self._queue)
+
+    @property
+    def in_flight(self) -> int:
+        """Requests taken and not yet answered (waiting or running)."""
+        return self._in_flight
+
+    @property
+    def draining(self) -> bool:
+        return self._draining
+
+    async def submit(self, inputs: Arrays) -> Arrays:
+        """The model's outputs for ``inputs`` (already checked against its signature).
+
+        Raises Busy when the queue is full or draining, or after ``timeout`` seconds;
+        anything the model raises is raised here.
+        """
+        if self._draining:
+            raise Busy(f"{self.label} is shutting down")
+        if len(self._queue) >= self.config.max_queue_size:
+            raise Busy(f"{self.label}: the queue is full ({len(self._queue)} requests waiting)")
+        if self._worker is None:
+            self._worker = asyncio.get_running_loop().create_task(self._work())
+        rows, key = self._shape_key(inputs)
+        item = _Pending(inputs, rows, key, asyncio.get_running_loop().create_future())
+        self._queue.append(item)
+        self._arrived.set()
+        self._in_flight += 1
+        deadline = asyncio.timeout(self.config.timeout)
+        try:
+            async with deadline:
+                return await item.future
+        except TimeoutError:
+            if not deadline.expired():
+                raise  # the model's own TimeoutError
+            raise Busy(
+                f"{self.label}: no answer within the timeout of {self.config.timeout:g} s"
+            ) from None
+        finally:
+            self._in_flight -= 1
+            if not item.future.done():
+                item.future.cancel()
+            if item.future.cancelled() and item in self._queue:
+                self._queue.remove(item)
+
+    async def drain(self) -> None:
+        """Stops taking requests, answers every queued one, then stops the worker."""
+        self._draining = True
+        self._arrived.set()
+        if self._worker is not None:
+            await asyncio.shield(self._worker)
+        self._executor.shutdown(wait=False)
+
+    def _shape_key(self, inputs: Arrays) -> tuple[int, Hashable | None]:
+        """Rows of a request and what it must share with others to batch with them."""
+        arrays = list(inputs.values())
+        if not arrays or any(array.ndim == 0 for array in arrays):
+            return 1, None
+        rows = arrays[0].shape[0]
+        if (
+            not self._batching
+            or rows > self.config.max_batch_size
+            or any(a.shape[0] != rows for a in arrays)
+        ):
+            return rows, None
+        return rows, tuple((name, a.dtype.str, a.shape[1:]) for name, a in sorted(inputs.items()))
+
+    async def _work(self) -> None:
+        try:
+            while True:
+                await self._slots.acquire()
+                batch = await self._next_batch()
+                if batch is None:
+                    self._slots.release()
+                    break
+                task = asyncio.get_running_loop().create_task(self._execute(batch))
+                self._running.add(task)
+                task.add_done_callback(self._running.discard)
+            if self._running:
+                await asyncio.gather(*self._running)
+        except BaseException as exc:  # a bug here must not leave requests hanging
+            for item in self._queue:
+                if item.future.done():
+                    continue
+                if isinstance(exc, asyncio.CancelledError):
+                    item.future.cancel()
+                else:
+                    item.future.set_exception(exc)
+            raise
+
+    async def _next_batch(self) -> list[_Pending] | None:
+        """The next batch to run, taken off the queue; None when draining and empty."""
+        while True:
+            while self._queue and self._queue[0].future.done():
+                self._queue.popleft()  # timed out or cancelled while waiting
+            if not self._queue:
+                if self._draining:
+                    return None
+                self._arrived.clear()
+                await self._arrived.wait()
+                continue
+            head = self._queue[0]
+            if head.key is None:
+                return [self._queue.popleft()]
+            batch, rows, full = self._gather(head)
+            wait = head.enqueued + self.config.max_queue_delay - time.monotonic()
+            if full or wait <= 0 or rows in self._preferred or self._draining:
+                taken = {id(item) for item in batch}
+                self._queue = deque(item for item in self._queue if id(item) not in taken)
+                return batch
+            self._arrived.clear()
+            try:
+                async with asyncio.timeout(wait):
+                    await self._arrived.wait()
+            except TimeoutError:
+                pass
+
+    def _gather(self, head: _Pending) -> tuple[list[_Pending], int, bool]:
+        """Queued requests compatible with ``head``, oldest first, up to the batch size;
+        ``full`` says that the batch cannot grow any more."""
+        limit = self.config.max_batch_size
+        batch, rows = [head], head.rows
+        for item in self._queue:
+            if item is head or item.key != head.key or item.future.done():
+                continue
+            if rows + item.rows > limit:
+                return batch, rows, True
+            batch.append(item)
+            rows += item.rows
+        return batch, rows, rows >= limit
+
+    async def _execute(self, batch: list[_Pending]) -> None:
+        live = [item for item in batch if not item.future.done()]
+        try:
+            if not live:
+                return
+            started = time.monotonic()
+            inputs = live[0].inputs if len(live) == 1 else _concatenate(live)
+            loop = asyncio.get_running_loop()
+            outputs = await loop.run_in_executor(self._executor, self.runtime.predict, inputs)
+            run_seconds = time.monotonic() - started
+            results = [outputs] if len(live) == 1 else _split(outputs, live)
+            for item, result in zip(live, results, strict=True):
+                if not item.future.done():
+                    item.future.set_result(result)
+            record = BatchRecord(
+                rows=sum(item.rows for item in live),
+                requests=len(live),
+                queue_seconds=tuple(started - item.enqueued for item in live),
+                run_seconds=run_seconds,
+            )
+            for observer in self.observers:
+                observer(record)
+        except Exception as exc:
+            for item in live:
+                if not item.future.done():
+                    item.future.set_exception(exc)
+        finally:
+            self._slots.release()
+            self._arrived.set()
+
+
+def _concatenate(batch: list[_Pending]) -> Arrays:
+    return {name: np.concatenate([item.inputs[name] for item in batch]) for name in batch[0].inputs}
+
+
+def _split(outputs: Arrays, batch: list[_Pending]) -> list[Arrays]:
+    """Each request's rows of the batch's ``outputs``, as views."""
+    total = sum(item.rows for item in batch)
+    bounds = np.cumsum([item.rows for item in batch])[:-1]
+    pieces: dict[str, list[np.ndarray[Any, Any]]] = {}
+    for name, array in outputs.items():
+        if array.ndim == 0 or array.shape[0] != total:
+            raise RuntimeError(
+                f"output {name!r} has shape {list(array.shape)} for a batch of {total} rows: "
+                "the model does not answer row by row; serve it with batching off"
+            )
+        pieces[name] = np.split(array, bounds)
+    return [{name: parts[index] for name, parts in pieces.items()} for index in range(len(batch))]

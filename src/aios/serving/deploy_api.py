@@ -1,0 +1,59 @@
+"""REST routes for deployments under ``/api/v1/deployments``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+from fastapi import Path as PathParam
+
+from aios.control.api import caller
+from aios.control.auth import Principal
+from aios.serving.controller import DeploymentController
+from aios.serving.deployments import (
+    DeploymentOps,
+    DeploymentSpec,
+    DeploymentView,
+    TrafficUpdate,
+    deployment_view,
+)
+
+__all__ = ["deployment_router"]
+
+DeploymentName = Annotated[str, PathParam(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")]
+
+
+User = Annotated[Principal, Depends(caller)]
+"""At module level: FastAPI reads the (postponed) annotations from the module."""
+
+
+def deployment_router(ops: DeploymentOps, controller: DeploymentController) -> APIRouter:
+    router = APIRouter(prefix="/deployments", tags=["deployments"])
+
+    def view(name: str, user: Principal) -> DeploymentView:
+        return deployment_view(ops.row(user, name), controller.replicas(name))
+
+    @router.post("", status_code=201, response_model=DeploymentView)
+    def deploy(spec: DeploymentSpec, user: User) -> DeploymentView:
+        """Deploys a model version (and a canary); replicas start as service jobs."""
+        return ops.create(user, spec)
+
+    @router.get("", response_model=list[DeploymentView])
+    def list_deployments(user: User) -> list[DeploymentView]:
+        return [deployment_view(row, controller.replicas(row.name)) for row in ops.rows(user)]
+
+    @router.get("/{name}", response_model=DeploymentView)
+    def get_deployment(name: DeploymentName, user: User) -> DeploymentView:
+        return view(name, user)
+
+    @router.patch("/{name}/traffic", response_model=DeploymentView)
+    def set_traffic(name: DeploymentName, update: TrafficUpdate, user: User) -> DeploymentView:
+        """Shifts traffic between the served versions (a canary, or a rollback)."""
+        row = ops.set_traffic(user, name, update)
+        return deployment_view(row, controller.replicas(name))
+
+    @router.delete("/{name}", status_code=204)
+    def undeploy(name: DeploymentName, user: User) -> None:
+        ops.delete(user, name)
+
+    return router
