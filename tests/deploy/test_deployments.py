@@ -86,6 +86,24 @@ def test_two_replicas_serve_the_official_client_through_the_gateway(plane: Runni
     assert (predicted.astype(np.int64) == labels).mean() > 0.9
     assert result.get_response()["model_version"] == "1"
 
+    for _ in range(10):
+        _infer(plane, "iris-prod", features[:1])
+    for replica in view.replicas:  # both took requests: replicas equally idle take turns
+        assert replica.url is not None
+        served = _counter(httpx.get(f"{replica.url}/metrics").text, "aios_inference_requests_total")
+        assert served >= 3
+    gateway = _counter(httpx.get(f"{plane.url}/metrics").text, "aios_gateway_requests_total")
+    assert gateway == 11
+
+
+def _counter(exposition: str, name: str) -> float:
+    """The sum of a Prometheus counter's samples in a text exposition."""
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in exposition.splitlines()
+        if line.startswith((name + "{", name + " "))
+    )
+
 
 def test_a_dead_replica_is_retried_around_and_replaced(plane: Running) -> None:
     admin = plane.admin
