@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from tests.control.control_harness import Running, start_plane, stop_plane
+from tests.deploy.deploy_harness import undeploy_all
 
 pytestmark = pytest.mark.slow
 
@@ -48,13 +49,7 @@ def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     try:
         yield running
     finally:
-        for deployment in running.admin.deployments():
-            running.admin.undeploy(deployment.name)
-        deadline = time.monotonic() + 60
-        while any(j.state in {"queued", "running"} for j in running.admin.jobs()):
-            if time.monotonic() > deadline:
-                break
-            time.sleep(0.2)
+        undeploy_all(running)
         stop_plane(running)
 
 

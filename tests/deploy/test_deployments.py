@@ -19,6 +19,7 @@ import tritonclient.http as triton
 
 from aios.client import ApiError
 from tests.control.control_harness import Running, start_plane, stop_plane
+from tests.deploy.deploy_harness import undeploy_all
 from tests.registry.artifacts import iris, write_sklearn
 
 pytestmark = pytest.mark.slow
@@ -36,9 +37,7 @@ def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     try:
         yield running
     finally:
-        for deployment in admin.deployments():
-            admin.undeploy(deployment.name)
-        _wait_until(lambda: not [j for j in admin.jobs() if j.state in {"queued", "running"}])
+        undeploy_all(running)
         stop_plane(running)
 
 

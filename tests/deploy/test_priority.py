@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.control.control_harness import CORES, Running, start_plane, stop_plane
+from tests.deploy.deploy_harness import undeploy_all
 from tests.registry.artifacts import write_sklearn
 
 pytestmark = pytest.mark.slow
@@ -20,13 +21,7 @@ def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     try:
         yield running
     finally:
-        for deployment in running.admin.deployments():
-            running.admin.undeploy(deployment.name)
-        deadline = time.monotonic() + 60
-        while any(j.kind == "service" and j.state == "running" for j in running.admin.jobs()):
-            if time.monotonic() > deadline:
-                break
-            time.sleep(0.2)
+        undeploy_all(running)
         stop_plane(running)
 
 
@@ -50,3 +45,4 @@ def test_a_replica_preempts_lower_priority_batch_work(
     kinds = [e.kind for e in admin.events(batch.id)]
     assert "requeued" in kinds
     assert admin.get(view.replicas[0].job_id).priority == 10
+    admin.cancel(batch.id)

@@ -73,6 +73,20 @@ def _seconds(value: Any) -> float:
     return seconds
 
 
+def some_cpu(value: float | str, who: str) -> float | str:
+    """``value`` when it is a positive amount of cpu (ValueError naming ``who`` else)."""
+    if _millicores(value) <= 0:
+        raise ValueError(f"{who} needs some cpu, got {value!r}")
+    return value
+
+
+def some_memory(value: int | str, who: str) -> int | str:
+    """``value`` when it is a positive amount of memory (ValueError naming ``who`` else)."""
+    if _bytes(value) <= 0:
+        raise ValueError(f"{who} needs some memory, got {value!r}")
+    return value
+
+
 class JobSpec(Strict):
     """A job to submit: a command (argv list, or a shell string) or a pickled Python
     function from the SDK, with what one replica needs."""
@@ -107,16 +121,12 @@ class JobSpec(Strict):
     @field_validator("cpus")
     @classmethod
     def _cpus(cls, value: float | str) -> float | str:
-        if _millicores(value) <= 0:
-            raise ValueError(f"a job needs some cpu, got {value!r}")
-        return value
+        return some_cpu(value, "a job")
 
     @field_validator("memory")
     @classmethod
     def _memory(cls, value: int | str) -> int | str:
-        if _bytes(value) <= 0:
-            raise ValueError(f"a job needs some memory, got {value!r}")
-        return value
+        return some_memory(value, "a job")
 
     @field_validator("time_limit")
     @classmethod

@@ -24,7 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from aios.control.auth import Principal
-from aios.control.specs import _bytes, _millicores
+from aios.control.specs import _bytes, _millicores, some_cpu, some_memory
 from aios.errors import Conflict, InvalidInput, NotFound
 from aios.registry.service import RegistryOps
 from aios.store import Database, EventRow
@@ -85,16 +85,12 @@ class DeploymentSpec(_Strict):
     @field_validator("cpus")
     @classmethod
     def _cpus(cls, value: float | str) -> float | str:
-        if _millicores(value) <= 0:
-            raise ValueError(f"a replica needs some cpu, got {value!r}")
-        return value
+        return some_cpu(value, "a replica")
 
     @field_validator("memory")
     @classmethod
     def _memory(cls, value: int | str) -> int | str:
-        if _bytes(value) <= 0:
-            raise ValueError(f"a replica needs some memory, got {value!r}")
-        return value
+        return some_memory(value, "a replica")
 
     @model_validator(mode="after")
     def _replicas(self) -> DeploymentSpec:
