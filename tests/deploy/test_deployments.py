@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -201,3 +202,37 @@ def test_bad_deployments_are_refused(plane: Running, options: dict[str, Any], me
     response = httpx.post(f"{plane.url}/api/v1/deployments", json=options, headers=_auth(plane))
     assert 400 <= response.status_code < 500
     assert message in response.text
+
+
+def test_an_update_rolls_out_new_replicas_without_dropping_requests(plane: Running) -> None:
+    """Changing the served version starts a new generation; the old replica stops once
+    the new one is ready, and requests sent all along are answered."""
+    undeploy_all(plane)  # the surge replica needs a free core of the two
+    admin = plane.admin
+    admin.deploy("iris@1", name="iris-roll", cpus=0.25, memory="256M")
+    first = admin.wait_deployment("iris-roll", ready=1)
+    features, _ = iris()
+    answers: list[str] = []
+    stop = threading.Event()
+
+    def load() -> None:
+        while not stop.is_set():
+            answers.append(_infer(plane, "iris-roll", features[:1]).get_response()["model_version"])
+
+    sender = threading.Thread(target=load)
+    sender.start()
+    try:
+        updated = admin.update_deployment("iris-roll", "iris@2", cpus=0.25, memory="256M")
+        assert updated.generation == first.generation + 1
+        _wait_until(
+            lambda: (
+                [(r.generation, r.ready) for r in admin.deployment("iris-roll").replicas]
+                == [(updated.generation, True)]
+            )
+        )
+    finally:
+        stop.set()
+        sender.join()
+    assert answers[-1] == "2" and "1" in answers
+    assert admin.get(first.replicas[0].job_id).state == "cancelled"
+    admin.undeploy("iris-roll")

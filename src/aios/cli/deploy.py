@@ -53,6 +53,10 @@ def deploy(
     wait: Annotated[
         bool, typer.Option("--wait/--no-wait", help="Wait until the replicas are ready.")
     ] = True,
+    update: Annotated[
+        bool,
+        typer.Option("--update", help="Replace an existing deployment's spec (rolling update)."),
+    ] = False,
 ) -> None:
     """Serves MODEL with replicas the scheduler places; prints where to send requests.
 
@@ -76,8 +80,14 @@ def deploy(
         "max_queue_delay_ms": max_queue_delay_ms,
     }
     with connect(ctx) as client:
+        given = {k: v for k, v in options.items() if v is not None}
         try:
-            view = client.deploy(model, **{k: v for k, v in options.items() if v is not None})
+            if update:
+                given.pop("name", None)
+                deployment = name or model.partition("@")[0]
+                view = client.update_deployment(deployment, model, **given)
+            else:
+                view = client.deploy(model, **given)
         except ValueError as exc:  # the spec's own checks, before anything is sent
             raise InvalidInput(" ".join(str(exc).split("\n")[1:3]).strip()) from None
         if wait:

@@ -422,6 +422,14 @@ class Client:
             self._request("POST", "/deployments", json=body).json()
         )
 
+    def update_deployment(self, name: str, model: str, **options: Any) -> DeploymentView:
+        """Replaces deployment ``name``'s spec (as :meth:`deploy`); new versions or
+        resources roll out without dropping requests."""
+        spec = DeploymentSpec.model_validate({"model": model, "name": name, **options})
+        body = spec.model_dump(exclude_none=True)
+        response = self._request("PUT", f"/deployments/{name}", json=body)
+        return DeploymentView.model_validate(response.json())
+
     def deployments(self) -> list[DeploymentView]:
         return [
             DeploymentView.model_validate(d) for d in self._request("GET", "/deployments").json()

@@ -84,6 +84,8 @@ class _Tracked:
     endpoints: dict[int, Endpoint] = field(default_factory=dict)
     quick_failures: int = 0
     not_before: float = 0.0
+    retiring: set[int] = field(default_factory=set)
+    """Old-generation replicas stopped to make room for new ones."""
 
 
 class DeploymentController:
@@ -184,16 +186,43 @@ class DeploymentController:
         elif len(current) > desired:
             extra = sorted(current, key=lambda r: (r.job_id in ready, -r.job_id))
             self._cancel(owner, extra[: len(current) - desired])
-        if old and len(ready_current) >= min(desired, len(current)):
-            self._cancel(owner, old)
+        if old:
+            self._roll(owner, old, current, ready_current, ready, states, tracked, desired)
 
         endpoints = [tracked.endpoints[r.job_id] for r in live if r.job_id in ready]
         versions = [(v["model"], v["version"], v["weight"]) for v in config["versions"]]
         self.routes.set(Route(row.name, row.tenant, versions, endpoints))
         message = f"{len(ready)}/{desired} replicas ready"
+        if old:
+            message += f"; rolling out generation {row.generation}"
         if now < tracked.not_before:
             message += f"; replicas keep failing, next try in {tracked.not_before - now:.0f} s"
         self._record(row, desired, message)
+
+    def _roll(
+        self,
+        owner: Principal,
+        old: list[ReplicaRow],
+        current: list[ReplicaRow],
+        ready_current: list[ReplicaRow],
+        ready: set[int],
+        states: dict[int, str],
+        tracked: _Tracked,
+        desired: int,
+    ) -> None:
+        """Retires the replicas of older generations: all of them once enough new ones
+        are ready; one at a time while new ones wait for room and more than one replica
+        still serves (a full machine has no room for a surge)."""
+        if len(ready_current) >= desired:
+            self._cancel(owner, old)
+            return
+        if any(states.get(job_id) in LIVE for job_id in tracked.retiring):
+            return
+        waiting = any(states.get(r.job_id) == "queued" for r in current)
+        if waiting and len(ready) > 1:
+            oldest = min(old, key=lambda r: r.job_id)
+            tracked.retiring.add(oldest.job_id)
+            self._cancel(owner, [oldest])
 
     def _forget(
         self, ended: list[ReplicaRow], states: dict[int, str], tracked: _Tracked, now: float

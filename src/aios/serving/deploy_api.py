@@ -46,6 +46,13 @@ def deployment_router(ops: DeploymentOps, controller: DeploymentController) -> A
     def get_deployment(name: DeploymentName, user: User) -> DeploymentView:
         return view(name, user)
 
+    @router.put("/{name}", response_model=DeploymentView)
+    def update_deployment(name: DeploymentName, spec: DeploymentSpec, user: User) -> DeploymentView:
+        """Replaces the deployment's spec; new versions or resources roll out replica by
+        replica (the old ones stop once the new ones are ready)."""
+        row = ops.update(user, name, spec)
+        return deployment_view(row, controller.replicas(name))
+
     @router.patch("/{name}/traffic", response_model=DeploymentView)
     def set_traffic(name: DeploymentName, update: TrafficUpdate, user: User) -> DeploymentView:
         """Shifts traffic between the served versions (a canary, or a rollback)."""

@@ -188,8 +188,7 @@ class DeploymentOps:
             "path": str(path),
         }
 
-    def create(self, user: Principal, spec: DeploymentSpec) -> DeploymentView:
-        """Records the deployment; its replicas are submitted by the controller."""
+    def _config(self, user: Principal, spec: DeploymentSpec) -> dict[str, Any]:
         canary_weight = 0
         versions = []
         if spec.canary is not None:
@@ -198,12 +197,10 @@ class DeploymentOps:
         versions.insert(0, self._resolve(user, spec.model, 100 - canary_weight))
         if len({(v["model"], v["version"]) for v in versions}) < len(versions):
             raise InvalidInput("canary: the canary is the same version as the model")
-        name = spec.name or versions[0]["model"]
         queue = spec.queue or user.tenant or "default"
         user.check_queue(queue)
         low, high = spec.bounds
-        now = time.time()
-        config = {
+        return {
             "versions": versions,
             "min_replicas": low,
             "max_replicas": high,
@@ -223,16 +220,25 @@ class DeploymentOps:
             },
             "admin": user.admin,
         }
+
+    def create(self, user: Principal, spec: DeploymentSpec) -> DeploymentView:
+        """Records the deployment; its replicas are submitted by the controller."""
+        config = self._config(user, spec)
+        versions = config["versions"]
+        name = spec.name or versions[0]["model"]
+        now = time.time()
         with self.db.transaction() as session:
             if session.scalar(select(DeploymentRow).where(DeploymentRow.name == name)):
-                raise Conflict(f"a deployment named {name!r} exists already")
+                raise Conflict(
+                    f"a deployment named {name!r} exists already (update it with --update)"
+                )
             row = DeploymentRow(
                 name=name,
-                tenant=queue,
+                tenant=config["queue"],
                 owner=user.name,
                 config=config,
                 generation=1,
-                desired=low,
+                desired=config["min_replicas"],
                 message="starting replicas",
                 created_at=now,
                 updated_at=now,
@@ -242,6 +248,33 @@ class DeploymentOps:
             view = deployment_view(row, [])
         self._changed()
         return view
+
+    def update(self, user: Principal, name: str, spec: DeploymentSpec) -> DeploymentRow:
+        """Replaces the deployment's spec. When what a replica runs changes (versions,
+        resources, batching, queue, priority), a new generation of replicas starts and
+        the old ones stop once as many new ones are ready: a rolling update that drops
+        no request. Bounds and traffic weights alone change in place."""
+        if spec.name not in (None, name):
+            raise InvalidInput(f"name: {spec.name!r} is not {name!r} (a deployment keeps its name)")
+        config = self._config(user, spec)
+        with self.db.transaction() as session:
+            row = self._visible(session, user, name)
+            if config["queue"] != row.tenant:
+                raise InvalidInput(f"queue: a deployment stays in its queue ({row.tenant})")
+            if _replica_shape(config) != _replica_shape(row.config):
+                row.generation += 1
+            row.config = config
+            row.updated_at = now = time.time()
+            _event(
+                session,
+                now,
+                "redeployed",
+                f"deployment {name}: {_label(config['versions'])}, generation {row.generation}",
+            )
+            session.flush()
+            session.expunge(row)
+        self._changed()
+        return row
 
     def _visible(self, session: Session, user: Principal, name: str) -> DeploymentRow:
         row = session.scalar(select(DeploymentRow).where(DeploymentRow.name == name))
@@ -303,6 +336,20 @@ class DeploymentOps:
             for row in self.rows()
             if any(v["model"] == model and v["version"] == version for v in row.config["versions"])
         ]
+
+
+def _replica_shape(config: dict[str, Any]) -> tuple[Any, ...]:
+    """What a replica is started with: a change of it needs new replicas."""
+    served = sorted((v["model"], v["version"]) for v in config["versions"])
+    return (
+        served,
+        config["cpus"],
+        config["memory"],
+        config["gpus"],
+        config["gpu_kind"],
+        config["priority"],
+        sorted(config["batching"].items()),
+    )
 
 
 def _label(versions: list[dict[str, Any]]) -> str:

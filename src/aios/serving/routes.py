@@ -41,7 +41,8 @@ class Route:
 
     def pick_version(self, rng: random.Random, pinned: int | None = None) -> Version | None:
         """A version by traffic weight among those a ready replica serves (or the
-        ``pinned`` one); None when no replica serves any."""
+        ``pinned`` one); during a rolling update, before any replica of the new versions
+        is ready, a version the old replicas serve. None when no replica is ready."""
         served = {v for e in self.endpoints if not e.failed for v in e.serves}
         if pinned is not None:
             for model, version, _ in self.versions:
@@ -51,6 +52,10 @@ class Route:
         choices = [(m, v, w) for m, v, w in self.versions if (m, v) in served and w > 0]
         if not choices:
             choices = [(m, v, 1) for m, v, _ in self.versions if (m, v) in served]
+        if not choices:
+            # A rolling update: no replica of the new versions is ready yet, and those
+            # of the old generation answer until one is.
+            choices = [(m, v, 1) for m, v in sorted(served)]
         if not choices:
             return None
         model, version, _ = rng.choices(choices, weights=[w for _, _, w in choices])[0]
