@@ -22,6 +22,8 @@ import typer
 from typer.core import TyperGroup
 
 from aios.cli import admin, control, deploy, jobs, models, packaging, pipelines
+from aios.cli.backup import backup_app
+from aios.cli.data import data_app
 from aios.cli.remote import FAILURE, USAGE_ERROR, Remote, exit_code, fail
 from aios.cli.serve import serve
 from aios.cli.simulate import simulate
@@ -177,3 +179,5 @@ for _group, _name, _command in _COMMANDS:
 app.add_typer(queue_app)
 app.add_typer(token_app)
 app.add_typer(model_app)
+app.add_typer(data_app)
+app.add_typer(backup_app)

@@ -1,0 +1,135 @@
+"""How ``aios data`` and ``aios backup`` find and open the data repository, and end
+when the user made a mistake.
+
+The repository is ``--repo URL_OR_PATH``, else ``$AIOS_DATA_REPO``, else
+``$AIOS_HOME/data``: a URL with a scheme (``s3://bucket/prefix``) is an fsspec
+filesystem, anything else a local directory. Its passphrase is
+``$AIOS_DATA_PASSPHRASE``, else asked for without echo, and only when the repository is
+encrypted. Commands are registered through :func:`one_line`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, ParamSpec
+
+import typer
+
+from aios.cli.remote import FAILURE, USAGE_ERROR, fail
+from aios.errors import Busy, Conflict, InvalidInput, NotFound
+from aios.resources.quantity import format_bytes
+
+if TYPE_CHECKING:
+    from aios.data.backend import Backend
+    from aios.data.repository import Repository
+
+__all__ = [
+    "PASSPHRASE_ENV",
+    "REPO_ENV",
+    "RepoOption",
+    "backend_for",
+    "one_line",
+    "open_repository",
+    "opened",
+    "passphrase",
+    "repo_location",
+    "report_restore",
+]
+
+P = ParamSpec("P")
+PASSPHRASE_ENV = "AIOS_DATA_PASSPHRASE"
+REPO_ENV = "AIOS_DATA_REPO"
+
+RepoOption = Annotated[
+    str | None,
+    typer.Option("--repo", help=f"The repository (default: ${REPO_ENV} or $AIOS_HOME/data)."),
+]
+
+
+def one_line(command: Callable[P, None]) -> Callable[P, None]:
+    """``command``, with a user mistake (InvalidInput, NotFound, Conflict) printed as one
+    ``aios: error:`` line and exit code 2; a repository that is busy (another process
+    holds its lock) or damaged is one line and exit code 1."""
+
+    @functools.wraps(command)
+    def run(*args: P.args, **kwargs: P.kwargs) -> None:
+        from aios.data.crypto import Damaged
+
+        try:
+            command(*args, **kwargs)
+        except (InvalidInput, NotFound, Conflict) as exc:
+            fail(str(exc), USAGE_ERROR)
+        except (Busy, Damaged) as exc:
+            fail(str(exc), FAILURE)
+
+    return run
+
+
+def repo_location(repo: str | None) -> str:
+    """Where the repository is: ``--repo``, ``$AIOS_DATA_REPO`` or ``$AIOS_HOME/data``."""
+    if repo:
+        return repo
+    if os.environ.get(REPO_ENV):
+        return os.environ[REPO_ENV]
+    home = os.environ.get("AIOS_HOME") or str(Path.home() / ".aios")
+    return str(Path(home) / "data")
+
+
+def passphrase(*, confirm: bool = False) -> str:
+    """``$AIOS_DATA_PASSPHRASE``, else asked for without echo (twice for a new one)."""
+    given = os.environ.get(PASSPHRASE_ENV)
+    if given is not None:
+        return given
+    return str(typer.prompt("Repository passphrase", hide_input=True, confirmation_prompt=confirm))
+
+
+def backend_for(location: str) -> Backend:
+    """The backend of a repository location: a URL with a scheme (``s3://bucket/x``) goes
+    to fsspec, anything else is a local directory."""
+    from aios.data.backend import FsspecBackend, LocalBackend
+
+    if "://" in location and not location.startswith("file://"):
+        return FsspecBackend(location)
+    return LocalBackend(Path(location.removeprefix("file://")).expanduser())
+
+
+def open_repository(location: str, secret: str | None = None) -> tuple[Repository, str | None]:
+    """Opens the repository at ``location`` with ``secret``, else
+    ``$AIOS_DATA_PASSPHRASE``, else (only if it is encrypted) a prompt; returns it with
+    the passphrase that opened it, for a backup that must use the same."""
+    from aios.data.crypto import WrongPassphrase
+    from aios.data.repository import Repository
+
+    backend = backend_for(location)
+    given = secret if secret is not None else os.environ.get(PASSPHRASE_ENV)
+    try:
+        return Repository.open(backend, given), given
+    except NotFound:
+        raise NotFound(f"no repository at {location}; create one with 'aios data init'") from None
+    except WrongPassphrase:
+        if given is not None:
+            raise WrongPassphrase(f"wrong passphrase for the repository at {location}") from None
+    asked = passphrase()
+    return Repository.open(backend, asked), asked
+
+
+@contextlib.contextmanager
+def opened(repo: str | None) -> Iterator[Repository]:
+    """The repository at ``repo`` (or the default) for the block, closed (its lock
+    released) however the block ends."""
+    repository, _ = open_repository(repo_location(repo))
+    try:
+        yield repository
+    finally:
+        repository.close()
+
+
+def report_restore(files: int, size: int, damaged: list[str]) -> None:
+    """Prints what a restore wrote; exits 1 naming the damaged files it did not write."""
+    typer.echo(f"restored {files} files, {format_bytes(size)}")
+    if damaged:
+        fail(f"{len(damaged)} damaged file(s) not restored: {', '.join(damaged)}", FAILURE)

@@ -1,0 +1,71 @@
+"""The index: which pack holds each blob, loaded from ``index/`` files into memory.
+
+Index files are written only after the packs they name are stored, so every entry
+points at a complete pack. An index file is sealed JSON
+``{"packs": [{"id": ..., "blobs": [[type, id, offset, length, raw_length], ...]}]}``.
+Several files may name the same blob (a writer crashed and a later run stored it
+again); the first one seen wins and the other copy is garbage for `gc`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+
+from aios.data.backend import Backend
+from aios.data.crypto import Damaged, Sealer
+from aios.data.pack import IndexEntry, parse_rows
+
+__all__ = ["Index", "load_index", "write_index"]
+
+
+class Index:
+    """Blob id → entry, and pack id → the entries stored in that pack."""
+
+    def __init__(self) -> None:
+        self.blobs: dict[str, IndexEntry] = {}
+        self.packs: dict[str, dict[str, IndexEntry]] = {}
+
+    def __contains__(self, blob_id: object) -> bool:
+        return blob_id in self.blobs
+
+    def __len__(self) -> int:
+        return len(self.blobs)
+
+    def add_pack(self, pack_id: str, entries: dict[str, IndexEntry]) -> None:
+        self.packs[pack_id] = entries
+        for blob_id, entry in entries.items():
+            self.blobs.setdefault(blob_id, entry)
+
+    def pack_rows(self, pack_ids: Iterable[str]) -> list[dict[str, object]]:
+        return [
+            {"id": pack_id, "blobs": [entry.row(b) for b, entry in self.packs[pack_id].items()]}
+            for pack_id in pack_ids
+        ]
+
+
+def write_index(backend: Backend, sealer: Sealer, index: Index, pack_ids: list[str]) -> str:
+    """Stores an index file naming `pack_ids`; returns its id."""
+    body = json.dumps({"packs": index.pack_rows(pack_ids)}, separators=(",", ":")).encode()
+    sealed = sealer.seal(body)
+    index_id = hashlib.sha256(sealed).hexdigest()
+    backend.put(f"index/{index_id}", sealed)
+    return index_id
+
+
+def load_index(backend: Backend, sealer: Sealer) -> tuple[Index, list[str], list[str]]:
+    """Reads every index file; returns the index, the paths read and the paths of damaged
+    index files (skipped: `Repository.rebuild_index` recovers what they named)."""
+    index = Index()
+    paths = backend.list("index")
+    damaged: list[str] = []
+    for path in paths:
+        try:
+            raw = json.loads(sealer.open(backend.get(path)))
+        except (Damaged, ValueError):
+            damaged.append(path)
+            continue
+        for pack in raw["packs"]:
+            index.add_pack(str(pack["id"]), parse_rows(str(pack["id"]), pack["blobs"]))
+    return index, paths, damaged
