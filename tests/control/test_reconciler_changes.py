@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
-from aios.control.records import RowChanges
+from aios.control import records
+from aios.control.records import RowChanges, record, write_events
 from aios.store import AttemptRow, Database, JobRow, sqlite_url
 
 
@@ -59,3 +61,54 @@ def test_changes_are_written_and_leave_nothing_for_the_orm_to_flush(tmp_path: Pa
         (stored,) = session.scalars(select(AttemptRow))
         assert (stored.handles, stored.started_at) == ([{"pid": 7}], 2.5)
     db.close()
+
+
+def _write_a_step(db: Database) -> list[tuple[object, ...]]:
+    """One step's worth of changes (a job ends, another starts and is launched, with
+    their events), written through :class:`RowChanges`; returns what the tables hold."""
+    ending, starting = _job(db), _job(db)
+    changes = RowChanges()
+    with db.sessions() as session, session.begin():
+        one, two = session.get(JobRow, ending), session.get(JobRow, starting)
+        assert one is not None and two is not None
+        changes.job(one, state="succeeded", finished_at=3.0, exit_code=0, reason="succeeded")
+        attempt = changes.new_attempt(
+            job_id=starting,
+            number=1,
+            allocations=[{"node": "local", "cores": [0], "gpus": [], "memory": 1}],
+            handles=[],
+            started_at=2.0,
+            message="",
+        )
+        changes.job(two, attempts=1, state="running", started_at=2.0, message="")
+        record(session, 3.0, "succeeded", "job succeeded", ending, exit_code=0)
+        record(session, 2.0, "scheduled", "attempt 1", starting, backfilled=False)
+        changes.write(session)
+        write_events(session)
+    with db.sessions() as session, session.begin():
+        changes.attempt(attempt, handles=[{"pid": 7, "started": 1.5}], started_at=2.5)
+        two = session.get(JobRow, starting)
+        assert two is not None
+        changes.job(two, started_at=2.5)
+        changes.write(session)
+    with db.engine.connect() as connection:
+        return [
+            tuple(row)
+            for table in ("jobs", "attempts", "events")
+            for row in connection.exec_driver_sql(f"SELECT * FROM {table} ORDER BY 1, 2")
+        ]
+
+
+def test_sqlite_driver_path_writes_what_sqlalchemy_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The statements handed to SQLite's driver directly leave the same rows (JSON and
+    all) as SQLAlchemy's execution of them."""
+    direct = Database(sqlite_url(tmp_path / "direct.db"))
+    rows = _write_a_step(direct)
+    direct.close()
+    monkeypatch.setattr(records, "DRIVER_SQLITE", False)
+    through = Database(sqlite_url(tmp_path / "through.db"))
+    assert _write_a_step(through) == rows
+    through.close()
+    assert any(b'"cores": [0]' in str(row).encode() for row in rows)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import threading
@@ -216,3 +217,18 @@ def test_exits_are_noticed_without_pidfds(jobs: Jobs, monkeypatch: pytest.Monkey
     exits = {e.reason: e for e in jobs.wait(executor, 2)}
     assert exits[ExitReason.FAILED].exit_code == 2
     assert exits[ExitReason.TIME_LIMIT].exit_code == 143
+
+
+def test_a_log_that_cannot_be_opened_fails_the_replica_before_its_command(jobs: Jobs) -> None:
+    """The wrapper opens the logs; when it cannot, the replica ends with exit code 125
+    and its command never runs."""
+    executor = jobs.executor()
+    marker = jobs.workdir / "ran"
+    spec = jobs.spec(["touch", str(marker)])
+    unwritable = jobs.workdir / "no-such-directory" / "stdout.log"
+    handle = executor.launch(dataclasses.replace(spec, stdout=unwritable))
+    jobs.handles.append(handle)
+    ended = jobs.wait_one(executor)
+    assert (ended.exit_code, ended.reason) == (125, ExitReason.FAILED)
+    assert "failed setup" in ended.message
+    assert not marker.exists()

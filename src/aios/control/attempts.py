@@ -23,6 +23,9 @@ class Attempt:
     replicas: int = 1
     stopping: StopReason | None = None
     preemptor: str | None = None
+    abandoned: bool = False
+    """A replica of the gang failed and the others were told to stop: one launched
+    from now on is stopped at once."""
 
     def outcome(self) -> ProcessExit:
         """How the attempt ended: the reason it was stopped for, else its first

@@ -151,6 +151,8 @@ class ControlOps:
     def _new_row(
         self, session: Session, user: Principal, spec: JobSpec, now: float, queue: str
     ) -> JobRow:
+        """Adds the job's row to ``session`` (unflushed: several rows are inserted by one
+        flush) after checking its queue, rights and dependencies."""
         if queue not in self.reconciler.queue_rows:
             raise InvalidInput(f"queue: no queue named {queue!r}")
         user.check_queue(queue)
@@ -191,20 +193,25 @@ class ControlOps:
             message="",
         )
         session.add(row)
-        session.flush()
-        if spec.function is not None:
-            try:
-                payload = base64.b64decode(spec.function, validate=True)
-            except (binascii.Error, ValueError):
-                raise InvalidInput("function: not base64") from None
-            prepare_workdir(self.home, row.id)
-            (job_dir(self.home, row.id) / FUNCTION_FILE).write_bytes(payload)
         return row
 
+    def _store_payloads(self, rows: Sequence[tuple[JobRow, bytes | None]]) -> None:
+        """Writes the pickled function of each function job (rows flushed: the
+        directory is named by the id) into its directory; on an error, removes them."""
+        try:
+            for row, payload in rows:
+                if payload is not None:
+                    prepare_workdir(self.home, row.id)
+                    (job_dir(self.home, row.id) / FUNCTION_FILE).write_bytes(payload)
+        except BaseException:
+            self._discard_payloads([row for row, payload in rows if payload is not None])
+            raise
+
     def _discard_payloads(self, rows: Sequence[JobRow]) -> None:
-        """Removes the directories :meth:`_new_row` made for ``rows``, whose transaction
-        is being rolled back: SQLite hands their ids out again, and the next job to get
-        one must not find (and read) another's pickled function in its directory."""
+        """Removes the directories :meth:`_store_payloads` made for ``rows``, whose
+        transaction is being rolled back: SQLite hands their ids out again, and the next
+        job to get one must not find (and read) another's pickled function in its
+        directory."""
         for row in rows:
             shutil.rmtree(job_dir(self.home, row.id), ignore_errors=True)
 
@@ -212,9 +219,12 @@ class ControlOps:
         """Queues a job and returns it; refuses one no node could ever hold."""
         queue = spec.queue or user.tenant or "default"
         self._check_fits(spec, "")
+        payload = function_payload(spec)
 
         def work(session: Session, now: float) -> JobView:
             row = self._new_row(session, user, spec, now, queue)
+            session.flush()
+            self._store_payloads([(row, payload)])
             self.reconciler.admit(session, row, now)
             return job_view(row)
 
@@ -223,21 +233,24 @@ class ControlOps:
     def submit_many(self, user: Principal, specs: Sequence[JobSpec]) -> list[JobView]:
         """Queues several jobs in one transaction: all of them, or none when one is
         refused (its index is named)."""
+        payloads = []
         for index, spec in enumerate(specs):
             self._check_fits(spec, f"jobs[{index}]: ")
+            try:
+                payloads.append(function_payload(spec))
+            except InvalidInput as exc:
+                raise InvalidInput(f"jobs[{index}]: {exc}") from None
 
         def work(session: Session, now: float) -> list[JobView]:
             rows: list[JobRow] = []
-            try:
-                for index, spec in enumerate(specs):
-                    queue = spec.queue or user.tenant or "default"
-                    try:
-                        rows.append(self._new_row(session, user, spec, now, queue))
-                    except InvalidInput as exc:
-                        raise InvalidInput(f"jobs[{index}]: {exc}") from None
-            except BaseException:
-                self._discard_payloads(rows)
-                raise
+            for index, spec in enumerate(specs):
+                queue = spec.queue or user.tenant or "default"
+                try:
+                    rows.append(self._new_row(session, user, spec, now, queue))
+                except InvalidInput as exc:
+                    raise InvalidInput(f"jobs[{index}]: {exc}") from None
+            session.flush()  # one INSERT for all the rows
+            self._store_payloads(list(zip(rows, payloads, strict=True)))
             for row in rows:
                 self.reconciler.admit(session, row, now)
             return [job_view(row) for row in rows]
@@ -460,10 +473,15 @@ class ControlOps:
     def submit_pipeline(self, user: Principal, spec: PipelineSpec) -> PipelineView:
         order = topological_order({name: step.needs for name, step in spec.steps.items()})
         queue = spec.queue or user.tenant or "default"
+        payloads = {}
         for name, step in spec.steps.items():
             if step.after:
                 raise InvalidInput(f"steps.{name}.after: use needs: inside a pipeline")
             self._check_fits(step, f"steps.{name}: ")
+            try:
+                payloads[name] = function_payload(step)
+            except InvalidInput as exc:
+                raise InvalidInput(f"steps.{name}.{exc}") from None
 
         def work(session: Session, now: float) -> PipelineView:
             # The pipeline's own queue decides who sees it and may cancel it: the same
@@ -482,20 +500,20 @@ class ControlOps:
             session.flush()
             ids: dict[str, int] = {}
             rows = []
-            try:
-                for name in order:
-                    step = spec.steps[name]
-                    job_spec = JobSpec.model_validate(
-                        step.model_dump(exclude={"needs"}, exclude_unset=True)
-                        | {"name": step.name or name, "after": [ids[n] for n in step.needs]}
-                    )
-                    row = self._new_row(session, user, job_spec, now, step.queue or queue)
-                    row.pipeline_id, row.step = pipeline.id, name
-                    ids[name] = row.id
-                    rows.append(row)
-            except BaseException:
-                self._discard_payloads(rows)
-                raise
+            for name in order:
+                step = spec.steps[name]
+                job_spec = JobSpec.model_validate(
+                    step.model_dump(exclude={"needs"}, exclude_unset=True)
+                    | {"name": step.name or name, "after": [ids[n] for n in step.needs]}
+                )
+                row = self._new_row(session, user, job_spec, now, step.queue or queue)
+                row.pipeline_id, row.step = pipeline.id, name
+                session.flush()  # the steps that need this one name its id
+                ids[name] = row.id
+                rows.append(row)
+            self._store_payloads(
+                [(row, payloads[name]) for row, name in zip(rows, order, strict=True)]
+            )
             record(
                 session,
                 now,
@@ -553,6 +571,17 @@ class ControlOps:
 
         self._change(work)
         return self.pipeline(user, pipeline_id)
+
+
+def function_payload(spec: JobSpec) -> bytes | None:
+    """The pickled function of a function job (None for a command); InvalidInput when
+    it is not base64."""
+    if spec.function is None:
+        return None
+    try:
+        return base64.b64decode(spec.function, validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidInput("function: not base64") from None
 
 
 def _amounts(amounts: dict[str, Any] | None) -> dict[str, int] | None:

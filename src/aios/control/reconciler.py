@@ -5,7 +5,9 @@ scheduling decision never race. Other threads (the API) hand it work with
 :meth:`Reconciler.call` and wake it; it also wakes on a process exit and on a tick.
 Each state change is written with its event row in one transaction; a binding is
 committed before its process is launched, so a crash in between is found on restart
-(the attempt has no process handle) and never launches the job twice.
+(the attempt has no process handle) and never launches the job twice. The launch
+itself runs on the :class:`~aios.control.launcher.Launcher`'s thread, so that the loop
+does not wait for new processes to exist.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from aios.control.attempts import Attempt
+from aios.control.launcher import Launch, Launcher
 from aios.control.records import (
     EVENTS,
     RowChanges,
@@ -34,12 +37,12 @@ from aios.control.records import (
     handle_from_json,
     handle_to_json,
     launch_spec,
-    prepare_workdir,
     queue_from_row,
     record,
     scheduler_job,
     write_events,
 )
+from aios.control.workdirs import Workdirs
 from aios.executors.base import Executor, ExitReason, ProcessExit, StopReason
 from aios.resources import Node
 from aios.scheduler import (
@@ -63,6 +66,7 @@ T = TypeVar("T")
 Work = Callable[[Session, float], Any]
 QUEUED = "queued"
 ENDED = "aios.ended"
+ADMITTED = "aios.admitted"
 MAX_BACKOFF = 600.0
 
 
@@ -116,12 +120,23 @@ class Reconciler:
         to commit (see :meth:`transaction`)."""
         self.lock = threading.RLock()
         """Held while the loop changes :attr:`state`; readers of it take it too."""
+        self.workdirs = Workdirs(home)
+        self.launcher = Launcher(
+            home,
+            executor,
+            self.changes,
+            self.lock,
+            current=lambda attempt: self.attempts.get(attempt.job_id) is attempt,
+            clock=clock,
+            wake=self.wake,
+        )
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """One transaction on the loop's session, with the row changes and event lines
         recorded in it; the rows of jobs that ended in it are then forgotten by the
-        session. A rollback also drops the row changes and reloads the rows."""
+        session, and the directories of jobs admitted in it are made ahead. A rollback
+        also drops the row changes and reloads the rows."""
         session = self.session
         try:
             # Reading a row outside a transaction may have begun one already.
@@ -140,13 +155,18 @@ class Reconciler:
             for row in session.info.pop(ENDED, ()):
                 if row in session:
                     session.expunge(row)
+            for job_id in session.info.pop(ADMITTED, ()):
+                self.workdirs.expect(job_id)
         finally:
             session.info.pop(EVENTS, None)
             session.info.pop(ENDED, None)
+            session.info.pop(ADMITTED, None)
 
     # -- the thread --------------------------------------------------------------
     def start(self) -> None:
+        self.workdirs.start()
         self.recover()
+        self.launcher.start()
         self._thread = threading.Thread(target=self._run, name="aios-reconcile", daemon=True)
         self._thread.start()
 
@@ -161,6 +181,8 @@ class Reconciler:
             except Empty:
                 break
             future.cancel()
+        self.launcher.stop()
+        self.workdirs.stop()
         self.session.close()
 
     def wake(self) -> None:
@@ -191,7 +213,7 @@ class Reconciler:
         now = self.clock()
         with self.lock:
             self._take_requests(now)
-            exits = self.executor.poll()
+            exits = self.executor.poll() + self.launcher.failures()
             with self.transaction() as session:
                 self._take_exits(session, exits, now)
                 self._release_backoff(session, now)
@@ -200,7 +222,7 @@ class Reconciler:
                 self.stats.last_duration = time.perf_counter() - started
                 self.stats.cycles += 1
                 launches = self._apply(session, result, now)
-        self._launch(launches, now)
+        self.launcher.submit(launches)
         for observer in self.stats.observers:
             observer(now, self.stats.last_duration, result)
         return result
@@ -224,8 +246,10 @@ class Reconciler:
     # -- requests from the API (run on the loop's thread) --------------------------
     def admit(self, session: Session, row: JobRow, now: float) -> None:
         """Records a new job (already added to ``session``) and queues it."""
-        session.flush()
+        if row.id is None:
+            session.flush()
         self.rows[row.id] = row
+        session.info.setdefault(ADMITTED, []).append(row.id)
         record(session, now, "submitted", f"job {row.id} submitted to queue {row.queue}", row.id)
         self.state.submit(scheduler_job(row))
 
@@ -261,6 +285,7 @@ class Reconciler:
                 # One replica of a gang failed: the others cannot go on alone.
                 self._stop(session, row, attempt, StopReason.CANCELLED, now, "a replica failed")
                 attempt.stopping = None
+                attempt.abandoned = True
             if len(attempt.exits) == attempt.replicas:
                 self._end_attempt(session, row, attempt, now)
 
@@ -346,10 +371,8 @@ class Reconciler:
             self.state.submit(scheduler_job(row))
 
     # -- decisions ----------------------------------------------------------------
-    def _apply(
-        self, session: Session, result: CycleResult, now: float
-    ) -> list[tuple[JobRow, Attempt, Bind]]:
-        launches: list[tuple[JobRow, Attempt, Bind]] = []
+    def _apply(self, session: Session, result: CycleResult, now: float) -> list[Launch]:
+        launches: list[Launch] = []
         for decision in result.decisions:
             if isinstance(decision, Bind):
                 launches.append(self._bind(session, decision, now))
@@ -380,7 +403,7 @@ class Reconciler:
     def _reasons_changed(self, result: CycleResult) -> bool:
         return any(self._reasons.get(int(k)) != v for k, v in result.reasons.items())
 
-    def _bind(self, session: Session, decision: Bind, now: float) -> tuple[JobRow, Attempt, Bind]:
+    def _bind(self, session: Session, decision: Bind, now: float) -> Launch:
         job = decision.job
         row = session.get(JobRow, int(job.id))
         assert row is not None, f"bound job {job.id} has no row"
@@ -412,7 +435,11 @@ class Reconciler:
         )
         attempt = Attempt(row.id, row.attempts, attempt_row, replicas=len(decision.allocations))
         self.attempts[row.id] = attempt
-        return row, attempt, decision
+        specs = [
+            launch_spec(self.home, row, attempt.number, replica, allocation)
+            for replica, allocation in enumerate(decision.allocations)
+        ]
+        return Launch(row.id, row, attempt, specs, row.grace)
 
     def _preempt(self, session: Session, decision: Preempt, now: float) -> None:
         victim = decision.victim.job
@@ -450,45 +477,6 @@ class Reconciler:
             if replica not in attempt.exits:
                 self.executor.stop(handle, reason, row.grace)
 
-    def _launch(self, launches: list[tuple[JobRow, Attempt, Bind]], now: float) -> None:
-        if not launches:
-            return
-        failures: list[ProcessExit] = []
-        launched: dict[int, float] = {}
-        for row, attempt, decision in launches:
-            prepare_workdir(self.home, row.id)
-            for replica, allocation in enumerate(decision.allocations):
-                spec = launch_spec(self.home, row, attempt.number, replica, allocation)
-                try:
-                    attempt.handles[replica] = self.executor.launch(spec)
-                except OSError as exc:
-                    failures.append(
-                        ProcessExit(
-                            str(row.id),
-                            attempt.number,
-                            replica,
-                            None,
-                            ExitReason.FAILED,
-                            f"could not start: {exc}",
-                        )
-                    )
-            launched[row.id] = self.clock()
-        with self.lock:
-            # The handles are written by the next step's transaction (at the latest one
-            # tick away): a crash before then is covered by Executor.find.
-            for row, attempt, _ in launches:
-                # Running since its processes exist, not since it was bound.
-                started = launched[row.id]
-                handles = [handle_to_json(h) for h in attempt.handles.values()]
-                self.changes.attempt(attempt.record, handles=handles, started_at=started)
-                self.changes.job(row, started_at=started)
-                if attempt.stopping is not None:  # cancelled while launching
-                    for handle in attempt.handles.values():
-                        self.executor.stop(handle, attempt.stopping, row.grace)
-        if failures:
-            with self.lock, self.transaction() as session:
-                self._take_exits(session, failures, now)
-
     # -- restart ------------------------------------------------------------------
     def recover(self) -> None:
         """Rebuilds the scheduler's state from the database and adopts the processes
@@ -519,6 +507,7 @@ class Reconciler:
             for row in live:
                 self.rows[row.id] = row
                 if row.state == QUEUED:
+                    session.info.setdefault(ADMITTED, []).append(row.id)
                     if row.retry_at is not None and row.retry_at > now:
                         heapq.heappush(self._backoff, (row.retry_at, row.id))
                     else:

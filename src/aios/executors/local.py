@@ -144,8 +144,9 @@ class LocalExecutor:
         process exists: in a new session, on ``spec.cores``, in a memory cgroup of
         ``spec.memory`` bytes (or under the address-space backstop and the watchdog),
         with ``CUDA_VISIBLE_DEVICES`` and the ``AIOS_*`` variables set. Raises
-        InvalidInput for a malformed command, OSError when the logs or the cgroup
-        cannot be created."""
+        InvalidInput for a malformed command, OSError when the cgroup or the process
+        cannot be created. The wrapper opens the logs: when it cannot, the replica
+        ends with exit code 125 before its command starts."""
         if not spec.command or (spec.shell and len(spec.command) != 1):
             raise InvalidInput(
                 f"job {spec.job_id}: command must be a non-empty argv list, or exactly "

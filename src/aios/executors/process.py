@@ -2,9 +2,13 @@
 wrapper, how it is recognised again after a restart, and how its exit is read back.
 
 The wrapper is a few lines of ``/bin/sh`` (about a millisecond, where a Python wrapper
-costs tens): it enters the replica's working directory, joins its memory cgroup, sets
-the address-space backstop when asked, runs the command as a foreground child and
-writes the child's exit status to the exit file. The wrapper is the process group (and
+costs tens): it opens the replica's log files, enters its working directory, joins its
+memory cgroup, sets the address-space backstop when asked, runs the command as a
+foreground child and writes the child's exit status to the exit file. The logs are
+opened by the wrapper rather than by ``posix_spawn``'s file actions: until the child
+has exec'd, the spawning thread is suspended holding the interpreter lock, and creating
+two files can take a millisecond on a busy file system (ext4 skips recently freed
+inodes). The wrapper does it on the replica's own core. The wrapper is the process group (and
 session) leader, so the executor's handle names it; a control plane that restarts finds
 the status in the exit file although it was never the wrapper's parent.
 
@@ -31,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aios.executors.base import Handle, LaunchSpec
+from aios.executors.spawn import FileAction, posix_spawn
 
 __all__ = [
     "WRAPPER",
@@ -50,18 +55,24 @@ __all__ = [
 ]
 
 WRAPPER = """trap : TERM INT HUP
+if [ "$7" = 1 ]; then read _ <&3; exec 3<&-; fi
+command exec >>"$5" 2>>"$6" || exit 125
 cd -- "$1" || exit 125
 if [ -n "$2" ]; then echo $$ >"$2" || exit 125; fi
 if [ "$3" != 0 ]; then ulimit -v "$3" || exit 125; fi
 f=$4
-shift 4
+shift 7
 (trap - TERM INT HUP; [ -e "$f.stop" ] && exit 143; exec "$@")
 s=$?
 echo $s >"$f"
 exit $s
 """
 """Arguments: workdir, cgroup.procs to join ("" for none), address-space limit in KiB
-("0" for none), exit file, then the command.
+("0" for none), exit file, stdout log, stderr log, "1" to wait at the gate on fd 3
+(else "0"), then the command. A step that fails
+ends the wrapper with status 125 before the command starts and without an exit file;
+``command exec`` keeps a log that cannot be opened from ending the shell on the spot
+(with status 2), and the shell's complaint goes to the stderr it inherited.
 
 A SIGTERM that reaches the group after the wrapper set its trap but before it forked the
 command would be lost (the command did not exist yet). So a stop first creates the
@@ -75,6 +86,7 @@ would cost a second fork and exec per replica (sh has no rename built in). A fil
 without its final newline is no record."""
 
 _SHELL = "/bin/sh"
+_STDIN_NULL: list[FileAction] = [(os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0)]
 _SAME_START = 1.0
 """Seconds within which two create times name the same process. A recycled pid needs
 the whole pid space to wrap around first, which takes far longer than this, and the
@@ -122,11 +134,15 @@ def spawn(
 ) -> tuple[int, float]:
     """Starts ``command`` under the wrapper in a new session (pgid = sid = pid) and
     returns, once the wrapper has been exec'd, its pid and its create time as
-    :func:`read_stat` gives it. stdin is /dev/null; stdout and stderr are appended to.
-    With ``cores``, the process is created on those cores: the calling thread pins
-    itself around ``posix_spawn`` and the child inherits its affinity, so no process of
-    the replica ever runs elsewhere (pinning the pid after the spawn would race the
-    wrapper's own fork). Raises OSError when a log cannot be opened."""
+    :func:`read_stat` gives it. stdin is /dev/null; stdout and stderr are appended to
+    (by the wrapper: a log that cannot be opened ends it with status 125). With
+    ``cores``, the wrapper is pinned to those cores before it starts anything: it
+    waits at a gate (the read end of a pipe, as fd 3) until this function has set its
+    affinity and closed the write end, so every process of the replica inherits the
+    affinity. (Pinning the calling thread around ``posix_spawn`` instead would move it
+    to the replica's core and make it wait there for its turn, with the interpreter
+    lock held, whenever that core is busy.) Raises OSError when the wrapper cannot be
+    started or pinned (it is killed then)."""
     argv = [
         _SHELL,
         "-c",
@@ -136,21 +152,20 @@ def spawn(
         str(cgroup_procs) if cgroup_procs is not None else "",
         str(address_space_kib),
         str(exit_file),
+        str(stdout),
+        str(stderr),
+        "1" if cores else "0",
         *command,
     ]
-    append = os.O_WRONLY | os.O_CREAT | os.O_APPEND
-    actions = [
-        (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
-        (os.POSIX_SPAWN_OPEN, 1, str(stdout), append, 0o644),
-        (os.POSIX_SPAWN_OPEN, 2, str(stderr), append, 0o644),
-    ]
-    previous = None
+    actions = _STDIN_NULL
+    gate = None
     if cores:
-        previous = os.sched_getaffinity(0)
-        os.sched_setaffinity(0, cores)
+        # Both ends close on exec; the copy dup2 makes as fd 3 stays open in the child.
+        gate = os.pipe2(os.O_CLOEXEC)
+        actions = [*_STDIN_NULL, (os.POSIX_SPAWN_DUP2, gate[0], 3)]
     try:
         before = time.clock_gettime_ns(time.CLOCK_BOOTTIME)
-        pid = os.posix_spawn(
+        pid = posix_spawn(
             _SHELL,
             argv,
             env,
@@ -160,9 +175,17 @@ def spawn(
             setsigdef=_DEFAULT_SIGNALS,
         )
         after = time.clock_gettime_ns(time.CLOCK_BOOTTIME)
+        if gate is not None:
+            try:
+                os.sched_setaffinity(pid, cores)
+            except BaseException:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                raise
     finally:
-        if previous is not None:
-            os.sched_setaffinity(0, previous)
+        if gate is not None:
+            os.close(gate[1])  # opens the gate
+            os.close(gate[0])
     # The kernel stamps the child's start (in clock ticks since boot) during the fork,
     # between our two readings of the same clock: when both fall in one tick, that is
     # the tick. Otherwise ask /proc, which right after an exec can block for a
@@ -293,28 +316,31 @@ def stop_marker(exit_file: str | Path) -> str:
 def find_wrapper(exit_file: Path) -> tuple[int, ProcessStat, Path | None] | None:
     """The live wrapper that will write ``exit_file`` — its pid, its stat and the
     cgroup.procs file it joined (None: none) — found by one pass over the command lines
-    in /proc; None when no such process runs."""
-    wanted = [_SHELL, "-c", WRAPPER, "aios-replica"]
-    prefix = b"\0".join(os.fsencode(part) for part in wanted) + b"\0"
+    in /proc; None when no such process runs. A wrapper is recognised by its name
+    argument and the positions of its first arguments, which every version of
+    :data:`WRAPPER` keeps, not by its script: one started by an earlier version of the
+    control plane is found too."""
+    shell, name = os.fsencode(_SHELL), b"aios-replica"
     target = os.fsencode(str(exit_file))
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
             continue
         try:
-            with open(f"/proc/{name}/cmdline", "rb") as f:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
                 cmdline = f.read()
         except OSError:
             continue
-        if not cmdline.startswith(prefix):
+        # sh -c SCRIPT aios-replica WORKDIR PROCS KIB EXIT_FILE …
+        argv = cmdline.split(b"\0", 8)
+        if len(argv) < 9 or argv[:2] != [shell, b"-c"] or argv[3] != name:
             continue
-        workdir_and_rest = cmdline[len(prefix) :].split(b"\0")
-        if len(workdir_and_rest) < 4 or workdir_and_rest[3] != target:
+        if argv[7] != target:
             continue
-        pid = int(name)
+        pid = int(entry)
         stat = read_stat(pid)
         if stat is None or stat.ended or stat.pgid != pid:
             continue
-        procs = workdir_and_rest[1]
+        procs = argv[5]
         return pid, stat, Path(os.fsdecode(procs)) if procs else None
     return None
 

@@ -93,6 +93,9 @@ class Replica:
 def _outcome(code: int | None) -> str:
     if code is None:
         return "no exit status recorded"
+    if code == 125:
+        # Also the wrapper's status when the replica's setup failed (see .process).
+        return "exited with code 125 (the command's, or a failed setup: logs, workdir, isolation)"
     if code == 126:
         return "exited with code 126 (command not executable)"
     if code == 127:
