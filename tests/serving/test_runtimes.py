@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -187,3 +188,11 @@ def test_torchscript_module_with_its_signature(tmp_path: Path) -> None:  # pragm
     assert runtime.signature == signature
     outputs = runtime.predict({"x": np.ones((3, 2), np.float32)})
     np.testing.assert_array_equal(outputs["y"], np.full((3, 2), 2.0))
+
+
+def test_onnx_threads_default_to_the_cores_this_process_may_use(artifacts: Artifacts) -> None:
+    """Left to itself onnxruntime would start a thread per core of the machine, pinned
+    outside a replica's cores; by default it gets as many as the process may use."""
+    for threads, expected in ((None, len(os.sched_getaffinity(0))), (1, 1)):
+        runtime: Any = load_runtime("onnx", artifacts.mlp_onnx, threads=threads)
+        assert runtime.session.get_session_options().intra_op_num_threads == expected

@@ -208,3 +208,32 @@ def test_truncated_bytes_elements_are_refused() -> None:
         unpack_bytes(raw, 1, tensor="t")
     with pytest.raises(InvalidInput, match="shape has 2 elements but BYTES data has 1"):
         unpack_bytes(struct.pack("<I", 1) + b"a", 2, tensor="t")
+
+
+def test_a_repeated_header_decodes_each_bodys_own_tensors() -> None:
+    """Bodies that share their JSON header (as one client's requests do) are parsed once
+    but each gets its own data, and a body whose data does not fit the header it
+    shares still gets the full check's error."""
+    bodies = [triton_body(triton_input("x", np.full((2, 3), i, np.float32))) for i in range(3)]
+    assert len({body[: size or 0] for body, size in bodies}) == 1
+    for index, (body, size) in enumerate(bodies):
+        request = decode_request(body, size)
+        np.testing.assert_array_equal(request.inputs["x"], np.full((2, 3), index, np.float32))
+        assert request.binary_output is True
+    body, size = bodies[0]
+    with pytest.raises(InvalidInput, match="binary_data_size is 24 but only 20 bytes"):
+        decode_request(body[:-4], size)
+    with pytest.raises(InvalidInput, match="4 bytes of binary data that no input"):
+        decode_request(body + b"\x00" * 4, size)
+
+
+def test_binary_response_headers_follow_each_answers_shape_and_id() -> None:
+    """Responses of the same model with other shapes or ids get headers of their own,
+    read back correctly by tritonclient."""
+    for rows, request_id in ((1, None), (3, None), (3, "r-7"), (1, None)):
+        outputs = {"y": np.arange(rows * 2, dtype=np.float32).reshape(rows, 2)}
+        encoded = encode_response("m", "1", outputs, binary_output=True, request_id=request_id)
+        assert encoded.header_length is not None
+        result = triton.InferResult.from_response_body(encoded.body, False, encoded.header_length)
+        np.testing.assert_array_equal(result.as_numpy("y"), outputs["y"])
+        assert result.get_response().get("id") == request_id

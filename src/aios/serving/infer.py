@@ -18,7 +18,6 @@ import re
 import time
 import zlib
 
-from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from aios.errors import AiosError, Busy, Conflict, Forbidden, InvalidInput, NotFound
@@ -34,6 +33,8 @@ connection; a longer body has the connection cut instead."""
 
 _PATH = re.compile(r"/v2/models/([^/]+)(?:/versions/([^/]+))?/infer")
 _JSON = [(b"content-type", b"application/json")]
+_BINARY = (b"content-type", b"application/octet-stream")
+_HEADER_LENGTH = HEADER_LENGTH.lower().encode()
 log = logging.getLogger("aios.serving")
 
 
@@ -82,13 +83,13 @@ class InferEndpoint:
             await _send(send, 404, _error(str(exc)), _JSON)
             return
         try:
-            status, body, headers = await self._answer(loaded, Headers(scope=scope), receive)
+            status, body, headers = await self._answer(loaded, _headers_of(scope), receive)
         except _Disconnected:
             return
         await _send(send, status, body, headers)
 
     async def _answer(
-        self, loaded: LoadedModel, headers: Headers, receive: Receive
+        self, loaded: LoadedModel, headers: dict[str, str], receive: Receive
     ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
         """Decodes, checks, batches, runs and encodes one request, counting it."""
         started = time.perf_counter()
@@ -125,12 +126,9 @@ class InferEndpoint:
         finally:
             metrics.in_flight.dec()
             metrics.latency.observe(time.perf_counter() - started)
-        response_headers = [(b"content-type", encoded.content_type.encode())]
-        if encoded.header_length is not None:
-            response_headers.append(
-                (HEADER_LENGTH.lower().encode(), str(encoded.header_length).encode())
-            )
-        return 200, encoded.body, response_headers
+        if encoded.header_length is None:
+            return 200, encoded.body, _JSON
+        return 200, encoded.body, [_BINARY, (_HEADER_LENGTH, b"%d" % encoded.header_length)]
 
 
 def _error(message: str) -> bytes:
@@ -141,14 +139,33 @@ async def _send(send: Send, status: int, body: bytes, headers: list[tuple[bytes,
     start: Message = {
         "type": "http.response.start",
         "status": status,
-        "headers": [*headers, (b"content-length", str(len(body)).encode())],
+        "headers": [*headers, (b"content-length", b"%d" % len(body))],
     }
     await send(start)
     await send({"type": "http.response.body", "body": body})
 
 
-def _header_length(headers: Headers) -> int | None:
-    raw = headers.get(HEADER_LENGTH)
+_WANTED = {
+    b"content-length": "content-length",
+    b"content-encoding": "content-encoding",
+    HEADER_LENGTH.lower().encode(): HEADER_LENGTH.lower(),
+}
+"""The request headers inference reads; a Starlette ``Headers`` costs more than the
+single pass over the raw ones that picks these out."""
+
+
+def _headers_of(scope: Scope) -> dict[str, str]:
+    """The headers of :data:`_WANTED` the request has, by lower-case name."""
+    found = {}
+    for name, value in scope["headers"]:
+        wanted = _WANTED.get(name.lower())
+        if wanted is not None:
+            found[wanted] = value.decode("latin-1")
+    return found
+
+
+def _header_length(headers: dict[str, str]) -> int | None:
+    raw = headers.get(HEADER_LENGTH.lower())
     if raw is None:
         return None
     try:
@@ -168,7 +185,7 @@ def _check_outputs(requested: tuple[RequestedOutput, ...] | None, signature: Sig
             raise InvalidInput(f"unknown output {output.name!r}; the model gives {names}")
 
 
-async def _read_body(receive: Receive, headers: Headers, limit: int) -> bytes:
+async def _read_body(receive: Receive, headers: dict[str, str], limit: int) -> bytes:
     """The request body, inflated when it came gzip- or deflate-encoded.
 
     Raises BodyTooLarge past ``limit`` bytes (before or after inflating) and InvalidInput

@@ -103,6 +103,9 @@ class ModelRepository:
     def __init__(self, metrics: ServingMetrics | None = None) -> None:
         self.metrics = metrics or ServingMetrics()
         self._models: dict[str, dict[str, LoadedModel]] = {}
+        # Each model's default version, kept as versions come and go: every request
+        # without a version looks it up.
+        self._defaults: dict[str, LoadedModel] = {}
         self._draining = False
 
     def add(self, model: ServedModel) -> LoadedModel:
@@ -121,16 +124,21 @@ class ModelRepository:
         metrics = self.metrics.model(model.name, model.version)
         batcher.observers.append(metrics.observe_batch)
         loaded = LoadedModel(model, runtime, batcher, metrics)
-        self._models.setdefault(model.name, {})[model.version] = loaded
+        versions = self._models.setdefault(model.name, {})
+        versions[model.version] = loaded
+        self._defaults[model.name] = versions[self._default_version(versions)]
         return loaded
 
     def get(self, name: str, version: str | None = None) -> LoadedModel:
         """The version asked for, or the model's default; NotFound names what is missing."""
+        if not version:
+            default = self._defaults.get(name)
+            if default is None:
+                raise NotFound(f"unknown model {name!r}")
+            return default
         versions = self._models.get(name)
         if not versions:
             raise NotFound(f"unknown model {name!r}")
-        if version is None or version == "":
-            return versions[self._default_version(versions)]
         loaded = versions.get(version)
         if loaded is None:
             served = ", ".join(self.versions(name))
@@ -166,8 +174,11 @@ class ModelRepository:
         await loaded.batcher.drain()
         versions = self._models[name]
         del versions[version]
-        if not versions:
+        if versions:
+            self._defaults[name] = versions[self._default_version(versions)]
+        else:
             del self._models[name]
+            del self._defaults[name]
 
     async def drain(self) -> None:
         """Drains every version at once: the graceful end of a server."""

@@ -152,6 +152,57 @@ def unpack_bytes(raw: bytes | memoryview, count: int, *, tensor: str) -> np.ndar
     return array
 
 
+@dataclass(frozen=True, slots=True)
+class _BinaryInput:
+    """How to read one binary input out of the bytes after the JSON header."""
+
+    name: str
+    dtype: np.dtype[Any]
+    shape: tuple[int, ...]
+    count: int
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class _HeaderPlan:
+    """A JSON header already parsed and checked, whose inputs are all binary: what is
+    left to do for a body that carries it is to cut the bytes into arrays."""
+
+    inputs: tuple[_BinaryInput, ...]
+    size: int
+    outputs: tuple[RequestedOutput, ...] | None
+    binary_output: bool
+    id: str | None
+    parameters: dict[str, Any]
+
+    def apply(self, binary: memoryview) -> InferRequest | None:
+        """The request, or None when ``binary`` does not fit (the slow path names why)."""
+        if len(binary) != self.size:
+            return None
+        inputs: dict[str, np.ndarray[Any, Any]] = {}
+        offset = 0
+        for spec in self.inputs:
+            data = binary[offset : offset + spec.size]
+            offset += spec.size
+            if spec.dtype.kind == "O":
+                array = unpack_bytes(data, spec.count, tensor=spec.name).reshape(spec.shape)
+            else:
+                array = np.frombuffer(data, dtype=spec.dtype).reshape(spec.shape)
+            inputs[spec.name] = array
+        return InferRequest(
+            inputs, self.outputs, self.binary_output, self.id, dict(self.parameters)
+        )
+
+
+_PLANS: dict[bytes, _HeaderPlan] = {}
+"""Plans by the exact bytes of their JSON header. Clients send the same header again
+and again (the same tensors, shapes and options), and parsing and checking it costs
+more than the rest of decoding: a repeated header is parsed once."""
+_PLAN_CACHE_SIZE = 512
+_PLAN_HEADER_BYTES = 4096
+"""Headers longer than this are not kept (they are rare, and would cost memory)."""
+
+
 def decode_request(body: bytes, header_length: int | None = None) -> InferRequest:
     """Decodes an inference request body; ``header_length`` is the value of
     :data:`HEADER_LENGTH` (None: the whole body is JSON).
@@ -159,6 +210,41 @@ def decode_request(body: bytes, header_length: int | None = None) -> InferReques
     Raises InvalidInput naming the tensor and the problem: malformed JSON, an unknown
     datatype, a shape that does not match the data, binary sizes that do not add up.
     """
+    if header_length is not None and 0 <= header_length <= min(len(body), _PLAN_HEADER_BYTES):
+        plan = _PLANS.get(body[:header_length])
+        if plan is not None:
+            request = plan.apply(memoryview(body)[header_length:])
+            if request is not None:
+                return request
+    request, sizes = _decode_in_full(body, header_length)
+    if header_length is not None and header_length <= _PLAN_HEADER_BYTES and None not in sizes:
+        _remember_plan(body[:header_length], request, sizes)
+    return request
+
+
+def _remember_plan(header: bytes, request: InferRequest, sizes: list[int | None]) -> None:
+    """Keeps the plan of ``header``, whose inputs used ``sizes`` bytes of binary data."""
+    inputs = tuple(
+        _BinaryInput(name, array.dtype, array.shape, array.size, size or 0)
+        for (name, array), size in zip(request.inputs.items(), sizes, strict=True)
+    )
+    if len(_PLANS) >= _PLAN_CACHE_SIZE:
+        _PLANS.clear()
+    _PLANS[header] = _HeaderPlan(
+        inputs,
+        sum(spec.size for spec in inputs),
+        request.outputs,
+        request.binary_output,
+        request.id,
+        dict(request.parameters),
+    )
+
+
+def _decode_in_full(
+    body: bytes, header_length: int | None
+) -> tuple[InferRequest, list[int | None]]:
+    """Parses and checks the whole body: JSON header, every input, every option. Also
+    gives the bytes of binary data each input used (None: it came as JSON data)."""
     if header_length is None:
         header, binary = body, memoryview(b"")
     else:
@@ -177,13 +263,15 @@ def decode_request(body: bytes, header_length: int | None = None) -> InferReques
     if not isinstance(raw_inputs, list) or not raw_inputs:
         raise InvalidInput("the inference request needs 'inputs', a non-empty list")
     inputs: dict[str, np.ndarray[Any, Any]] = {}
+    sizes: list[int | None] = []
     offset = 0
     for index, raw in enumerate(raw_inputs):
         name, array, used = _decode_input(index, raw, binary[offset:])
         if name in inputs:
             raise InvalidInput(f"input {name!r} is given twice")
         inputs[name] = array
-        offset += used
+        sizes.append(used)
+        offset += used or 0
     if offset != len(binary):
         raise InvalidInput(
             f"the body has {len(binary) - offset} bytes of binary data that no input's "
@@ -193,19 +281,21 @@ def decode_request(body: bytes, header_length: int | None = None) -> InferReques
     request_id = document.get("id")
     if request_id is not None and not isinstance(request_id, str):
         raise InvalidInput("'id' must be a string")
-    return InferRequest(
+    request = InferRequest(
         inputs=inputs,
         outputs=_requested_outputs(document.get("outputs")),
         binary_output=parameters.get("binary_data_output") is True,
         id=request_id,
         parameters=parameters,
     )
+    return request, sizes
 
 
 def _decode_input(
     index: int, raw: object, binary: memoryview
-) -> tuple[str, np.ndarray[Any, Any], int]:
-    """One input: its name, its array and how many bytes of ``binary`` it used."""
+) -> tuple[str, np.ndarray[Any, Any], int | None]:
+    """One input: its name, its array and how many bytes of ``binary`` it used (None:
+    it came as JSON data)."""
     if not isinstance(raw, dict):
         raise InvalidInput(f"inputs[{index}] must be a JSON object")
     name = raw.get("name")
@@ -239,7 +329,7 @@ def _decode_input(
         return name, np.frombuffer(data, dtype=dtype).reshape(shape), size
     if "data" not in raw:
         raise InvalidInput(f"input {name!r} has neither 'data' nor binary_data_size")
-    return name, _from_json(name, raw["datatype"], dtype, shape, count, raw["data"]), 0
+    return name, _from_json(name, raw["datatype"], dtype, shape, count, raw["data"]), None
 
 
 def _from_json(
@@ -321,6 +411,9 @@ def encode_response(
     output that is not UTF-8 text but was asked for as JSON.
     """
     wanted = requested or tuple(RequestedOutput(name) for name in outputs)
+    fast = _encode_binary(model_name, model_version, outputs, wanted, binary_output, request_id)
+    if fast is not None:
+        return fast
     document: dict[str, Any] = {"model_name": model_name, "model_version": model_version}
     if request_id is not None:
         document["id"] = request_id
@@ -346,6 +439,57 @@ def encode_response(
     if not chunks:
         return EncodedResponse(header, None)
     return EncodedResponse(b"".join([header, *chunks]), len(header))
+
+
+_HEADERS: dict[tuple[Any, ...], bytes] = {}
+"""JSON headers of all-binary responses by what they say: a model answers requests of
+the same shape with the same header, which then is written once."""
+_HEADER_CACHE_SIZE = 512
+
+
+def _encode_binary(
+    model_name: str,
+    model_version: str,
+    outputs: Mapping[str, np.ndarray[Any, Any]],
+    wanted: tuple[RequestedOutput, ...],
+    binary_output: bool,
+    request_id: str | None,
+) -> EncodedResponse | None:
+    """The response when every wanted output is a binary numeric tensor, its header
+    from the cache; None for anything else (the general path handles and names it)."""
+    described = []
+    chunks = []
+    for output in wanted:
+        array = outputs.get(output.name)
+        binary = output.binary if output.binary is not None else binary_output
+        if array is None or not binary or array.dtype.kind not in _NUMERIC:
+            return None
+        raw = _little_endian_bytes(array)
+        described.append((output.name, array.dtype.str, array.shape, len(raw)))
+        chunks.append(raw)
+    key = (model_name, model_version, request_id, *described)
+    header = _HEADERS.get(key)
+    if header is None:
+        document: dict[str, Any] = {"model_name": model_name, "model_version": model_version}
+        if request_id is not None:
+            document["id"] = request_id
+        document["outputs"] = [
+            {
+                "name": name,
+                "datatype": datatype_of(np.dtype(dtype)),
+                "shape": shape,
+                "parameters": {"binary_data_size": size},
+            }
+            for name, dtype, shape, size in described
+        ]
+        header = json.dumps(document, separators=(",", ":")).encode()
+        if len(_HEADERS) >= _HEADER_CACHE_SIZE:
+            _HEADERS.clear()
+        _HEADERS[key] = header
+    return EncodedResponse(b"".join([header, *chunks]), len(header))
+
+
+_NUMERIC = frozenset("biuf")
 
 
 def _little_endian_bytes(array: np.ndarray[Any, Any]) -> bytes:

@@ -8,6 +8,7 @@ so such a model is refused with the reason and the cure.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -87,9 +88,13 @@ def load_onnx(path: Path, options: RuntimeOptions) -> OnnxRuntime:
     if options.gpu and "CUDAExecutionProvider" in ort.get_available_providers():
         providers.insert(0, "CUDAExecutionProvider")
     session_options = ort.SessionOptions()
-    if options.threads is not None:
-        session_options.intra_op_num_threads = options.threads
-        session_options.inter_op_num_threads = 1
+    # Left to itself, onnxruntime starts one thread per physical core of the machine and
+    # pins each to its own core, whatever cores this process was given: a replica pinned
+    # to one core then runs the model on another job's core. Its threads also spin between
+    # batches, taking the core from the event loop that has the next requests to read.
+    session_options.intra_op_num_threads = options.threads or len(os.sched_getaffinity(0))
+    session_options.inter_op_num_threads = 1
+    session_options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         session = ort.InferenceSession(str(path), session_options, providers=providers)
     except Exception as exc:
