@@ -236,3 +236,12 @@ def test_an_update_rolls_out_new_replicas_without_dropping_requests(plane: Runni
     assert answers[-1] == "2" and "1" in answers
     assert admin.get(first.replicas[0].job_id).state == "cancelled"
     admin.undeploy("iris-roll")
+
+
+def test_the_gateway_wants_a_known_token(plane: Running) -> None:
+    body = {"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP32", "data": [0] * 4}]}
+    url = f"{plane.url}/v2/models/iris-canary/infer"
+    missing = httpx.post(url, json=body)
+    assert missing.status_code == 401 and "bearer token" in missing.json()["error"]
+    unknown = httpx.post(url, json=body, headers={"Authorization": "Bearer nope"})
+    assert unknown.status_code == 401

@@ -19,11 +19,11 @@ from typing import Any
 from fastapi import FastAPI
 
 from aios.control.api import create_app
-from aios.control.auth import TokenBook
+from aios.control.auth import ADMIN, Principal, TokenBook
 from aios.control.metrics import ControlMetrics
 from aios.control.plane import ControlOps
 from aios.control.reconciler import Reconciler
-from aios.errors import InvalidInput
+from aios.errors import InvalidInput, NotFound
 from aios.executors.base import Executor
 from aios.registry.service import RegistryOps
 from aios.resources import Node, detect_local_node
@@ -31,7 +31,7 @@ from aios.scheduler import make_policy
 from aios.serving.controller import DeploymentController
 from aios.serving.deploy_api import deployment_router
 from aios.serving.deployments import DeploymentOps
-from aios.serving.gateway import Gateway
+from aios.serving.gateway import Gateway, GatewayEndpoint
 from aios.serving.routes import Routes
 from aios.store import Database, sqlite_url
 
@@ -124,10 +124,27 @@ class ControlPlane:
             root_routers=[self.gateway.router],
             on_shutdown=[self.gateway.close],
         )
+        # Inference requests skip FastAPI (see GatewayEndpoint): added last, runs first.
+        self.app.add_middleware(
+            GatewayEndpoint, gateway=self.gateway, authenticate=self._authenticate
+        )
         self.admin_token_path: str | None = None
         self._started = False
         self._server: Any = None
         self._server_thread: threading.Thread | None = None
+
+    def _authenticate(self, authorization: str | None) -> Principal | None:
+        """The caller named by an ``Authorization: Bearer …`` header; None when there
+        is none or it is no one's (everyone is the admin without auth)."""
+        if not self.settings.auth:
+            return ADMIN
+        scheme, _, token = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            return None
+        try:
+            return self.tokens.resolve(token.strip())
+        except NotFound:
+            return None
 
     def _on_exit(self) -> None:
         reconciler = getattr(self, "reconciler", None)

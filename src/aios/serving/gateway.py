@@ -15,20 +15,24 @@ tenant rules are those of the REST API.
 
 from __future__ import annotations
 
+import json
 import random
+import re
 import time
+from collections.abc import Callable
 from typing import Annotated
 
-import httpx
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CollectorRegistry, Counter, Histogram
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from aios.control.api import caller
 from aios.control.auth import Principal
 from aios.serving.routes import Route, Routes
+from aios.serving.upstream import Upstream, UpstreamError
 
-__all__ = ["Gateway"]
+__all__ = ["Gateway", "GatewayEndpoint"]
 
 ATTEMPTS = 3
 FORWARDED = ("content-type", "inference-header-content-length", "content-encoding")
@@ -50,7 +54,7 @@ class Gateway:
         self.routes = routes
         self.timeout = timeout
         self.rng = random.Random()
-        self._client: httpx.AsyncClient | None = None
+        self.upstream = Upstream(timeout)
         self.requests = Counter(
             "aios_gateway_requests",
             "Inference requests through the gateway, by deployment, version and status.",
@@ -72,20 +76,8 @@ class Gateway:
         )
         self.router = self._build()
 
-    def client(self) -> httpx.AsyncClient:
-        # Made on first use, inside the server's event loop that will use it.
-        if self._client is None:
-            self._client = httpx.AsyncClient(
-                timeout=self.timeout,
-                trust_env=False,
-                limits=httpx.Limits(max_connections=512, max_keepalive_connections=128),
-            )
-        return self._client
-
     async def close(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        await self.upstream.close()
 
     def _route(self, user: Principal, name: str) -> Route | JSONResponse:
         route = self.routes.get(name)
@@ -119,15 +111,6 @@ class Gateway:
         async def metadata(name: str, user: User, version: int | None = None) -> Response:
             return await self._forward(user, name, version, "GET", "", None, {})
 
-        @router.post("/models/{name}/infer")
-        @router.post("/models/{name}/versions/{version}/infer")
-        async def infer(
-            name: str, request: Request, user: User, version: int | None = None
-        ) -> Response:
-            body = await request.body()
-            headers = {k: v for k in FORWARDED if (v := request.headers.get(k)) is not None}
-            return await self._forward(user, name, version, "POST", "/infer", body, headers)
-
         return router
 
     async def _forward(
@@ -140,17 +123,34 @@ class Gateway:
         body: bytes | None,
         headers: dict[str, str],
     ) -> Response:
+        status, kept, content = await self.forward(
+            user, name, pinned, method, suffix, body, headers
+        )
+        return Response(content, status_code=status, headers=kept)
+
+    async def forward(
+        self,
+        user: Principal,
+        name: str,
+        pinned: int | None,
+        method: str,
+        suffix: str,
+        body: bytes | None,
+        headers: dict[str, str],
+    ) -> tuple[int, dict[str, str], bytes]:
+        """Sends the request to a ready replica of deployment ``name`` (trying another
+        when one fails) and returns its status, headers and body."""
         started = time.perf_counter()
-        route = self._route(user, name)
-        if isinstance(route, JSONResponse):
-            return route
+        route = self.routes.get(name)
+        if route is None or not user.may_see(route.tenant):
+            return _failure(404, f"no deployment {name!r}")
         chosen = route.pick_version(self.rng, pinned)
         if chosen is None:
             what = f"version {pinned}" if pinned is not None else "any version"
-            return _error(503, f"deployment {name}: no ready replica serves {what}")
+            return _failure(503, f"deployment {name}: no ready replica serves {what}")
         model, version = chosen
         tried: set[int] = set()
-        answer: Response = _error(503, f"deployment {name}: no ready replica")
+        answer = _failure(503, f"deployment {name}: no ready replica")
         for attempt in range(ATTEMPTS):
             endpoint = route.pick_endpoint(chosen, tried)
             if endpoint is None:
@@ -158,22 +158,95 @@ class Gateway:
             if attempt:
                 self.retries.labels(name).inc()
             tried.add(endpoint.job_id)
-            url = f"{endpoint.url}/v2/models/{model}/versions/{version}{suffix}"
+            path = f"/v2/models/{model}/versions/{version}{suffix}"
             endpoint.in_flight += 1
             try:
-                reply = await self.client().request(method, url, content=body, headers=headers)
-            except httpx.TimeoutException:
-                answer = _error(504, f"deployment {name}: the replica did not answer in time")
+                status, got, content = await self.upstream.request(
+                    endpoint.host, endpoint.port, method, path, body, headers
+                )
+            except TimeoutError:
+                answer = _failure(504, f"deployment {name}: the replica did not answer in time")
                 break  # it may still be working on it: do not pile the work on another
-            except httpx.TransportError:
+            except UpstreamError:
                 endpoint.failed = True  # the controller checks it again
                 continue
             finally:
                 endpoint.in_flight -= 1
-            kept = {k: v for k in RETURNED if (v := reply.headers.get(k)) is not None}
-            answer = Response(reply.content, status_code=reply.status_code, headers=kept)
-            if reply.status_code != 503:
+            kept = {k: v for k in RETURNED if (v := got.get(k)) is not None}
+            answer = (status, kept, content)
+            if status != 503:
                 break
-        self.requests.labels(name, str(version), str(answer.status_code)).inc()
+        self.requests.labels(name, str(version), str(answer[0])).inc()
         self.latency.labels(name).observe(time.perf_counter() - started)
         return answer
+
+
+def _failure(status: int, message: str) -> tuple[int, dict[str, str], bytes]:
+    body = json.dumps({"error": message}).encode()
+    return status, {"content-type": "application/json"}, body
+
+
+_INFER = re.compile(r"/v2/models/([^/]+)(?:/versions/([0-9]{1,9}))?/infer")
+
+
+class GatewayEndpoint:
+    """The gateway's ``POST …/infer`` as plain ASGI in front of the control plane's app.
+
+    Through FastAPI each request paid for routing, dependency solving and a worker
+    thread for the (synchronous) token check: about 3 ms of CPU, ten times the
+    replica's own cost. Here the bearer token is looked up in the token book's cache
+    on the event loop, the body is read from the raw messages and forwarded as it came;
+    every other request goes on to ``app``.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        gateway: Gateway,
+        authenticate: Callable[[str | None], Principal | None],
+    ) -> None:
+        self.app = app
+        self.gateway = gateway
+        self.authenticate = authenticate
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        target = None
+        if scope["type"] == "http" and scope["method"] == "POST":
+            target = _INFER.fullmatch(scope["path"])
+        if target is None:
+            await self.app(scope, receive, send)
+            return
+        headers: dict[str, str] = {}
+        authorization = None
+        for key, value in scope["headers"]:
+            name = key.decode("latin-1").lower()
+            if name == "authorization":
+                authorization = value.decode("latin-1")
+            elif name in FORWARDED:
+                headers[name] = value.decode("latin-1")
+        user = self.authenticate(authorization)
+        if user is None:
+            await _send(send, 401, b'{"error": "missing or unknown bearer token"}', {})
+            return
+        chunks = []
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        pinned = int(target[2]) if target[2] is not None else None
+        status, kept, body = await self.gateway.forward(
+            user, target[1], pinned, "POST", "/infer", b"".join(chunks), headers
+        )
+        await _send(send, status, body, kept)
+
+
+async def _send(send: Send, status: int, body: bytes, headers: dict[str, str]) -> None:
+    raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+    if not any(k == b"content-type" for k, _ in raw):
+        raw.append((b"content-type", b"application/json"))
+    raw.append((b"content-length", str(len(body)).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})

@@ -29,6 +29,14 @@ class Endpoint:
     failed: bool = False
     """Set by the gateway when a request to it failed; the controller checks it again."""
 
+    @property
+    def host(self) -> str:
+        return self.url.removeprefix("http://").rpartition(":")[0]
+
+    @property
+    def port(self) -> int:
+        return int(self.url.rpartition(":")[2])
+
 
 @dataclass
 class Route:
