@@ -70,6 +70,10 @@ def replica_command(config: dict[str, Any]) -> list[str]:
         str(batching["max_queue_size"]),
         "--timeout",
         str(batching["timeout"]),
+        # The model's threads match the cores the replica was given (onnxruntime would
+        # otherwise size its pool by the machine, and spin on cores it does not hold).
+        "--threads",
+        str(max(1, config["cpus"] // 1000)),
     ]
     if config["gpus"]:
         command.append("--gpu")
