@@ -94,6 +94,9 @@ def test_two_replicas_serve_the_official_client_through_the_gateway(plane: Runni
         assert served >= 3
     gateway = _counter(httpx.get(f"{plane.url}/metrics").text, "aios_gateway_requests_total")
     assert gateway == 11
+    metadata = httpx.get(f"{plane.url}/v2/models/iris-prod", headers=_auth(plane))
+    assert metadata.status_code == 200
+    assert [t["name"] for t in metadata.json()["inputs"]] == ["input"]
 
 
 def _counter(exposition: str, name: str) -> float:

@@ -109,24 +109,10 @@ class Gateway:
         @router.get("/models/{name}")
         @router.get("/models/{name}/versions/{version}")
         async def metadata(name: str, user: User, version: int | None = None) -> Response:
-            return await self._forward(user, name, version, "GET", "", None, {})
+            status, kept, content = await self.forward(user, name, version, "GET", "", None, {})
+            return Response(content, status_code=status, headers=kept)
 
         return router
-
-    async def _forward(
-        self,
-        user: Principal,
-        name: str,
-        pinned: int | None,
-        method: str,
-        suffix: str,
-        body: bytes | None,
-        headers: dict[str, str],
-    ) -> Response:
-        status, kept, content = await self.forward(
-            user, name, pinned, method, suffix, body, headers
-        )
-        return Response(content, status_code=status, headers=kept)
 
     async def forward(
         self,
