@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -89,6 +89,7 @@ class DatasetVersion:
     tags: tuple[str, ...] = ()
     schemas: dict[str, FileSchema] = field(default_factory=dict)
     new_bytes: int | None = None
+    lineage: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ref(self) -> str:
@@ -111,6 +112,7 @@ class DatasetVersion:
             tags=tuple(sorted(snapshot.tags)),
             schemas={p: FileSchema.from_json(s) for p, s in meta.get("schemas", {}).items()},
             new_bytes=new_bytes,
+            lineage=dict(meta.get("lineage") or {}),
         )
 
 
@@ -158,9 +160,18 @@ class DataStore:
         self.repo = repo
 
     def add(
-        self, name: str, path: Path, message: str = "", *, progress: Progress | None = None
+        self,
+        name: str,
+        path: Path,
+        message: str = "",
+        *,
+        progress: Progress | None = None,
+        lineage: Mapping[str, Any] | None = None,
     ) -> DatasetVersion:
         """Stores the file or directory ``path`` as the next version of ``name``.
+
+        ``lineage`` (the job that produced it and the versions it read, when a job
+        publishes its output) is kept in the version's ``meta["lineage"]``.
 
         The source is checked first (:func:`~aios.data.safety.check_source`): a symlink
         pointing out of it, a FIFO or a missing path is refused before anything is
@@ -179,6 +190,8 @@ class DataStore:
             "bytes": stored.bytes,
             "schemas": {p: s.to_json() for p, s in schemas.items()},
         }
+        if lineage:
+            meta["lineage"] = dict(lineage)
         snapshot = self.repo.save_snapshot(stored.tree_id, paths=[str(source)], tags={}, meta=meta)
         self.repo.flush()
         return DatasetVersion.of(snapshot, new_bytes=stored.new_bytes)
