@@ -97,6 +97,19 @@ def submit(
     ] = None,
     no_preempt: Annotated[bool, typer.Option(help="Never preempt this job.")] = False,
     shell: Annotated[bool, typer.Option(help="Run the words as one /bin/sh -c string.")] = False,
+    input_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--input", help="Dataset version NAME@REF, read-only at $AIOS_INPUTS/NAME (repeatable)."
+        ),
+    ] = None,
+    output: Annotated[
+        list[str] | None,
+        typer.Option(help="Dataset to publish from $AIOS_OUTPUTS/NAME on success (repeatable)."),
+    ] = None,
+    no_cache: Annotated[
+        bool, typer.Option(help="Run even if the same command ran on the same inputs.")
+    ] = False,
     wait_: Annotated[
         bool, typer.Option("--wait", help="Wait until the job ends; exit 1 unless it succeeded.")
     ] = False,
@@ -123,6 +136,9 @@ def submit(
             retry_backoff=retry_backoff,
             grace=grace,
             preemptible=not no_preempt,
+            inputs=input_ or [],
+            outputs=output or [],
+            cache=not no_cache,
         )
         typer.echo(job.id)
         if wait_:

@@ -136,8 +136,16 @@ class Client:
         retry_backoff: float = 1.0,
         grace: float = 30.0,
         preemptible: bool = True,
+        inputs: Sequence[str] = (),
+        outputs: Sequence[str] = (),
+        cache: bool = True,
     ) -> JobView:
-        """Submits a command (argv list, or a shell string) or a Python function."""
+        """Submits a command (argv list, or a shell string) or a Python function.
+
+        ``inputs`` are dataset versions (``NAME@REF``) the job finds read-only at
+        ``$AIOS_INPUTS/NAME``; ``outputs`` are datasets it publishes a new version of
+        from ``$AIOS_OUTPUTS/NAME`` when it succeeds. With ``cache``, a run of the same
+        command on the same input versions reuses the earlier run's outputs."""
         body: dict[str, Any] = {
             "name": name,
             "cpus": cpus,
@@ -154,6 +162,9 @@ class Client:
             "retry_backoff": retry_backoff,
             "grace": grace,
             "preemptible": preemptible,
+            "inputs": list(inputs),
+            "outputs": list(outputs),
+            "cache": cache,
         }
         if function is not None:
             import cloudpickle

@@ -39,7 +39,10 @@ from aios.control.specs import (
     QueueView,
     resource_amount,
 )
+from aios.data.datasets import parse_version
 from aios.errors import Busy, Conflict, InvalidInput, NotFound
+from aios.lineage.catalog import DataCatalog, default_location
+from aios.lineage.jobs import data_plan, has_data
 from aios.resources import Resources, format_bytes
 from aios.scheduler import TERMINAL_STATES
 from aios.store import AttemptRow, Database, EventRow, JobRow, PipelineRow, QueueRow
@@ -100,6 +103,9 @@ def job_view(row: JobRow, attempts: Sequence[AttemptRow] = ()) -> JobView:
         message=row.message,
         stopping=stopping,
         attempts=views,
+        inputs=[str(ref) for ref in row.inputs or []],
+        outputs=[str(name) for name in row.outputs or []],
+        cache=row.cache,
     )
 
 
@@ -116,10 +122,13 @@ class JobFilter:
 class ControlOps:
     """Jobs, queues, nodes and pipelines, with the caller's rights checked."""
 
-    def __init__(self, db: Database, reconciler: Reconciler, home: Path) -> None:
+    def __init__(
+        self, db: Database, reconciler: Reconciler, home: Path, data: DataCatalog | None = None
+    ) -> None:
         self.db = db
         self.reconciler = reconciler
         self.home = home
+        self.data = data or DataCatalog(default_location(home))
 
     def _change(self, work: Callable[[Session, float], T], timeout: float = 30.0) -> T:
         """Runs ``work`` on the loop; when the loop is too busy to start it within
@@ -191,21 +200,45 @@ class ControlOps:
             attained_service=0.0,
             attempts=0,
             message="",
+            inputs=list(spec.inputs),
+            outputs=list(spec.outputs),
+            cache=spec.cache and spec.function is None,  # a function's value is not kept
         )
         session.add(row)
         return row
 
     def _store_payloads(self, rows: Sequence[tuple[JobRow, bytes | None]]) -> None:
-        """Writes the pickled function of each function job (rows flushed: the
-        directory is named by the id) into its directory; on an error, removes them."""
+        """Writes the pickled function of each function job and the data plan of each
+        job with dataset inputs or outputs (rows flushed: the directory is named by the
+        id) into its directory; on an error, removes them."""
+        written = [row for row, payload in rows if payload is not None or has_data(row)]
         try:
             for row, payload in rows:
                 if payload is not None:
                     prepare_workdir(self.home, row.id)
                     (job_dir(self.home, row.id) / FUNCTION_FILE).write_bytes(payload)
+                if has_data(row):
+                    prepare_workdir(self.home, row.id)
+                    data_plan(row, self.data.location).write(job_dir(self.home, row.id))
         except BaseException:
-            self._discard_payloads([row for row, payload in rows if payload is not None])
+            self._discard_payloads(written)
             raise
+
+    def _check_inputs(self, spec: JobSpec, produced: set[str], where: str) -> None:
+        """Refuses an input that names no version, unless a job this one waits for
+        publishes that dataset (then it is resolved when this job starts)."""
+        for ref in spec.inputs:
+            name, _ = parse_version(ref)
+            if name not in produced:
+                self.data.resolve(ref, f"{where}inputs:")
+
+    def _produced_by(self, parents: Sequence[int]) -> set[str]:
+        """The datasets that the jobs ``parents`` publish."""
+        if not parents:
+            return set()
+        with self.db.sessions() as session:
+            rows = session.scalars(select(JobRow.outputs).where(JobRow.id.in_(parents)))
+            return {str(name) for outputs in rows for name in outputs or []}
 
     def _discard_payloads(self, rows: Sequence[JobRow]) -> None:
         """Removes the directories :meth:`_store_payloads` made for ``rows``, whose
@@ -219,6 +252,7 @@ class ControlOps:
         """Queues a job and returns it; refuses one no node could ever hold."""
         queue = spec.queue or user.tenant or "default"
         self._check_fits(spec, "")
+        self._check_inputs(spec, self._produced_by(spec.after), "")
         payload = function_payload(spec)
 
         def work(session: Session, now: float) -> JobView:
@@ -236,6 +270,7 @@ class ControlOps:
         payloads = []
         for index, spec in enumerate(specs):
             self._check_fits(spec, f"jobs[{index}]: ")
+            self._check_inputs(spec, self._produced_by(spec.after), f"jobs[{index}]: ")
             try:
                 payloads.append(function_payload(spec))
             except InvalidInput as exc:
@@ -474,10 +509,12 @@ class ControlOps:
         order = topological_order({name: step.needs for name, step in spec.steps.items()})
         queue = spec.queue or user.tenant or "default"
         payloads = {}
+        produced = {output for step in spec.steps.values() for output in step.outputs}
         for name, step in spec.steps.items():
             if step.after:
                 raise InvalidInput(f"steps.{name}.after: use needs: inside a pipeline")
             self._check_fits(step, f"steps.{name}: ")
+            self._check_inputs(step, produced, f"steps.{name}.")
             try:
                 payloads[name] = function_payload(step)
             except InvalidInput as exc:

@@ -36,6 +36,7 @@ from aios.control.records import (
     allocation_to_json,
     handle_from_json,
     handle_to_json,
+    job_dir,
     launch_spec,
     queue_from_row,
     record,
@@ -44,6 +45,7 @@ from aios.control.records import (
 )
 from aios.control.workdirs import Workdirs
 from aios.executors.base import Executor, ExitReason, ProcessExit, StopReason
+from aios.lineage.jobs import has_data, record_lineage
 from aios.resources import Node
 from aios.scheduler import (
     TERMINAL_STATES,
@@ -355,6 +357,10 @@ class Reconciler:
     def _end_job(
         self, session: Session, row: JobRow, state: JobState, now: float, message: str
     ) -> None:
+        if has_data(row):
+            result = record_lineage(session, job_dir(self.home, row.id), row)
+            if result is not None and result.cached_from is not None:
+                message = f"{message}: reused the outputs of job {result.cached_from}"
         self.changes.job(row, state=state.value, finished_at=now, message=message)
         session.info.setdefault(ENDED, []).append(row)
         self.rows.pop(row.id, None)

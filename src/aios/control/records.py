@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
@@ -280,11 +279,14 @@ def launch_spec(
     home: Path, row: JobRow, attempt: int, replica: int, allocation: Allocation
 ) -> LaunchSpec:
     """What the executor needs to start replica ``replica`` of ``row``'s attempt."""
+    from aios.lineage.jobs import has_data, inner_command, stage_command
+
     workdir = job_dir(home, row.id)
-    if row.command:
-        command: list[str] = [str(arg) for arg in row.command]
+    shell = row.shell
+    if has_data(row):  # the wrapper stages its datasets, then runs the command
+        command, shell = stage_command(workdir), False
     else:
-        command = [sys.executable, "-m", "aios.control.function", FUNCTION_FILE]
+        command = inner_command(row, FUNCTION_FILE)
     env = {str(k): str(v) for k, v in (row.env or {}).items()}
     env.setdefault("AIOS_REPLICAS", str(row.replicas))
     return LaunchSpec(
@@ -292,7 +294,7 @@ def launch_spec(
         attempt=attempt,
         replica=replica,
         command=command,
-        shell=row.shell,
+        shell=shell,
         workdir=workdir,
         stdout=log_path(home, row.id, "stdout", replica),
         stderr=log_path(home, row.id, "stderr", replica),

@@ -25,6 +25,7 @@ from aios.control.plane import ControlOps
 from aios.control.reconciler import Reconciler
 from aios.errors import InvalidInput, NotFound
 from aios.executors.base import Executor
+from aios.lineage.catalog import DataCatalog, default_location
 from aios.registry.service import RegistryOps
 from aios.resources import Node, detect_local_node
 from aios.scheduler import make_policy
@@ -69,6 +70,9 @@ class Settings:
     tick: float = 1.0
     nodes: list[Node] | None = None
     executor: Executor | None = None
+    data_repo: str | None = None
+    """The data repository jobs read and publish datasets in (default:
+    ``$AIOS_DATA_REPO`` or ``home/data``)."""
 
 
 class ControlPlane:
@@ -104,9 +108,11 @@ class ControlPlane:
             tick=settings.tick,
         )
         self.tokens = TokenBook(self.db, home)
-        self.ops = ControlOps(self.db, self.reconciler, home)
+        self.data = DataCatalog(settings.data_repo or default_location(home))
+        self.ops = ControlOps(self.db, self.reconciler, home, self.data)
         self.metrics = ControlMetrics(self.db, self.reconciler)
         self.registry = RegistryOps(self.db, home)
+        self.registry.data = self.data
         self.deployments = DeploymentOps(self.db, self.registry)
         self.registry.in_use = self.deployments.in_use  # a version deployed stays
         self.routes = Routes()
@@ -206,6 +212,7 @@ class ControlPlane:
         self.controller.stop()
         self.reconciler.stop()
         self.executor.close()
+        self.data.close()
         self.db.close()
         self._started = False
 

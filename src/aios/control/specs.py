@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from aios.errors import InvalidQuantity
+from aios.lineage.plan import check_inputs, check_outputs
 from aios.resources import parse_cpu, parse_duration, parse_memory
 
 __all__ = [
@@ -115,6 +116,29 @@ class JobSpec(Strict):
     retry_backoff: float = Field(1.0, ge=0, le=3600)
     preemptible: bool = True
     kind: Literal["batch", "service"] = "batch"
+    inputs: list[str] = Field(
+        default_factory=list,
+        max_length=100,
+        description="dataset versions (NAME@REF) materialised read-only at inputs/NAME",
+    )
+    outputs: list[str] = Field(
+        default_factory=list,
+        max_length=100,
+        description="datasets whose next version is published from outputs/NAME on success",
+    )
+    cache: bool = Field(
+        True, description="reuse the outputs of an earlier run of the same command and inputs"
+    )
+
+    @field_validator("inputs")
+    @classmethod
+    def _inputs(cls, value: list[str]) -> list[str]:
+        return check_inputs(value)
+
+    @field_validator("outputs")
+    @classmethod
+    def _outputs(cls, value: list[str]) -> list[str]:
+        return check_outputs(value)
 
     # A job of no cores would run unpinned on every core, and one of no memory without
     # a limit, while its queue's quota counted nothing of either.
@@ -216,6 +240,9 @@ class JobView(BaseModel):
     message: str
     stopping: str | None = None
     attempts: list[AttemptView] = Field(default_factory=list)
+    inputs: list[str] = Field(default_factory=list)
+    outputs: list[str] = Field(default_factory=list)
+    cache: bool = True
 
 
 class EventView(BaseModel):

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -50,6 +50,9 @@ from aios.registry.specs import (
 from aios.registry.staging import Staged, keep, stage_file, stage_upload
 from aios.store import Database, EventRow, JobRow, QueueRow
 from aios.store.models import ModelAliasRow, ModelRow, ModelVersionRow
+
+if TYPE_CHECKING:
+    from aios.lineage.catalog import DataCatalog
 
 __all__ = ["DEFAULT_MAX_UPLOAD", "InUse", "RegistryOps"]
 
@@ -99,6 +102,9 @@ class RegistryOps:
         self.blobs = BlobStore(home / "registry")
         self.blobs.clear_staging()
         self.in_use = in_use
+        self.data: DataCatalog | None = None
+        """The data repository, to resolve a model's training dataset (none: kept as
+        given)."""
         self.max_upload = max_upload
         self.probe_timeout = probe_timeout
         self.clock = clock
@@ -200,6 +206,10 @@ class RegistryOps:
         file_name = check_filename(spec.filename or filename or default)
         with self.db.sessions() as session:
             self._admissible(session, user, name, spec)  # before reading a byte of it
+        if spec.dataset and self.data is not None and self.data.has_repository():
+            # The reference as a number: a tag or "latest" moves, the lineage must not.
+            trained_on = self.data.resolve(spec.dataset, "dataset")
+            spec = spec.model_copy(update={"dataset": trained_on.ref})
         with self.blobs.staging() as stage:
             accepted = self._accept(stage, spec, artifact, file_name)
             with self._lock:

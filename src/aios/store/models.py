@@ -21,6 +21,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -29,6 +30,7 @@ __all__ = [
     "Base",
     "DeploymentRow",
     "EventRow",
+    "JobDatasetRow",
     "JobRow",
     "ModelAliasRow",
     "ModelRow",
@@ -139,6 +141,28 @@ class JobRow(Base):
     reason: Mapped[str | None] = mapped_column(String(24), nullable=True)
     message: Mapped[str] = mapped_column(Text, default="")
     """For a queued job, why it waits; for an ended one, how it ended, in words."""
+    inputs: Mapped[list[Any]] = mapped_column(JSON, default=list, server_default="[]")
+    """Dataset versions (``NAME@REF``) materialised read-only in the job's directory."""
+    outputs: Mapped[list[Any]] = mapped_column(JSON, default=list, server_default="[]")
+    """Datasets the job publishes a new version of when it succeeds."""
+    cache: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    """Whether a run of the same command on the same input versions may be reused."""
+
+
+class JobDatasetRow(Base):
+    """A dataset version a job read (``role`` "input") or published ("output"): the
+    lineage edges between jobs and datasets. ``cached_from`` is, for a job that reused
+    an earlier run's outputs, that run's job id."""
+
+    __tablename__ = "job_datasets"
+    __table_args__ = (Index("ix_job_datasets_version", "dataset", "version"),)
+
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    role: Mapped[str] = mapped_column(String(8), primary_key=True)
+    dataset: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+    snapshot: Mapped[str] = mapped_column(String(64))
+    cached_from: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class AttemptRow(Base):

@@ -1,0 +1,179 @@
+"""Jobs read dataset versions materialised read-only in their directory and publish
+their outputs as new versions; a rerun on the same inputs reuses them."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from aios.client import ApiError
+from aios.control.specs import PipelineSpec
+from tests.control.control_harness import Running
+from tests.lineage.conftest import open_store
+
+UPPER = (
+    'for f in "$AIOS_INPUTS"/raw/*.txt; do '
+    'tr a-z A-Z < "$f" > "$AIOS_OUTPUTS/clean/$(basename $f)"; '
+    "done; echo ran >> {marker}"
+)
+
+
+def _run(running: Running, command: str, **kwargs: object) -> int:
+    job = running.admin.submit(command, **kwargs)  # type: ignore[arg-type]
+    done = running.admin.wait(job.id, timeout=60)
+    assert done.state == "succeeded", (done.message, _stderr(running, job.id))
+    return job.id
+
+
+def _stderr(running: Running, job_id: int) -> str:
+    path = running.home / "jobs" / str(job_id) / "stderr.log"
+    return path.read_text() if path.exists() else ""
+
+
+def test_a_job_reads_an_input_version_and_publishes_its_output(
+    data_plane: Running, tmp_path: Path
+) -> None:
+    marker = tmp_path / "marker"
+    job_id = _run(data_plane, UPPER.format(marker=marker), inputs=["raw@1"], outputs=["clean"])
+    store = open_store(data_plane)
+    try:
+        clean = store.version("clean", "latest")
+        assert clean.version == 1
+        assert clean.lineage["job"] == job_id
+        assert clean.lineage["inputs"] == ["raw@1"]
+        got = tmp_path / "got"
+        store.get("clean", 1, got)
+        assert (got / "a.txt").read_text() == "ALPHA\n"
+        assert (got / "b.txt").read_text() == "BETA\n"
+    finally:
+        store.repo.close()
+    materialised = data_plane.home / "jobs" / str(job_id) / "inputs" / "raw"
+    assert (materialised / "a.txt").read_text() == "alpha\n"
+    assert stat.S_IMODE((materialised / "a.txt").stat().st_mode) == 0o444
+    assert stat.S_IMODE(materialised.stat().st_mode) == 0o555
+
+
+def test_the_passphrase_does_not_reach_the_command(data_plane: Running, tmp_path: Path) -> None:
+    seen = tmp_path / "seen"
+    _run(
+        data_plane,
+        f'echo "[${{AIOS_DATA_PASSPHRASE:-none}}]" > {seen}',
+        inputs=["raw"],
+    )
+    assert seen.read_text() == "[none]\n"
+
+
+def test_a_rerun_on_the_same_inputs_reuses_the_outputs_without_running(
+    data_plane: Running, tmp_path: Path
+) -> None:
+    marker = tmp_path / "marker"
+    command = UPPER.format(marker=marker)
+    first = _run(data_plane, command, inputs=["raw@latest"], outputs=["clean"])
+    second = _run(data_plane, command, inputs=["raw@1"], outputs=["clean"])
+    assert marker.read_text() == "ran\n"  # the second did not run the command
+    assert f"reused the outputs of job {first}" in data_plane.admin.get(second).message
+    store = open_store(data_plane)
+    try:
+        assert [v.version for v in store.versions("clean")] == [1]
+    finally:
+        store.repo.close()
+    _run(data_plane, command, inputs=["raw@1"], outputs=["clean"], cache=False)
+    assert marker.read_text() == "ran\nran\n"
+
+
+def test_a_new_input_version_runs_the_command_again(data_plane: Running, tmp_path: Path) -> None:
+    marker = tmp_path / "marker"
+    command = UPPER.format(marker=marker)
+    _run(data_plane, command, inputs=["raw@latest"], outputs=["clean"])
+    source = tmp_path / "raw2"
+    source.mkdir()
+    (source / "a.txt").write_text("gamma\n")
+    store = open_store(data_plane)
+    try:
+        store.add("raw", source, "second")
+    finally:
+        store.repo.close()
+    _run(data_plane, command, inputs=["raw@latest"], outputs=["clean"])
+    assert marker.read_text() == "ran\nran\n"
+    store = open_store(data_plane)
+    try:
+        assert store.version("clean", 2).lineage["inputs"] == ["raw@2"]
+    finally:
+        store.repo.close()
+
+
+def test_a_failed_job_publishes_nothing(data_plane: Running) -> None:
+    job = data_plane.admin.submit(
+        'echo partial > "$AIOS_OUTPUTS/clean/x"; exit 3', inputs=["raw"], outputs=["clean"]
+    )
+    done = data_plane.admin.wait(job.id, timeout=60)
+    assert (done.state, done.exit_code) == ("failed", 3)
+    store = open_store(data_plane)
+    try:
+        assert store.versions("clean", missing_ok=True) == []
+    finally:
+        store.repo.close()
+
+
+@pytest.mark.parametrize(
+    ("inputs", "outputs", "named"),
+    [
+        (["nosuch@1"], [], "no dataset 'nosuch'"),
+        (["raw@7"], [], "has no version '7'"),
+        (["raw@"], [], "raw@"),
+        (["raw", "raw@1"], [], "named twice"),
+        ([], ["../up"], "../up"),
+    ],
+)
+def test_bad_data_references_are_refused_at_submission(
+    data_plane: Running, inputs: list[str], outputs: list[str], named: str
+) -> None:
+    with pytest.raises(ApiError) as caught:
+        data_plane.admin.submit("true", inputs=inputs, outputs=outputs)
+    assert caught.value.status in {400, 422}
+    assert named in str(caught.value)
+    assert data_plane.admin.jobs() == []
+
+
+def test_a_pipeline_step_reads_what_an_earlier_step_published(
+    data_plane: Running, tmp_path: Path
+) -> None:
+    marker = tmp_path / "marker"
+    pipeline = data_plane.admin.submit_pipeline(
+        PipelineSpec.model_validate(
+            {
+                "name": "prep-and-count",
+                "steps": {
+                    "prepare": {
+                        "command": UPPER.format(marker=marker),
+                        "inputs": ["raw@1"],
+                        "outputs": ["clean"],
+                    },
+                    "count": {
+                        "command": (
+                            'cat "$AIOS_INPUTS"/clean/*.txt | wc -l > "$AIOS_OUTPUTS/stats/n"'
+                        ),
+                        "inputs": ["clean@latest"],
+                        "outputs": ["stats"],
+                        "needs": ["prepare"],
+                    },
+                },
+            }
+        )
+    )
+    done = data_plane.admin.wait_pipeline(pipeline.id, timeout=90)
+    assert done.state == "succeeded", {s: j.message for s, j in done.steps.items()}
+    store = open_store(data_plane)
+    try:
+        stats = store.version("stats", "latest")
+        assert stats.lineage["inputs"] == ["clean@1"]
+        assert stats.lineage["job"] == done.steps["count"].id
+        got = tmp_path / "stats"
+        store.get("stats", 1, got)
+        assert (got / "n").read_text().strip() == "2"
+    finally:
+        store.repo.close()
+    assert os.environ.get("AIOS_DATA_PASSPHRASE")
