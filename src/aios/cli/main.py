@@ -21,7 +21,7 @@ from typing import Annotated, Any, ParamSpec
 import typer
 from typer.core import TyperGroup
 
-from aios.cli import admin, control, deploy, jobs, models, packaging, pipelines
+from aios.cli import admin, control, deploy, jobs, lineage, models, packaging, pipelines
 from aios.cli.backup import backup_app
 from aios.cli.data import data_app
 from aios.cli.remote import FAILURE, USAGE_ERROR, Remote, exit_code, fail
@@ -147,6 +147,7 @@ _COMMANDS: tuple[tuple[typer.Typer, str, Callable[..., None]], ...] = (
     (app, "cancel", jobs.cancel),
     (app, "wait", jobs.wait),
     (app, "run", pipelines.run),
+    (app, "lineage", lineage.lineage),
     (app, "nodes", admin.nodes),
     (app, "whoami", admin.whoami),
     (queue_app, "create", admin.create_queue),

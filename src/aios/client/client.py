@@ -13,7 +13,8 @@ import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import quote
 
 import httpx
 
@@ -30,6 +31,9 @@ from aios.control.specs import (
 from aios.errors import AiosError
 from aios.registry.specs import ModelVersionView, ModelView
 from aios.serving.deployments import DeploymentSpec, DeploymentView
+
+if TYPE_CHECKING:
+    from aios.lineage.api import LineageView
 
 __all__ = ["DEFAULT_URL", "TERMINAL", "ApiError", "Client"]
 
@@ -175,6 +179,13 @@ class Client:
         else:
             body["command"] = command if isinstance(command, str) else list(command or [])
         return JobView.model_validate(self._request("POST", "/jobs", json=body).json())
+
+    def lineage(self, kind: Literal["dataset", "job", "model"], ref: str) -> LineageView:
+        """The lineage graph around a dataset version, a job or a model version."""
+        from aios.lineage.api import LineageView
+
+        response = self._request("GET", f"/lineage/{kind}/{quote(ref, safe='@')}")
+        return LineageView.model_validate(response.json())
 
     def submit_many(self, jobs: Sequence[Mapping[str, Any]]) -> list[JobView]:
         """Submits several jobs (each a JobSpec as a dict, e.g. ``{"command": ["true"],

@@ -25,6 +25,7 @@ from aios.control.plane import ControlOps
 from aios.control.reconciler import Reconciler
 from aios.errors import InvalidInput, NotFound
 from aios.executors.base import Executor
+from aios.lineage.api import lineage_router
 from aios.lineage.catalog import DataCatalog, default_location
 from aios.registry.service import RegistryOps
 from aios.resources import Node, detect_local_node
@@ -126,7 +127,10 @@ class ControlPlane:
             self.metrics,
             auth=settings.auth,
             registry=self.registry,
-            routers=[deployment_router(self.deployments, self.controller)],
+            routers=[
+                deployment_router(self.deployments, self.controller),
+                lineage_router(self.db, self.data),
+            ],
             root_routers=[self.gateway.router],
             on_shutdown=[self.gateway.close],
         )
