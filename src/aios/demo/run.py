@@ -27,6 +27,7 @@ from rich.table import Table
 from aios.client import Client
 from aios.control import ControlPlane, Settings
 from aios.control.specs import JobView, PipelineSpec
+from aios.demo.data import back_up, create_repository, fetch, rerun_prepare, show_lineage
 from aios.demo.serving import serve_best
 from aios.demo.steps import MODELS
 
@@ -34,6 +35,7 @@ __all__ = ["demo_pipeline", "run_demo"]
 
 QUEUES = {"vision": ("logistic", "forest"), "speech": ("svm", "knn")}
 REPLAY = "--limit 2000 --policy fifo,las,drf"
+RAW, DATASET = "digits-raw", "digits"
 
 
 def _free_port() -> int:
@@ -53,7 +55,13 @@ def demo_pipeline(workdir: Path) -> PipelineSpec:
     env = {"AIOS_DEMO_DIR": str(workdir)}
     step = [sys.executable, "-m", "aios.demo.steps"]
     steps: dict[str, dict[str, object]] = {
-        "prepare": {"command": [*step, "prepare"], "queue": "vision", "memory": "512M"},
+        "prepare": {
+            "command": [*step, "prepare"],
+            "queue": "vision",
+            "memory": "512M",
+            "inputs": [f"{RAW}@1"],
+            "outputs": [DATASET],
+        },
     }
     for queue, models in QUEUES.items():
         for model in models:
@@ -62,12 +70,14 @@ def demo_pipeline(workdir: Path) -> PipelineSpec:
                 "queue": queue,
                 "memory": "1G",
                 "needs": ["prepare"],
+                "inputs": [f"{DATASET}@latest"],
             }
     steps["evaluate"] = {
         "command": [*step, "evaluate"],
         "queue": "vision",
         "memory": "512M",
         "needs": [f"train-{m}" for m in MODELS],
+        "inputs": [f"{DATASET}@latest"],
     }
     steps["pick"] = {"command": [*step, "pick"], "queue": "vision", "needs": ["evaluate"]}
     steps["replay"] = {
@@ -115,7 +125,10 @@ def run_demo(console: Console | None = None) -> int:
     home = Path(tempfile.mkdtemp(prefix="aios-demo-"))
     workdir = home / "shared"
     workdir.mkdir()
-    plane = ControlPlane(Settings(home=home, port=_free_port(), policy="drf", tick=0.2))
+    location = create_repository(console, home, RAW)
+    plane = ControlPlane(
+        Settings(home=home, port=_free_port(), policy="drf", tick=0.2, data_repo=str(location))
+    )
     try:
         plane.start_background()
         assert plane.admin_token_path is not None
@@ -132,7 +145,8 @@ def run_demo(console: Console | None = None) -> int:
                 f"queues vision and speech: {share} core(s) each, borrowing in cohort lab"
             )
             submitted = time.time()
-            pipeline = client.submit_pipeline(demo_pipeline(workdir))
+            spec = demo_pipeline(workdir)
+            pipeline = client.submit_pipeline(spec)
             console.print(f"pipeline {pipeline.id} submitted: {len(pipeline.steps)} steps")
             done = client.wait_pipeline(pipeline.id, timeout=900)
             jobs = [client.get(step.id) for step in done.steps.values()]
@@ -157,8 +171,12 @@ def run_demo(console: Console | None = None) -> int:
             console.print(f"replay of the bundled trace ({REPLAY}), run as job {replay.id}:")
             console.print("".join(client.logs(replay.id)).rstrip(), markup=False)
             trained = {m: done.steps[f"train-{m}"] for m in MODELS}
-            serve_best(console, client, token, workdir, trained, scores)
+            fetch(console, location, f"{DATASET}@latest", workdir / DATASET)
+            served = serve_best(console, client, token, workdir, trained, scores)
+            show_lineage(console, client, served)
+            rerun_prepare(console, client, spec)
             _wait_idle(client)
+            back_up(console, home, location)
         return 0
     finally:
         plane.stop()

@@ -32,6 +32,7 @@ def _register(client: Client, workdir: Path, model: str, job: JobView, accuracy:
         workdir / f"{model}.pkl",
         "sklearn",
         from_job=job.id,
+        dataset=f"{NAME}@latest",  # recorded as the version number it trained on
         metrics={"accuracy": accuracy},
         to_onnx=True,
         description=f"{model} on the digits, trained by job {job.id}",
@@ -81,7 +82,8 @@ def serve_best(
     workdir: Path,
     train_jobs: dict[str, JobView],
     scores: dict[str, float],
-) -> None:
+) -> str:
+    """Registers, deploys, serves and undeploys; returns the best model's version."""
     ranked = sorted(scores, key=lambda m: (-scores[m], m))
     best, runner_up = ranked[0], ranked[1]
     first = _register(client, workdir, best, train_jobs[best], scores[best])
@@ -91,7 +93,8 @@ def serve_best(
         inputs = ", ".join(f"{t.name} {t.datatype}{list(t.shape)}" for t in view.signature.inputs)
         console.print(
             f"registered {NAME}@{version}: {view.tags['estimator']} "
-            f"(accuracy {view.metrics['accuracy']:.4f}), from job {view.from_job}, "
+            f"(accuracy {view.metrics['accuracy']:.4f}), from job {view.from_job} "
+            f"on {view.dataset}, "
             f"ONNX input {inputs}"
         )
 
@@ -111,7 +114,7 @@ def serve_best(
         f"gateway {client.url}/v2/models/{NAME}/infer"
     )
 
-    data = np.load(workdir / "digits.npz")
+    data = np.load(workdir / "digits" / "digits.npz")  # the version the models trained on
     images = np.asarray(data["x_test"], np.float32)
     labels = np.asarray(data["y_test"])
     table = Table(title=f"{REQUESTS} one-image requests, {CONCURRENCY} in flight (tritonclient)")
@@ -136,3 +139,4 @@ def serve_best(
     console.print(table)
     console.print(f"rolled back to {NAME}@{first} at 100 %; removing the deployment")
     client.undeploy(NAME)
+    return f"{NAME}@{first}"

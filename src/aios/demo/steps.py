@@ -1,9 +1,12 @@
 """The steps of the demo pipeline, each run as an AIOS job:
 ``python -m aios.demo.steps prepare|train MODEL|evaluate|pick``.
 
-They share files through ``$AIOS_DEMO_DIR``: the prepared data set, one model file and
-score per trained model, and the final choice. scikit-learn's bundled digits data set is
-used, so nothing is downloaded.
+Data moves as dataset versions: ``prepare`` reads the raw digits (a CSV of
+scikit-learn's bundled digits, so nothing is downloaded) from ``$AIOS_INPUTS/digits-raw``
+and publishes the split, scaled arrays as the next version of ``digits`` from
+``$AIOS_OUTPUTS/digits``; the training and evaluation steps read that version from
+``$AIOS_INPUTS/digits``. Model files, scores and the final choice are shared through
+``$AIOS_DEMO_DIR``.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["MODELS", "main"]
+__all__ = ["MODELS", "main", "write_raw_digits"]
 
 MODELS = ("logistic", "forest", "svm", "knn")
 
@@ -25,16 +28,38 @@ def _dir() -> Path:
     return Path(os.environ["AIOS_DEMO_DIR"])
 
 
-def prepare() -> None:
+def _digits() -> Path:
+    """The prepared arrays, in the ``digits`` version this job reads."""
+    return Path(os.environ["AIOS_INPUTS"]) / "digits" / "digits.npz"
+
+
+def write_raw_digits(directory: Path) -> Path:
+    """scikit-learn's bundled digits as ``digits.csv`` (64 pixels and the label a row),
+    the raw dataset the demo starts from."""
     import numpy as np
     from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
 
     digits = load_digits()
-    x_train, x_test, y_train, y_test = train_test_split(
-        digits.data / 16.0, digits.target, test_size=0.25, random_state=0, stratify=digits.target
+    directory.mkdir(parents=True, exist_ok=True)
+    rows = np.column_stack([digits.data, digits.target]).astype(int)
+    header = ",".join([*(f"p{i}" for i in range(64)), "label"])
+    np.savetxt(directory / "digits.csv", rows, fmt="%d", delimiter=",", header=header, comments="")
+    return directory
+
+
+def prepare() -> None:
+    import numpy as np
+    from sklearn.model_selection import train_test_split
+
+    raw = np.loadtxt(
+        Path(os.environ["AIOS_INPUTS"]) / "digits-raw" / "digits.csv", delimiter=",", skiprows=1
     )
-    np.savez(_dir() / "digits.npz", x_train=x_train, x_test=x_test, y_train=y_train, y_test=y_test)
+    pixels, labels = raw[:, :64] / 16.0, raw[:, 64].astype(int)
+    x_train, x_test, y_train, y_test = train_test_split(
+        pixels, labels, test_size=0.25, random_state=0, stratify=labels
+    )
+    out = Path(os.environ["AIOS_OUTPUTS"]) / "digits" / "digits.npz"
+    np.savez(out, x_train=x_train, x_test=x_test, y_train=y_train, y_test=y_test)
     print(f"prepared digits: {len(x_train)} training and {len(x_test)} test images")
 
 
@@ -55,7 +80,7 @@ def _estimator(name: str) -> Any:
 def train(name: str) -> None:
     import numpy as np
 
-    data = np.load(_dir() / "digits.npz")
+    data = np.load(_digits())
     started = time.perf_counter()
     model = _estimator(name).fit(data["x_train"], data["y_train"])
     with (_dir() / f"{name}.pkl").open("wb") as out:
@@ -67,7 +92,7 @@ def train(name: str) -> None:
 def evaluate() -> None:
     import numpy as np
 
-    data = np.load(_dir() / "digits.npz")
+    data = np.load(_digits())
     scores = {}
     for name in MODELS:
         with (_dir() / f"{name}.pkl").open("rb") as source:
