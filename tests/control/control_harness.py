@@ -1,5 +1,6 @@
-"""A real control plane for the tests: SQLite in a temporary home, the local executor,
-uvicorn on a free loopback port, and SDK clients for an admin and for tenants."""
+"""A real control plane for the tests: SQLite in a temporary home (or the PostgreSQL
+database a test hands it), the local executor, uvicorn on a free loopback port, and SDK
+clients for an admin and for tenants."""
 
 from __future__ import annotations
 
@@ -41,10 +42,12 @@ def local_node(gpus: int = 2) -> Node:
     return Node.build("local", cpus=CORES, memory="8G", gpus=gpus, gpu_kind="T4")
 
 
-def start_plane(home: Path, policy: str = "drf", gpus: int = 2) -> Running:
+def start_plane(home: Path, policy: str = "drf", gpus: int = 2, db: str | None = None) -> Running:
+    """Starts a control plane on ``home``, its state in ``db`` (a database URL) or, by
+    default, in SQLite in ``home``."""
     port = free_port()
     plane = ControlPlane(
-        Settings(home=home, port=port, policy=policy, tick=0.2, nodes=[local_node(gpus)])
+        Settings(home=home, db=db, port=port, policy=policy, tick=0.2, nodes=[local_node(gpus)])
     )
     plane.start_background()
     assert plane.admin_token_path is not None

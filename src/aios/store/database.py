@@ -54,8 +54,14 @@ class Database:
         }:
             parsed = parsed.set(drivername="postgresql+psycopg")
         self.url = parsed
+        options: dict[str, Any] = {}
+        if parsed.get_backend_name() == "postgresql":
+            # A server restart, a failover or an idle-connection reaper closes pooled
+            # connections behind our back; testing each one as it leaves the pool costs
+            # a round trip and turns what would be a failed request into a reconnect.
+            options["pool_pre_ping"] = True
         try:
-            self.engine: Engine = create_engine(parsed, future=True)
+            self.engine: Engine = create_engine(parsed, future=True, **options)
         except ModuleNotFoundError as exc:
             raise InvalidInput(
                 f"--db: the driver for {parsed.get_backend_name()} is not installed "
