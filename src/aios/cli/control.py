@@ -39,13 +39,32 @@ def up(
     no_auth: Annotated[
         bool, typer.Option("--no-auth", help="Everyone is admin; loopback addresses only.")
     ] = False,
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            help="Run jobs on a Ray cluster: its address, or 'auto' for the local 'ray start'."
+        ),
+    ] = None,
+    data_repo: Annotated[
+        str | None,
+        typer.Option(help="Data repository for job inputs and outputs (default: home/data)."),
+    ] = None,
 ) -> None:
     """Runs the control plane (API, scheduler, executor) here until Ctrl-C."""
     from aios.control import ControlPlane, Settings, default_home
     from aios.control.server import is_loopback
 
     home = home or default_home()
-    settings = Settings(home=home, db=db, host=host, port=port, policy=policy, auth=not no_auth)
+    settings = Settings(
+        home=home,
+        db=db,
+        host=host,
+        port=port,
+        policy=policy,
+        auth=not no_auth,
+        ray=ray,
+        data_repo=data_repo,
+    )
     if not no_auth or is_loopback(host):
         # Before the database and the executor start; ControlPlane refuses --no-auth
         # on other addresses itself.

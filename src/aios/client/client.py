@@ -246,7 +246,11 @@ class Client:
         except httpx.TransportError as exc:
             raise ApiError(0, f"cannot reach the control plane at {self.url}: {exc}") from None
 
-    def events(self, job_id: int) -> list[EventView]:
+    def events(self, job_id: int | None = None, since: int = 0) -> list[EventView]:
+        """A job's events, or (``job_id`` None) the cluster's after event ``since``."""
+        if job_id is None:
+            response = self._request("GET", "/events", params={"since": since})
+            return [EventView.model_validate(e) for e in response.json()]
         response = self._request("GET", f"/jobs/{job_id}/events")
         return [EventView.model_validate(e) for e in response.json()]
 

@@ -121,20 +121,18 @@ class Launcher:
             prepare_workdir(self.home, launch.job_id)
             handles: dict[int, Handle] = {}
             failed: list[ProcessExit] = []
-            for spec in launch.specs:
+            specs = launch.specs
+            if len(specs) > 1 and (reserve := getattr(self.executor, "reserve", None)):
+                try:  # an executor that reserves a gang whole (Ray: a placement group)
+                    reserve(specs)
+                except OSError as exc:
+                    failed = [_failed(spec, f"could not reserve the gang: {exc}") for spec in specs]
+                    specs = []
+            for spec in specs:
                 try:
                     handles[spec.replica] = self.executor.launch(spec)
                 except OSError as exc:
-                    failed.append(
-                        ProcessExit(
-                            spec.job_id,
-                            spec.attempt,
-                            spec.replica,
-                            None,
-                            ExitReason.FAILED,
-                            f"could not start: {exc}",
-                        )
-                    )
+                    failed.append(_failed(spec, f"could not start: {exc}"))
             started = self.clock()  # running since its processes exist, not since bound
             with self.lock:
                 self._record(launch, handles, started)
@@ -158,3 +156,8 @@ class Launcher:
         if stopping is not None:  # stopped while it was being launched
             for handle in handles.values():
                 self.executor.stop(handle, stopping, launch.grace)
+
+
+def _failed(spec: LaunchSpec, message: str) -> ProcessExit:
+    """The exit of a replica that never started."""
+    return ProcessExit(spec.job_id, spec.attempt, spec.replica, None, ExitReason.FAILED, message)

@@ -148,6 +148,8 @@ class ControlOps:
         )
         with self.reconciler.lock:
             nodes = [state.node for state in self.reconciler.state.nodes.values()]
+        if self.reconciler.elastic:
+            return  # a node that can hold it may join later
         if not any(request.fits(node.allocatable) for node in nodes):
             largest = ", ".join(
                 f"{n.name}: {n.allocatable.cpu // 1000} cpus, "

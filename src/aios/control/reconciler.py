@@ -122,6 +122,9 @@ class Reconciler:
         to commit (see :meth:`transaction`)."""
         self.lock = threading.RLock()
         """Held while the loop changes :attr:`state`; readers of it take it too."""
+        self.elastic = False
+        """Whether nodes may join later (a Ray cluster): a job no node can hold then
+        waits for one instead of ending unschedulable."""
         self.workdirs = Workdirs(home)
         self.launcher = Launcher(
             home,
@@ -387,6 +390,9 @@ class Reconciler:
             elif isinstance(decision, Unschedulable | UpstreamFailed):
                 row = session.get(JobRow, int(decision.job_id))
                 if row is None:
+                    continue
+                if isinstance(decision, Unschedulable) and self.elastic:
+                    result.reasons[decision.job_id] = f"waits for a node to join: {decision.reason}"
                     continue
                 if isinstance(decision, Unschedulable):
                     state, why = JobState.UNSCHEDULABLE, decision.reason

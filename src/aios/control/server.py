@@ -14,7 +14,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 
@@ -36,6 +36,9 @@ from aios.serving.deployments import DeploymentOps
 from aios.serving.gateway import Gateway, GatewayEndpoint
 from aios.serving.routes import Routes
 from aios.store import Database, sqlite_url
+
+if TYPE_CHECKING:
+    from aios.cluster.attach import RayAttachment
 
 __all__ = ["DEFAULT_PORT", "ControlPlane", "Settings", "default_home", "is_loopback"]
 
@@ -71,6 +74,9 @@ class Settings:
     tick: float = 1.0
     nodes: list[Node] | None = None
     executor: Executor | None = None
+    ray: str | None = None
+    """A Ray cluster's address (``auto``: the local ``ray start``) to run jobs on its
+    nodes instead of this machine's; ``nodes`` and ``executor`` are then ignored."""
     data_repo: str | None = None
     """The data repository jobs read and publish datasets in (default:
     ``$AIOS_DATA_REPO`` or ``home/data``)."""
@@ -92,14 +98,19 @@ class ControlPlane:
         (home / "jobs").mkdir(exist_ok=True)
         self.home = home
         self.db = Database(settings.db or sqlite_url(home / "aios.db"))
-        nodes = settings.nodes if settings.nodes is not None else [detect_local_node()]
+        self.ray: RayAttachment | None = None
         self.reconciler: Reconciler
-        if settings.executor is None:
-            from aios.executors.local import LocalExecutor
-
-            self.executor: Executor = LocalExecutor(on_exit=self._on_exit)
+        self.executor: Executor
+        if settings.ray is not None:
+            nodes, self.executor = self._attach_ray(settings.ray)
         else:
-            self.executor = settings.executor
+            nodes = settings.nodes if settings.nodes is not None else [detect_local_node()]
+            if settings.executor is None:
+                from aios.executors.local import LocalExecutor
+
+                self.executor = LocalExecutor(on_exit=self._on_exit)
+            else:
+                self.executor = settings.executor
         self.reconciler = Reconciler(
             self.db,
             self.executor,
@@ -156,6 +167,16 @@ class ControlPlane:
         except NotFound:
             return None
 
+    def _attach_ray(self, address: str) -> tuple[list[Node], Executor]:
+        """Connects to the Ray cluster; its nodes, and the executor that reaches them."""
+        from aios.cluster.attach import RayAttachment, connect
+        from aios.cluster.executor import RayExecutor
+
+        nodes = connect(address)
+        executor = RayExecutor(on_exit=self._on_exit, node_home=str(self.home / "nodes"))
+        self.ray = RayAttachment(nodes, executor)
+        return nodes, executor
+
     def _on_exit(self) -> None:
         reconciler = getattr(self, "reconciler", None)
         if reconciler is not None:
@@ -167,6 +188,8 @@ class ControlPlane:
         if self.settings.auth:
             self.admin_token_path = self.tokens.bootstrap()
         self.reconciler.start()
+        if self.ray is not None:
+            self.ray.start(self.reconciler)
         self.controller.start()
         self._started = True
 
@@ -214,6 +237,8 @@ class ControlPlane:
         if not self._started:
             return
         self.controller.stop()
+        if self.ray is not None:
+            self.ray.stop()
         self.reconciler.stop()
         self.executor.close()
         self.data.close()

@@ -1,0 +1,91 @@
+"""Jobs on a real multi-node Ray cluster: AIOS places them, Ray's node agents run them
+with the local executor's isolation, logs and results come back, signals reach them."""
+
+from __future__ import annotations
+
+import time
+
+from tests.cluster.conftest import RayPlane
+
+
+def _node_named(plane: RayPlane, **wanted: int) -> str:
+    for node in plane.admin.nodes():
+        if all(node.capacity.get(k) == v for k, v in wanted.items()):
+            return node.name
+    raise AssertionError(f"no node with {wanted}")
+
+
+def _log(plane: RayPlane, job_id: int, stream: str = "stdout") -> str:
+    return "".join(plane.admin.logs(job_id, stream=stream))
+
+
+def test_the_nodes_and_their_resources_come_from_ray(ray_plane: RayPlane) -> None:
+    nodes = {n.name: n for n in ray_plane.admin.nodes()}
+    assert all(name.startswith("ray-") for name in nodes)
+    gpu_nodes = [n for n in nodes.values() if n.capacity.get("gpu")]
+    assert [(n.capacity["gpu"], {g.model for g in n.gpus}) for n in gpu_nodes] == [(2, {"T4"})]
+    assert [n.capacity.get("fast") for n in nodes.values() if "fast" in n.capacity] == [4]
+    assert sorted(n.capacity["cpu"] for n in nodes.values())[-3:] == [2000, 2000, 2000]
+
+
+def test_a_job_runs_on_the_node_the_scheduler_chose_and_its_log_comes_back(
+    ray_plane: RayPlane,
+) -> None:
+    t4 = _node_named(ray_plane, gpu=2)
+    job = ray_plane.admin.submit(
+        'echo "node=$AIOS_NODE gpus=$CUDA_VISIBLE_DEVICES"; echo oops >&2', gpus=1, gpu_kind="T4"
+    )
+    done = ray_plane.admin.wait(job.id, timeout=60)
+    assert (done.state, done.exit_code) == ("succeeded", 0), done.message
+    assert done.attempts[-1].node == t4
+    assert _log(ray_plane, job.id) == f"node={t4} gpus={done.attempts[-1].gpus[0][0]}\n"
+    assert _log(ray_plane, job.id, "stderr") == "oops\n"
+
+
+def test_a_python_function_returns_its_value_from_another_node(ray_plane: RayPlane) -> None:
+    job = ray_plane.admin.submit(function=lambda x: x * 21, args=(2,), name="double")
+    done = ray_plane.admin.wait(job.id, timeout=60)
+    assert done.state == "succeeded", done.message
+    assert ray_plane.admin.result(job.id) == 42
+
+
+def test_cancel_delivers_sigterm_on_the_remote_node(ray_plane: RayPlane) -> None:
+    job = ray_plane.admin.submit(
+        "trap 'echo got TERM; exit 0' TERM; echo ready; while true; do sleep 0.1; done",
+        grace=10,
+    )
+    deadline = time.monotonic() + 30
+    while "ready" not in _log(ray_plane, job.id):
+        assert time.monotonic() < deadline, "the job never started"
+        time.sleep(0.1)
+    ray_plane.admin.cancel(job.id)
+    done = ray_plane.admin.wait(job.id, timeout=30)
+    assert done.state == "cancelled"
+    assert "got TERM" in _log(ray_plane, job.id)
+
+
+def test_a_gang_spans_nodes_under_one_placement_group_released_at_the_end(
+    ray_plane: RayPlane,
+) -> None:
+    from ray.util import placement_group_table
+
+    job = ray_plane.admin.submit(
+        'echo "$AIOS_REPLICA on $AIOS_NODE"; sleep 1', replicas=2, cpus=2, memory="256M"
+    )
+    deadline = time.monotonic() + 30
+    while not (created := [g for g in placement_group_table().values() if g["state"] == "CREATED"]):
+        assert time.monotonic() < deadline, "no placement group was created"
+        time.sleep(0.05)
+    assert [len(g["bundles"]) for g in created] == [2]
+    done = ray_plane.admin.wait(job.id, timeout=60)
+    assert done.state == "succeeded", done.message
+    assert len(done.attempts) == 1  # one attempt …
+    lines = {
+        _log(ray_plane, job.id).strip(),
+        "".join(ray_plane.admin.logs(job.id, replica=1)).strip(),
+    }
+    assert len({line.split(" on ")[1] for line in lines}) == 2  # … on two nodes
+    deadline = time.monotonic() + 10
+    while any(g["state"] == "CREATED" for g in placement_group_table().values()):
+        assert time.monotonic() < deadline, "the placement group was not removed"
+        time.sleep(0.1)
