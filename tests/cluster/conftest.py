@@ -46,8 +46,8 @@ def ray_cluster() -> Iterator[Cluster]:
     try:
         yield cluster
     finally:
-        ray.shutdown()  # type: ignore[no-untyped-call]
-        cluster.shutdown()
+        ray.shutdown()
+        cluster.shutdown()  # type: ignore[no-untyped-call]
 
 
 def add_node(cluster: Cluster, **resources: Any) -> Any:
