@@ -279,15 +279,16 @@ def launch_spec(
     home: Path, row: JobRow, attempt: int, replica: int, allocation: Allocation
 ) -> LaunchSpec:
     """What the executor needs to start replica ``replica`` of ``row``'s attempt."""
-    from aios.lineage.jobs import has_data, inner_command, stage_command
+    from aios.lineage.jobs import has_data, inner_command, stage_command, stage_env
 
     workdir = job_dir(home, row.id)
     shell = row.shell
+    env = {str(k): str(v) for k, v in (row.env or {}).items()}
     if has_data(row):  # the wrapper stages its datasets, then runs the command
-        command, shell = stage_command(workdir), False
+        command, shell = stage_command(), False
+        env = stage_env() | env
     else:
         command = inner_command(row, FUNCTION_FILE)
-    env = {str(k): str(v) for k, v in (row.env or {}).items()}
     env.setdefault("AIOS_REPLICAS", str(row.replicas))
     return LaunchSpec(
         job_id=str(row.id),

@@ -131,6 +131,8 @@ class ControlPlane:
         self.controller = DeploymentController(
             self.db, self.deployments, self.ops, home, self.routes
         )
+        if self.ray is not None:
+            self.controller.bind_host = "0.0.0.0"  # reached from the gateway, on another node
         self.gateway = Gateway(self.routes, self.metrics.registry)
         self.app: FastAPI = create_app(
             self.ops,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -14,7 +15,14 @@ from sqlalchemy.orm import Session
 from aios.lineage.plan import PLAN_FILE, RESULT_FILE, DataPlan, DataResult
 from aios.store.models import JobDatasetRow, JobRow
 
-__all__ = ["data_plan", "has_data", "inner_command", "record_lineage", "stage_command"]
+__all__ = [
+    "data_plan",
+    "has_data",
+    "inner_command",
+    "record_lineage",
+    "stage_command",
+    "stage_env",
+]
 
 log = logging.getLogger("aios.control")
 FUNCTION_RUNNER = ["-m", "aios.control.function"]
@@ -48,9 +56,29 @@ def data_plan(row: JobRow, location: str) -> DataPlan:
     )
 
 
-def stage_command(workdir: Path) -> list[str]:
-    """The argv that runs a job under the stage wrapper."""
-    return [sys.executable, "-m", "aios.lineage.stage", str(workdir / PLAN_FILE)]
+FORWARDED = (
+    "AIOS_DATA_PASSPHRASE",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_DEFAULT_REGION",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+)
+"""What the stage wrapper needs to open the repository as the control plane does: a
+replica on another machine (a Ray node) does not inherit the control plane's
+environment. The wrapper takes the passphrase out before the command runs."""
+
+
+def stage_env() -> dict[str, str]:
+    """The control plane's repository passphrase and object-store credentials."""
+    return {name: os.environ[name] for name in FORWARDED if name in os.environ}
+
+
+def stage_command() -> list[str]:
+    """The argv that runs a job under the stage wrapper, in the job's directory (the
+    plan's path is relative: on a Ray node the directory is another one)."""
+    return [sys.executable, "-m", "aios.lineage.stage", PLAN_FILE]
 
 
 def record_lineage(session: Session, workdir: Path, row: JobRow) -> DataResult | None:

@@ -29,7 +29,7 @@ from typing import Any
 import httpx
 from sqlalchemy import delete, select
 
-from aios.control.auth import Principal
+from aios.control.auth import ADMIN, Principal
 from aios.control.plane import ControlOps
 from aios.control.records import job_dir
 from aios.control.specs import JobSpec
@@ -48,16 +48,17 @@ ENDPOINT_FILE = "endpoint.json"
 MAX_BACKOFF = 60.0
 
 
-def replica_command(config: dict[str, Any]) -> list[str]:
-    """The command a replica job runs: the V2 server on a free port of its node, every
-    version of the deployment loaded, its address written to ``endpoint.json``."""
+def replica_command(config: dict[str, Any], host: str = "127.0.0.1") -> list[str]:
+    """The command a replica job runs: the V2 server on a free port of its node (bound
+    to ``host``), every version of the deployment loaded, its address written to
+    ``endpoint.json``."""
     command = [sys.executable, "-m", "aios.serving"]
     for v in config["versions"]:
         command += ["--model", f"{v['model']}:{v['version']}={v['format']}:{v['path']}"]
     batching = config["batching"]
     command += [
         "--host",
-        "127.0.0.1",
+        host,
         "--port",
         "0",
         "--ready-file",
@@ -113,6 +114,9 @@ class DeploymentController:
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
         self._http = httpx.Client(timeout=1.0, trust_env=False)
+        self.bind_host = "127.0.0.1"
+        """Where replicas listen: all addresses (``0.0.0.0``) when they run on other
+        machines (a Ray cluster), and the gateway reaches them at their node's address."""
         deployments.listeners.append(self.wake)
 
     # -- the thread ---------------------------------------------------------------
@@ -276,9 +280,27 @@ class DeploymentController:
     def _address(self, job_id: int) -> str | None:
         try:
             data = json.loads((job_dir(self.home, job_id) / ENDPOINT_FILE).read_text())
-            return f"http://{data['host']}:{int(data['port'])}"
+            host, port = str(data["host"]), int(data["port"])
         except (OSError, ValueError, KeyError, TypeError):
             return None
+        if host in {"0.0.0.0", "::"}:  # listening everywhere: reach it at its node
+            found = self._node_address(job_id)
+            if found is None:
+                return None
+            host = found
+        return f"http://{host}:{port}"
+
+    def _node_address(self, job_id: int) -> str | None:
+        """The address of the node running the replica job ``job_id`` (its ``address``
+        label, which Ray's nodes carry), or None while it is not known."""
+        job = self.control.get(ADMIN, job_id)
+        if not job.attempts:
+            return None
+        node = job.attempts[-1].node
+        for view in self.control.nodes():
+            if view.name == node:
+                return view.labels.get("address")
+        return None
 
     def _is_ready(self, url: str) -> bool:
         try:
@@ -291,7 +313,7 @@ class DeploymentController:
         spec = JobSpec.model_validate(
             {
                 "name": f"{row.name}-replica",
-                "command": replica_command(config),
+                "command": replica_command(config, self.bind_host),
                 "cpus": f"{config['cpus']}m",
                 "memory": config["memory"],
                 "gpus": config["gpus"],

@@ -1,0 +1,41 @@
+"""Serving replicas on Ray nodes: each is a service job placed on a node, listening on
+all addresses there; the gateway finds it at its node's address and balances across
+the nodes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tritonclient.http as triton
+
+from tests.cluster.conftest import RayPlane
+from tests.registry.artifacts import iris, write_sklearn
+
+pytestmark = pytest.mark.slow
+
+
+def test_two_replicas_on_two_ray_nodes_answer_through_the_gateway(
+    ray_plane: RayPlane, tmp_path: Path
+) -> None:
+    admin = ray_plane.admin
+    admin.register_model("iris", write_sklearn(tmp_path / "iris.pkl"), "sklearn", to_onnx=True)
+    admin.deploy("iris@1", replicas=2, cpus=2, memory="512M")  # 2 cores: one node each
+    view = admin.wait_deployment("iris", ready=2, timeout=120)
+    nodes = {admin.get(r.job_id).attempts[-1].node for r in view.replicas}
+    assert len(nodes) == 2 and all(node.startswith("ray-") for node in nodes)
+    features, labels = iris()
+    rows = np.asarray(features[:8], np.float32)
+    url = ray_plane.plane.url.removeprefix("http://")
+    token = (ray_plane.home / "admin.token").read_text().strip()
+    client = triton.InferenceServerClient(url)
+    try:
+        for _ in range(4):  # spread over both replicas by the gateway
+            tensor = triton.InferInput("input", list(rows.shape), "FP32")
+            tensor.set_data_from_numpy(rows)
+            answer = client.infer("iris", [tensor], headers={"Authorization": f"Bearer {token}"})
+            assert list(answer.as_numpy("label")) == list(labels[:8])
+    finally:
+        client.close()
+        admin.undeploy("iris")
