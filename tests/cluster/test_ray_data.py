@@ -8,13 +8,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from ray.cluster_utils import Cluster
 
 from aios.client import Client
 from aios.control import ControlPlane, Settings
 from aios.data.backend import FsspecBackend
 from aios.data.datasets import DataStore
 from aios.data.repository import Repository
-from tests.cluster.conftest import Cluster
 from tests.control.control_harness import free_port
 
 pytestmark = pytest.mark.slow
