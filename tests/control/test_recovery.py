@@ -1,5 +1,5 @@
 """A control plane killed with SIGKILL while jobs run: after a restart no job is lost
-and none is started twice."""
+and none is started twice, with its state in SQLite or in PostgreSQL."""
 
 from __future__ import annotations
 
@@ -21,13 +21,17 @@ SERVE = Path(__file__).with_name("serve_plane.py")
 
 
 class PlaneProcess:
-    def __init__(self, home: Path, port: int) -> None:
-        self.home, self.port = home, port
+    """A control plane in a process of its own, on ``home``; its state in ``db`` (a
+    database URL) or, by default, in SQLite in ``home``."""
+
+    def __init__(self, home: Path, port: int, db: str | None = None) -> None:
+        self.home, self.port, self.db = home, port, db
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Client:
+        database = [] if self.db is None else ["drf", self.db]
         self.process = subprocess.Popen(
-            [sys.executable, str(SERVE), str(self.home), str(self.port)]
+            [sys.executable, str(SERVE), str(self.home), str(self.port), *database]
         )
         url = f"http://127.0.0.1:{self.port}"
         deadline = time.monotonic() + 30
@@ -58,8 +62,11 @@ class PlaneProcess:
 
 
 @pytest.fixture
-def plane(tmp_path: Path) -> Iterator[PlaneProcess]:
-    process = PlaneProcess(tmp_path / "home", free_port())
+def plane(tmp_path: Path, database_url: str) -> Iterator[PlaneProcess]:
+    """On SQLite the plane keeps its default database in its home, as ``aios up``
+    does; on PostgreSQL it is given the URL of a fresh database."""
+    db = None if database_url.startswith("sqlite") else database_url
+    process = PlaneProcess(tmp_path / "home", free_port(), db)
     try:
         yield process
     finally:
@@ -121,4 +128,4 @@ def test_a_control_plane_stopped_with_ctrl_c_leaves_jobs_running(plane: PlanePro
     client = plane.start()
     assert client.wait(job.id, timeout=20).state == "succeeded"
     client.close()
-    assert os.path.exists(plane.home / "aios.db")
+    assert os.path.exists(plane.home / "aios.db") == (plane.db is None)

@@ -23,8 +23,11 @@ from aios.control.auth import ADMIN, Principal, TokenBook
 from aios.control.metrics import ControlMetrics
 from aios.control.plane import ControlOps, JobFilter
 from aios.control.specs import (
+    MAX_ID,
+    NAME,
     EventView,
     JobSpec,
+    JobStateName,
     JobView,
     NodeView,
     PipelineSpec,
@@ -50,10 +53,13 @@ class _Unauthorized(Exception):
 STATUS = {InvalidInput: 400, Forbidden: 403, NotFound: 404, Conflict: 409, Busy: 503}
 FOLLOW_POLL = 0.1
 LOG_CHUNK = 1 << 16
-MAX_ID = 2**62
-"""Ids and offsets beyond this cannot name a row (SQLite integers are 64-bit)."""
+MAX_OFFSET = 2**62
+"""Byte offsets into a log and row offsets into a listing: not ids, so only 64-bit
+integers (SQLite's, PostgreSQL's BIGINT, a file's size) bound them."""
 Id = Annotated[int, PathParam(ge=1, le=MAX_ID)]
-Offset = Annotated[int, Query(ge=0, le=MAX_ID)]
+EventCursor = Annotated[int, Query(ge=0, le=MAX_ID, description="the last event id seen")]
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
+QueueName = Annotated[str, PathParam(pattern=NAME)]
 
 
 bearer = HTTPBearer(auto_error=False)
@@ -142,9 +148,9 @@ def create_app(
     @api.get("/jobs", response_model=list[JobView])
     def list_jobs(
         user: User,
-        state: str | None = None,
-        queue: str | None = None,
-        owner: str | None = None,
+        state: JobStateName | None = None,
+        queue: Annotated[str | None, Query(pattern=NAME)] = None,
+        owner: Annotated[str | None, Query(pattern=NAME)] = None,
         pipeline: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
         limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
         offset: Offset = 0,
@@ -160,7 +166,7 @@ def create_app(
         return ops.cancel(user, job_id)
 
     @api.get("/jobs/{job_id}/events", response_model=list[EventView])
-    def job_events(job_id: Id, user: User, since: Offset = 0) -> list[EventView]:
+    def job_events(job_id: Id, user: User, since: EventCursor = 0) -> list[EventView]:
         return ops.events(user, job_id, since)
 
     @api.get("/jobs/{job_id}/logs", response_class=PlainTextResponse)
@@ -212,7 +218,7 @@ def create_app(
         return Response(path.read_bytes(), media_type="application/octet-stream")
 
     @api.get("/events", response_model=list[EventView])
-    def events(user: User, since: Offset = 0) -> list[EventView]:
+    def events(user: User, since: EventCursor = 0) -> list[EventView]:
         return ops.events(user, None, since)
 
     @api.get("/queues", response_model=list[QueueView])
@@ -224,7 +230,7 @@ def create_app(
         return ops.create_queue(user, spec)
 
     @api.patch("/queues/{name}", response_model=QueueView)
-    def update_queue(name: str, update: QueueUpdate, user: User) -> QueueView:
+    def update_queue(name: QueueName, update: QueueUpdate, user: User) -> QueueView:
         return ops.update_queue(user, name, update)
 
     @api.get("/nodes", response_model=list[NodeView])

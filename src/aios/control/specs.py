@@ -16,9 +16,12 @@ from aios.lineage.plan import check_inputs, check_outputs
 from aios.resources import parse_cpu, parse_duration, parse_memory
 
 __all__ = [
+    "MAX_ID",
+    "NAME",
     "AttemptView",
     "EventView",
     "JobSpec",
+    "JobStateName",
     "JobView",
     "NodeView",
     "PipelineSpec",
@@ -38,6 +41,13 @@ MAX_CPUS = 1_000_000  # in millicores: a thousand cores
 MAX_MEMORY = 1 << 50  # a pebibyte
 MAX_GPUS = 1024
 MAX_SECONDS = 365 * 86400.0
+MAX_ID = 2**31 - 1
+"""The largest id a job, pipeline or event can have: their ids are 32-bit integers on
+PostgreSQL, where a larger one in a query is an error, not a row that is absent."""
+JobStateName = Literal[
+    "queued", "running", "succeeded", "failed", "cancelled", "upstream_failed", "unschedulable"
+]
+"""The states a job is reported in (and may be listed by)."""
 
 
 class Strict(BaseModel):
@@ -106,7 +116,7 @@ class JobSpec(Strict):
     replicas: int = Field(1, ge=1, le=1024)
     priority: int = Field(0, ge=-1_000_000, le=1_000_000)
     queue: Name | None = Field(None, description="default: the caller's tenant")
-    after: list[Annotated[int, Field(ge=1, le=2**62)]] = Field(
+    after: list[Annotated[int, Field(ge=1, le=MAX_ID)]] = Field(
         default_factory=list, max_length=1000
     )
     env: dict[str, str] = Field(default_factory=dict)
@@ -129,6 +139,14 @@ class JobSpec(Strict):
     cache: bool = Field(
         True, description="reuse the outputs of an earlier run of the same command and inputs"
     )
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        # A text column of PostgreSQL cannot hold NUL (SQLite's can): refused on both.
+        if "\0" in value:
+            raise ValueError("name: contains a NUL byte")
+        return value
 
     @field_validator("inputs")
     @classmethod

@@ -22,7 +22,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse
-from pydantic import ValidationError
+from pydantic import AfterValidator, ValidationError
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
@@ -33,11 +33,13 @@ from aios.registry.manifest import parse_manifest, write_tar
 from aios.registry.refs import NAME, REFERENCE
 from aios.registry.service import RegistryOps
 from aios.registry.specs import (
+    MAX_VERSION,
     AliasSpec,
     ModelVersionView,
     ModelView,
     RegisterSpec,
     VersionUpdate,
+    check_reference,
 )
 
 __all__ = ["FORM_OVERHEAD", "model_router"]
@@ -46,9 +48,9 @@ FORM_OVERHEAD = 1 << 20
 """Bytes a registration's body may have beyond the artifact: the spec and the form's
 boundaries."""
 ModelName = Annotated[str, PathParam(pattern=NAME)]
-Reference = Annotated[str, PathParam(pattern=REFERENCE)]
+Reference = Annotated[str, PathParam(pattern=REFERENCE), AfterValidator(check_reference)]
 AliasName = Annotated[str, PathParam(pattern=NAME)]  # latest and numbers: refused by ops
-Number = Annotated[int, PathParam(ge=1, le=2**62)]
+Number = Annotated[int, PathParam(ge=1, le=MAX_VERSION)]
 UPLOAD_BODY = {
     "required": True,
     "content": {

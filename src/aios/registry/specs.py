@@ -11,7 +11,7 @@ import math
 import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from aios.errors import InvalidInput
 from aios.registry.refs import ALIAS, DATASET, NAME
@@ -29,17 +29,40 @@ __all__ = [
     "TensorView",
     "VersionUpdate",
     "check_filename",
+    "check_reference",
+    "check_text",
 ]
 
 FORMATS = ("onnx", "sklearn", "torchscript", "python")
 MAX_FILENAME = 255
-MAX_VERSION = 2**62
+MAX_VERSION = 2**31 - 1
+"""The largest version number, and job id (``from_job``), a row can hold: both are
+32-bit integers on PostgreSQL, where a larger one in a query is an error."""
 
 ModelFormat = Literal["onnx", "sklearn", "torchscript", "python"]
 ArtifactKind = Literal["file", "directory"]
 Name = Annotated[str, Field(pattern=NAME, description="letters, digits, '_', '.', '-'")]
 Alias = Annotated[str, Field(pattern=NAME, description="a name that is not a number or latest")]
-TagValue = Annotated[str, Field(max_length=256)]
+
+
+def check_text(value: str) -> str:
+    """``value`` when a text column can hold it (ValueError else): PostgreSQL's cannot
+    hold NUL, so it is refused on every database alike."""
+    if "\0" in value:
+        raise ValueError("contains a NUL byte")
+    return value
+
+
+def check_reference(ref: str) -> str:
+    """``ref`` (what follows ``NAME@``) unless it is a version number past
+    :data:`MAX_VERSION`, which no version has (ValueError naming it)."""
+    if ref.isdigit() and int(ref) > MAX_VERSION:
+        raise ValueError(f"version {ref} is past the largest version number ({MAX_VERSION})")
+    return ref
+
+
+TagValue = Annotated[str, Field(max_length=256), AfterValidator(check_text)]
+Description = Annotated[str, Field(max_length=4096), AfterValidator(check_text)]
 
 
 class Strict(BaseModel):
@@ -77,7 +100,7 @@ class RegisterSpec(Strict):
     dataset: str | None = Field(None, pattern=DATASET, description="NAME@VERSION")
     metrics: dict[Name, float] = Field(default_factory=dict, max_length=256)
     tags: dict[Name, TagValue] = Field(default_factory=dict, max_length=64)
-    description: str = Field("", max_length=4096)
+    description: Description = ""
     alias: Alias | None = None
     to_onnx: bool = False
     tenant: Name | None = None
@@ -112,7 +135,7 @@ class VersionUpdate(Strict):
     """Changes to a version: a new description, and tags merged in (a tag set to null
     is removed), as a JSON merge patch."""
 
-    description: str | None = Field(None, max_length=4096)
+    description: Description | None = None
     tags: dict[Name, TagValue | None] | None = Field(None, max_length=64)
 
 

@@ -27,6 +27,7 @@ from aios.control.auth import Principal
 from aios.control.specs import _bytes, _millicores, some_cpu, some_memory
 from aios.errors import Conflict, InvalidInput, NotFound
 from aios.registry.service import RegistryOps
+from aios.registry.specs import check_reference
 from aios.store import Database, EventRow
 from aios.store.models import DeploymentRow
 
@@ -78,8 +79,17 @@ class DeploymentSpec(_Strict):
     @field_validator("model")
     @classmethod
     def _model(cls, value: str) -> str:
-        if not REF.match(value):
+        match = REF.match(value)
+        if match is None:
             raise ValueError(f"model: {value!r} is not NAME, NAME@VERSION or NAME@ALIAS")
+        _check_version(match, "model")
+        return value
+
+    @field_validator("canary")
+    @classmethod
+    def _canary(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_canary(value)
         return value
 
     @field_validator("cpus")
@@ -99,8 +109,6 @@ class DeploymentSpec(_Strict):
         low, high = self.bounds
         if low > high:
             raise ValueError(f"min_replicas {low} is more than max_replicas {high}")
-        if self.canary is not None:
-            parse_canary(self.canary)
         return self
 
     @property
@@ -114,9 +122,20 @@ class DeploymentSpec(_Strict):
 def parse_canary(text: str) -> tuple[str, int]:
     """``NAME@VERSION:PERCENT`` → (``NAME@VERSION``, percent)."""
     ref, _, percent = text.rpartition(":")
-    if not ref or not REF.match(ref) or not percent.isdigit() or not 0 < int(percent) < 100:
+    match = REF.match(ref)
+    if match is None or not percent.isdigit() or not 0 < int(percent) < 100:
         raise ValueError(f"canary: {text!r} is not NAME@VERSION:PERCENT with 0 < PERCENT < 100")
+    _check_version(match, "canary")
     return ref, int(percent)
+
+
+def _check_version(match: re.Match[str], field: str) -> None:
+    """A version number past what the registry can hold is refused here: on PostgreSQL
+    looking it up would be an error rather than a version that is absent."""
+    try:
+        check_reference(match["ref"] or "latest")
+    except ValueError as exc:
+        raise ValueError(f"{field}: {exc}") from None
 
 
 class VersionWeight(_Strict):
