@@ -21,12 +21,12 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from aios.cluster.agent import Key, NodeAgent, Shipment, key_of
 from aios.cluster.nodes import NODE_ID_LABEL
 from aios.executors.base import ExitReason, Handle, LaunchSpec, ProcessExit, StopReason
+from aios.files import write_atomically
 from aios.resources import Node
 
 __all__ = ["NAMESPACE", "RayExecutor"]
@@ -266,7 +266,7 @@ class RayExecutor:
         for key, name, data in shipment.files:
             spec = specs.get(key)
             if spec is not None:
-                _write_atomically(spec.workdir / name, data)
+                write_atomically(spec.workdir / name, data, durable=False)
         if not shipment.exits:
             return
         with self._lock:
@@ -307,9 +307,3 @@ def _bundle(spec: LaunchSpec) -> dict[str, float]:
     if spec.gpus:
         bundle["GPU"] = float(len(spec.gpus))
     return bundle
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    partial = path.with_name(f".{path.name}.ray.tmp")
-    partial.write_bytes(data)
-    partial.replace(path)

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from aios.errors import InvalidInput
+from aios.files import write_atomically
 
 __all__ = [
     "INPUTS_DIR",
@@ -142,11 +142,5 @@ def cache_key(plan: DataPlan, inputs: Sequence[UsedVersion]) -> str:
 
 
 def write_json_atomically(path: Path, data: Any) -> Path:
-    """Writes ``data`` as JSON to ``path`` through a temporary file, fsync and rename."""
-    partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with partial.open("w") as out:
-        json.dump(data, out)
-        out.flush()
-        os.fsync(out.fileno())
-    partial.replace(path)
-    return path
+    """Writes ``data`` as JSON to ``path``, whole or not at all."""
+    return write_atomically(path, json.dumps(data).encode())
