@@ -1,6 +1,7 @@
-"""Data store throughput: ingest, a 1 % changed second version, restore, small files.
+"""Data store throughput: ingest, versions with 1 % changed in place, restore, small files.
 
 Usage: python benchmarks/bench_data.py [--size-mib 512] [--small-files 100000] [--repeats 1]
+       [--chunker MIN,AVG,MAX ...]
 
 Rows, all on the same files in one tmp dir (written once, outside the timings):
 - ingest of incompressible files (os.urandom, 8 MiB each) by `Repository.store_tree`
@@ -9,11 +10,29 @@ Rows, all on the same files in one tmp dir (written once, outside the timings):
   compression), and against the in-memory limit: chunk + keyed BLAKE3 + compress
   decision + AES-GCM of the same bytes already in memory, on the same worker threads,
   with no I/O at all;
-- three more versions, each with 1 % of the bytes overwritten in place, in runs of
-  1 MiB, 64 KiB and 2 KiB at random offsets: new bytes stored, ours against restic's
-  ``data_added`` (both chunk at ~1 MiB, so every run costs the chunks it touches);
+- four more versions, each overwriting exactly 1 % of the bytes in place with new random
+  bytes, under four change models: the 1 % as one contiguous region (a file's worth at
+  most), as runs of 1 MiB, of 64 KiB, and as scattered 4 KiB writes (a page each), at
+  random non-overlapping offsets of random files. New bytes stored, ours against
+  restic's ``data_added``; the same for each extra ``--chunker`` (ours only);
 - restore of the last version, ours against ``restic restore``;
 - 100,000 files of 1 KiB in 100 dirs: files per second, ours against restic.
+
+What a change costs. A content-defined chunker stores again every chunk a changed region
+touches, and may move the boundary just after it. For k regions of length L each, at
+random places far apart, the chunks around a region reach back to the previous boundary
+and on to the next one: on average E[S^2]/E[S] beyond L, where S is the chunk size (the
+chunk holding a random byte is a size-biased pick, larger than the mean chunk). So
+
+    new bytes ~ k * (L + E[S^2]/E[S])  (+ a little for boundaries that move),
+
+at most everything. With restic's bounds (512 KiB / 1 MiB / 8 MiB; pyfastcdc's chunks
+then average ~1.25 MiB and E[S^2]/E[S] is ~1.5 MiB), 1 % of 512 MiB (5.1 MiB) costs ~1.3 %
+as one region, ~2.8 % as six runs of at most 1 MiB, ~20 % as 82 runs of 64 KiB (regions
+begin to share chunks) and nearly all of it as 1,311 scattered 4 KiB writes; halving
+the chunk sizes roughly halves the cost per region, at twice the index entries. The
+table prints "old chunks hit" — the bytes of the previous version's chunks that the
+regions touch, from the files before the change — as the prediction to compare with.
 
 Wall-clock rates on the shared 2-core machine move with its load (printed before and
 after); compare the ratios.
@@ -50,20 +69,81 @@ def make_big_files(root: Path, size_mib: int) -> int:
     return size_mib * MIB
 
 
-def change_one_percent(root: Path, run_bytes: int, seed: int) -> int:
-    """Overwrites 1 % of the bytes in place, in runs of `run_bytes` at random offsets of
-    random files, with new random bytes; returns the bytes changed."""
+Region = tuple[Path, int, int]
+"""A changed region: the file, the offset and the length."""
+
+CHANGE_MODELS: tuple[tuple[str, int | None], ...] = (
+    ("one region", None),
+    ("1 MiB runs", MIB),
+    ("64 KiB runs", 64 * 1024),
+    ("4 KiB writes", 4 * 1024),
+)
+"""Ways to change 1 % of the bytes: the run length (None: the whole 1 % in one run)."""
+
+
+def one_percent(root: Path, run_bytes: int | None, seed: int) -> list[Region]:
+    """Exactly 1 % of the bytes as runs of `run_bytes` (the last one shorter; None: one
+    run, at most a file) at random, non-overlapping offsets of random files."""
     rng = random.Random(seed)
     files = sorted(root.iterdir())
     size = files[0].stat().st_size
-    target = sum(p.stat().st_size for p in files) // 100
-    changed = 0
-    while changed < target:
-        with rng.choice(files).open("r+b") as handle:
-            handle.seek(rng.randrange(size - run_bytes))
-            handle.write(os.urandom(run_bytes))
-        changed += run_bytes
-    return changed
+    left = len(files) * size // 100
+    run = min(run_bytes or left, size)
+    regions: list[Region] = []
+    taken: dict[Path, list[tuple[int, int]]] = {}
+    while left > 0:
+        length = min(run, left)
+        path = rng.choice(files)
+        offset = rng.randrange(size - length + 1)
+        if any(offset < end and start < offset + length for start, end in taken.get(path, [])):
+            continue
+        taken.setdefault(path, []).append((offset, offset + length))
+        regions.append((path, offset, length))
+        left -= length
+    return regions
+
+
+def overwrite(regions: list[Region]) -> None:
+    """Writes new random bytes over each region, in place."""
+    for path, offset, length in regions:
+        with path.open("r+b") as handle:
+            handle.seek(offset)
+            handle.write(os.urandom(length))
+
+
+def chunk_lengths(data: bytes, params: ChunkerParams) -> list[int]:
+    cdc = FastCDC(params.avg_size, min_size=params.min_size, max_size=params.max_size)
+    return [chunk.length for chunk in cdc.cut_buf(data)]
+
+
+def chunks_hit(regions: list[Region], params: ChunkerParams) -> int:
+    """Bytes of the chunks the files have now that `regions` will touch: what a change
+    there must store again, before any boundary after it moves."""
+    by_file: dict[Path, list[tuple[int, int]]] = {}
+    for path, offset, length in regions:
+        by_file.setdefault(path, []).append((offset, offset + length))
+    hit = 0
+    for path, spans in by_file.items():
+        start = 0
+        for length in chunk_lengths(path.read_bytes(), params):
+            end = start + length
+            if any(a < end and start < b for a, b in spans):
+                hit += length
+            start = end
+    return hit
+
+
+def chunk_sizes(root: Path, params: ChunkerParams) -> tuple[float, float]:
+    """The mean chunk size of the files under `root`, and E[S^2]/E[S]: the mean size of
+    the chunk that holds a random byte."""
+    lengths = [n for p in sorted(root.iterdir()) for n in chunk_lengths(p.read_bytes(), params)]
+    return statistics.mean(lengths), sum(n * n for n in lengths) / sum(lengths)
+
+
+def parse_chunker(text: str) -> ChunkerParams:
+    """``MIN,AVG,MAX`` in KiB, e.g. ``64,256,1024``."""
+    low, avg, high = (int(part) * 1024 for part in text.split(","))
+    return ChunkerParams(min_size=low, avg_size=avg, max_size=high)
 
 
 def make_small_files(root: Path, count: int) -> None:
@@ -125,6 +205,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--no-restic", action="store_true")
+    parser.add_argument(
+        "--chunker",
+        type=parse_chunker,
+        action="append",
+        default=[],
+        metavar="MIN,AVG,MAX",
+        help="also measure the change models with these chunk bounds (KiB)",
+    )
     args = parser.parse_args()
     has_restic = not args.no_restic and shutil.which("restic") is not None
     print(f"load average before: {os.getloadavg()}")
@@ -161,24 +249,55 @@ def main() -> None:
             print(f"| restic 0.14 backup | {r:.2f} | {rate(mb, r)} | {limit / r:.2f} |")
             print(f"\naios / restic: {r / t:.2f}x")
 
-        repo = Repository.open(LocalBackend(base / "repo0"), PASSWORD)
-        print("\n### Next versions, each with 1 % of the bytes overwritten in place\n")
-        print("| runs of | aios s | aios new bytes | / total | restic s | restic added | / total |")
-        print("|---|---:|---:|---:|---:|---:|---:|")
-        for seed, run_bytes in enumerate((MIB, 64 * 1024, 2048)):
-            change_one_percent(src, run_bytes, seed)
-            start = time.perf_counter()
-            stored = repo.store_tree(src, workers=args.workers)
-            snapshot = repo.save_snapshot(stored.tree_id, paths=[str(src)], tags={}, meta={})
-            t2 = time.perf_counter() - start
-            row = f"| {run_bytes // 1024} KiB | {t2:.2f} | {stored.new_bytes:,} | "
-            row += f"{stored.new_bytes / total:.2%} |"
-            if has_restic:
-                r2, added = restic_backup(base / "restic0", src)
-                row += f" {r2:.2f} | {added:,} | {added / total:.2%} |"
-            print(row)
+        print("\n### Next versions, each with exactly 1 % of the bytes overwritten in place\n")
+        seed = 0
+        for params in [ChunkerParams(), *args.chunker]:
+            if params == ChunkerParams():
+                repo = Repository.open(LocalBackend(base / "repo0"), PASSWORD)
+                with_restic = has_restic
+            else:
+                repo = Repository.init(
+                    LocalBackend(base / f"repo-{params.avg_size}"), PASSWORD, chunker=params
+                )
+                stored = repo.store_tree(src, workers=args.workers)
+                repo.save_snapshot(stored.tree_id, paths=[str(src)], tags={}, meta={})
+                with_restic = False
+            mean, biased = chunk_sizes(src, params)
+            print(
+                f"chunker min/avg/max {params.min_size // 1024}/{params.avg_size // 1024}/"
+                f"{params.max_size // 1024} KiB: chunks average {mean / MIB:.2f} MiB, the "
+                f"chunk around a random byte {biased / MIB:.2f} MiB ({len(repo.index.blobs):,} "
+                "blobs in the repository)\n"
+            )
+            header = "| change | regions | changed | old chunks hit | aios new bytes | / total |"
+            rule = "|---|---:|---:|---:|---:|---:|"
+            if with_restic:
+                header += " restic added | / total |"
+                rule += "---:|---:|"
+            print(header)
+            print(rule)
+            for model, run_bytes in CHANGE_MODELS:
+                seed += 1
+                regions = one_percent(src, run_bytes, seed)
+                changed = sum(length for _, _, length in regions)
+                hit = chunks_hit(regions, params)
+                overwrite(regions)
+                stored = repo.store_tree(src, workers=args.workers)
+                snapshot = repo.save_snapshot(stored.tree_id, paths=[str(src)], tags={}, meta={})
+                if params == ChunkerParams():
+                    restore_from = (repo, snapshot)  # the version restic has too
+                row = f"| {model} | {len(regions):,} | {changed / total:.2%} | "
+                row += (
+                    f"{hit / total:.2%} | {stored.new_bytes:,} | {stored.new_bytes / total:.2%} |"
+                )
+                if with_restic:
+                    added = restic_backup(base / "restic0", src)[1]
+                    row += f" {added:,} | {added / total:.2%} |"
+                print(row)
+            print()
 
         out = base / "restore"
+        repo, snapshot = restore_from
         t3 = timed(lambda: repo.restore(snapshot.tree, out))
         print("\n### Restore of the last version\n")
         print("| what | seconds | MB/s |")

@@ -9,8 +9,16 @@ version it is, with what the version holds::
 and whose ``tags`` are the user's tags (a tag names one version of a dataset at a time;
 setting it again moves it). Versions number from 1 per dataset; ``NAME@REF`` names one,
 where REF is a number, a tag or ``latest`` (:func:`parse_version`, the one parser of
-such references). Only new chunks are stored: a version that changes 1 % of the bytes
-costs about 1 % in the repository.
+such references). Only new chunks are stored: a version costs the chunks its changes
+touch, with the default chunk sizes ~1.5 MiB beyond each changed region
+(``benchmarks/bench_data.py`` explains and measures it).
+
+Two adds of one dataset at once — two processes, or two `Repository` objects on one
+backend — must not both take the next number. Each add stores its data unlocked, then
+holds the naming lock ``dataset:NAME`` (:func:`aios.data.locks.hold_name`, files under
+``locks/`` like the repository's own locks, so it works on every backend) only while it
+reads the versions and writes its snapshot; the next add waits for it and sees it. See
+:mod:`aios.data.locks` for why a lock and not renumbering after the fact.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from aios.data.locks import hold_name
 from aios.data.model import FileNode, Node, RestoreResult, Snapshot, SymlinkNode
 from aios.data.repository import Repository
 from aios.data.safety import check_source, empty_destination
@@ -181,10 +190,8 @@ class DataStore:
         source = check_source(path)
         schemas = _schemas(source)
         stored = self.repo.store_tree(source, progress=progress)
-        version = max((v.version for v in self.versions(name, missing_ok=True)), default=0) + 1
         meta: dict[str, Any] = {
             "dataset": name,
-            "version": version,
             "message": message,
             "files": stored.files,
             "bytes": stored.bytes,
@@ -192,9 +199,19 @@ class DataStore:
         }
         if lineage:
             meta["lineage"] = dict(lineage)
-        snapshot = self.repo.save_snapshot(stored.tree_id, paths=[str(source)], tags={}, meta=meta)
+        # Packs and index first, so the naming lock is held only to number and record.
         self.repo.flush()
+        with hold_name(self.repo.backend, f"dataset:{name}"):
+            meta["version"] = self._next_version(name)
+            snapshot = self.repo.save_snapshot(
+                stored.tree_id, paths=[str(source)], tags={}, meta=meta
+            )
         return DatasetVersion.of(snapshot, new_bytes=stored.new_bytes)
+
+    def _next_version(self, name: str) -> int:
+        """The number the next version of ``name`` takes; call it holding the naming
+        lock ``dataset:NAME``, and save that version's snapshot before releasing it."""
+        return max((v.version for v in self.versions(name, missing_ok=True)), default=0) + 1
 
     def datasets(self) -> list[DatasetSummary]:
         """Every dataset, by name, with its latest version."""

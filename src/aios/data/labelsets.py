@@ -36,6 +36,7 @@ from aios.data.labels import (
     write_jsonl,
     write_yolo,
 )
+from aios.data.locks import hold_name
 from aios.data.model import FileNode, Snapshot
 from aios.data.safety import empty_destination
 from aios.errors import InvalidInput, NotFound
@@ -135,12 +136,10 @@ class LabelStore:
                 f" and {len(missing) - 3} more" if missing[3:] else ""
             )
             raise InvalidInput(f"{target.ref} has no file {shown}: annotations must name its files")
-        previous = self.versions(dataset, name, missing_ok=True)
         meta: dict[str, Any] = {
             "labels": name,
             "dataset": target.name,
             "dataset_version": target.version,
-            "version": max((v.version for v in previous), default=0) + 1,
             "message": message,
             "files": len(labels.files),
             "boxes": labels.boxes(),
@@ -149,10 +148,14 @@ class LabelStore:
         with tempfile.TemporaryDirectory(prefix="aios-labels-") as staging:
             Path(staging, LABELS_FILE).write_text(canonical_jsonl(labels), encoding="utf-8")
             stored = self.repo.store_tree(Path(staging))
-        snapshot = self.repo.save_snapshot(
-            stored.tree_id, paths=[str(source.resolve())], tags={}, meta=meta
-        )
         self.repo.flush()
+        # Numbered under a naming lock, as dataset versions are (aios.data.datasets).
+        with hold_name(self.repo.backend, f"labels:{target.name}:{name}"):
+            previous = self.versions(dataset, name, missing_ok=True)
+            meta["version"] = max((v.version for v in previous), default=0) + 1
+            snapshot = self.repo.save_snapshot(
+                stored.tree_id, paths=[str(source.resolve())], tags={}, meta=meta
+            )
         return LabelSetVersion.of(snapshot)
 
     def sets(self, dataset: str | None = None) -> list[LabelSetVersion]:

@@ -6,11 +6,24 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+from typer.testing import CliRunner
+
+from aios.cli.main import app
 from aios.data import Repository, copy_to
 from aios.data.check import stored_pack_ids
-from tests.data.store.conftest import make_tree, new_repo, random_bytes, reopen, same_tree
+from aios.data.datasets import DataStore
+from tests.data.store.conftest import (
+    PASSPHRASE,
+    make_tree,
+    new_repo,
+    random_bytes,
+    reopen,
+    same_tree,
+)
 
 _WRITER = """
 import sys
@@ -179,3 +192,132 @@ def test_a_backup_killed_mid_copy_leaves_the_destination_consistent(tmp_path: Pa
     after.restore(snapshot.tree, tmp_path / "out")
     assert same_tree(src, tmp_path / "out") == []
     assert dest.id == after.id
+
+
+_BACKUP_CLI = """
+import os
+import sys
+import threading
+from pathlib import Path
+
+import aios.data.packer
+from aios.data.backend import LocalBackend
+
+# Small packs, so that a few hundred KiB make many of them.
+aios.data.packer.PACK_SIZE = 64 * 1024
+DEST = Path(sys.argv[1])
+gate = threading.Lock()  # two uploader threads store packs
+
+
+def event(when: str, path: Path) -> None:
+    with gate:
+        print(when, path.relative_to(DEST).as_posix(), flush=True)
+        sys.stdin.readline()  # the test decides when the copy goes on (or dies)
+
+
+replace, put = os.replace, LocalBackend.put
+
+
+def gated_replace(src: str, dst: str) -> None:
+    if Path(dst).is_relative_to(DEST):
+        event("renaming", Path(dst))  # the temporary file is written and fsynced
+    replace(src, dst)
+
+
+def gated_put(self: LocalBackend, path: str, data: bytes) -> None:
+    put(self, path, data)
+    if self.root == DEST:
+        event("stored", DEST / path)
+
+
+os.replace = gated_replace
+LocalBackend.put = gated_put  # type: ignore[method-assign]
+
+from aios.cli.main import app
+
+app(["backup", "create", "--to", str(DEST)], prog_name="aios")
+"""
+
+Event = tuple[str, str]  # ("renaming" or "stored", a path in the destination)
+
+# Where the copy dies: at the first event for which the predicate holds, given those before.
+_KILL_POINTS: dict[str, Callable[[str, str, list[Event]], bool]] = {
+    "the destination just created": lambda when, path, _: when == "stored" and path == "config",
+    "a pack written, not yet renamed": lambda when, path, _: (
+        when == "renaming" and path.startswith("data/")
+    ),
+    "packs stored, no index yet": lambda when, path, seen: (
+        when == "stored"
+        and path.startswith("data/")
+        and sum(p.startswith("data/") for w, p in seen if w == "stored") >= 3
+    ),
+    "packs and index stored, no snapshot": lambda when, path, _: (
+        when == "stored" and path.startswith("index/")
+    ),
+    "one of the snapshots stored": lambda when, path, _: (
+        when == "stored" and path.startswith("snapshots/")
+    ),
+}
+
+
+@pytest.mark.parametrize("kill_point", list(_KILL_POINTS))
+def test_aios_backup_create_killed_mid_copy_leaves_a_verifiable_destination(
+    tmp_path: Path, kill_point: str
+) -> None:
+    """`aios backup create --to DEST`, a real process, is killed with SIGKILL at each
+    step of a copy; DEST still verifies, holds only whole snapshots, and the next
+    `aios backup create` completes a copy that verifies with --read-data."""
+    source = new_repo(tmp_path / "repo")
+    src = _big_source(tmp_path)
+    (src / "outside-link").unlink()  # a dataset may not point out of itself
+    store = DataStore(source)
+    store.add("parts", src)
+    (src / "part0.bin").write_bytes(random_bytes(999, 150_000))
+    latest = store.add("parts", src)
+    source.close()
+    dest = tmp_path / "backup"
+    env = {
+        **os.environ,
+        "AIOS_DATA_REPO": str(tmp_path / "repo"),
+        "AIOS_DATA_PASSPHRASE": PASSPHRASE,
+    }
+
+    def aios(*args: str | Path) -> str:
+        """Runs one `aios` command in this process, as the shell would with `env`."""
+        result = CliRunner(env=env).invoke(app, [str(a) for a in args])
+        assert result.exit_code == 0, result.output
+        return result.stdout
+
+    copier = subprocess.Popen(
+        [sys.executable, "-c", _BACKUP_CLI, str(dest)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env=env,
+        text=True,
+    )
+    assert copier.stdin is not None and copier.stdout is not None
+    seen: list[Event] = []
+    try:
+        while True:
+            line = copier.stdout.readline()
+            assert line.startswith(("renaming ", "stored ")), f"copy ended first: {line!r}"
+            when, path = line.split()
+            if _KILL_POINTS[kill_point](when, path, seen):
+                break
+            seen.append((when, path))
+            copier.stdin.write("\n")
+            copier.stdin.flush()
+    finally:
+        _kill(copier)
+
+    leftovers = [p for p in dest.rglob("*") if ".tmp-" in p.name]
+    assert bool(leftovers) == (kill_point == "a pack written, not yet renamed")
+    assert "no errors found" in aios("backup", "verify", "--repo", dest)
+    expected = 1 if kill_point == "one of the snapshots stored" else 0
+    assert len(reopen(dest).snapshots()) == expected  # whole snapshots only
+    assert f"copied {2 - expected} snapshots" in aios("backup", "create", "--to", dest)
+    verified = aios("backup", "verify", "--read-data", "--repo", dest)
+    assert verified.startswith("no errors found (every byte read)")
+    aios("backup", "restore", "--from", dest, "--to", tmp_path / "out")
+    assert same_tree(src, tmp_path / "out") == []
+    assert [s.id for s in reopen(dest).snapshots()][-1] == latest.snapshot

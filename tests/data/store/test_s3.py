@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from aios.data import FsspecBackend, Repository, copy_to
+from aios.data.datasets import DataStore
 from aios.errors import NotFound
 from tests.data.store.conftest import PASSPHRASE, SMALL_CHUNKS, make_tree, same_tree
 
@@ -66,3 +68,33 @@ def test_repository_round_trip_on_s3(s3_endpoint: str, tmp_path: Path) -> None:
     backup = Repository.init(_backend(s3_endpoint, "backup"), "other")
     assert copy_to(reopened, backup).snapshots == 1
     assert backup.check(read_data=True).ok
+
+
+def test_adds_at_once_on_s3_get_distinct_consecutive_versions(
+    s3_endpoint: str, tmp_path: Path
+) -> None:
+    """Four writers, each with its own repository object and S3 client, add one dataset
+    at once; the naming lock (write, then list) orders them on S3 as on a disk."""
+    Repository.init(_backend(s3_endpoint, "concurrent"), None, encrypted=False).close()
+    start = threading.Barrier(4)
+    versions: list[int] = []
+    errors: list[BaseException] = []
+
+    def add(i: int) -> None:
+        source = tmp_path / f"src{i}"
+        source.mkdir()
+        (source / "part.txt").write_text(f"writer {i}\n")
+        try:
+            with Repository.open(_backend(s3_endpoint, "concurrent"), None) as repo:
+                start.wait()
+                versions.append(DataStore(repo).add("digits", source).version)
+        except BaseException as error:  # handed to the test thread
+            errors.append(error)
+
+    threads = [threading.Thread(target=add, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert sorted(versions) == [1, 2, 3, 4]
