@@ -51,8 +51,9 @@ def ray_cluster() -> Iterator[Cluster]:
 
 
 def add_node(cluster: Cluster, **resources: Any) -> Any:
-    """Adds a worker node with 2 CPUs, 1 GiB and ``resources`` and waits for it."""
-    node = cluster.add_node(num_cpus=2, memory=GIB, **resources)
+    """Adds a worker node (by default 2 CPUs and 1 GiB) with ``resources`` and waits for
+    it."""
+    node = cluster.add_node(**({"num_cpus": 2, "memory": GIB} | resources))
     cluster.wait_for_nodes()
     return node
 

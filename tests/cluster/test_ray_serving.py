@@ -4,6 +4,7 @@ the nodes."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -39,3 +40,35 @@ def test_two_replicas_on_two_ray_nodes_answer_through_the_gateway(
     finally:
         client.close()
         admin.undeploy("iris")
+
+
+def test_a_replica_on_a_dead_node_is_replaced_on_another(
+    ray_plane: RayPlane, tmp_path: Path
+) -> None:
+    from tests.cluster.conftest import add_node
+
+    admin = ray_plane.admin
+    admin.register_model("iris", write_sklearn(tmp_path / "iris.pkl"), "sklearn", to_onnx=True)
+    big = {"num_cpus": 4}  # the only nodes a 3-core replica fits on
+    doomed = add_node(ray_plane.cluster, **big)
+    replacement = None
+    try:
+        admin.deploy("iris@1", replicas=1, cpus=3, memory="512M")
+        view = admin.wait_deployment("iris", ready=1, timeout=120)
+        first = admin.get(view.replicas[0].job_id).attempts[-1].node
+        ray_plane.cluster.remove_node(doomed)
+        replacement = add_node(ray_plane.cluster, **big)
+        deadline = time.monotonic() + 120
+        second = first
+        while second == first:
+            assert time.monotonic() < deadline, "the replica was not replaced"
+            time.sleep(0.2)
+            view = admin.deployment("iris")
+            ready = [r for r in view.replicas if r.ready]
+            if ready:
+                second = admin.get(ready[0].job_id).attempts[-1].node
+        assert second != first and second.startswith("ray-")
+    finally:
+        admin.undeploy("iris")
+        if replacement is not None:
+            ray_plane.cluster.remove_node(replacement)
