@@ -212,3 +212,25 @@ def test_no_arguments_shows_the_commands() -> None:
     result = invoke()
     assert "simulate" in result.output
     assert "demo" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--from-history", "--nodes", "3"], "--nodes does not apply with --from-history"),
+        (["--from-history", "--trace", "t.csv"], "--trace does not apply with --from-history"),
+        (["--from-history", "--map", "submit=a,duration=b"], "--map does not apply"),
+        (["--from-history", "--since", "a week"], "--since: cannot parse duration 'a week'"),
+        (["--from-history", "--since", "0s"], "--since must be longer than 0 seconds"),
+        (["--since", "7d"], "--since applies only with --from-history"),
+    ],
+)
+def test_history_options_are_checked_before_the_control_plane_is_asked(
+    args: list[str], message: str
+) -> None:
+    """Options that contradict ``--from-history`` (or need it) are refused by name, on
+    one line with exit code 2, before any request: no control plane listens here."""
+    result = invoke("--url", "http://127.0.0.1:9", "simulate", *args)
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert result.stderr.startswith("aios: error: ")

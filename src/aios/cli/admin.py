@@ -24,7 +24,9 @@ __all__ = [
     "list_queues",
     "nodes",
     "parse_amounts",
+    "set_policy",
     "set_queue",
+    "show_policy",
     "whoami",
 ]
 
@@ -189,3 +191,23 @@ def whoami(ctx: typer.Context) -> None:
         url = client.url
     role = "admin" if me.admin else f"tenant {me.tenant}"
     typer.echo(f"{me.name} ({role}) at {url}")
+
+
+def set_policy(
+    ctx: typer.Context,
+    policy: Annotated[
+        str, typer.Argument(help="A policy spec: fifo, las, drf, priority, fifo+backfill, …")
+    ],
+) -> None:
+    """Switches the live scheduling policy, without a restart (admins only)."""
+    with connect(ctx) as client:
+        view = client.set_policy(policy)
+    typer.echo(f"scheduling policy {view.policy}")
+
+
+def show_policy(ctx: typer.Context) -> None:
+    """Prints the scheduling policy in force, the configured one, and the choices."""
+    with connect(ctx) as client:
+        view = client.policy()
+    switched = "" if view.policy == view.configured else f" (configured: {view.configured})"
+    typer.echo(f"scheduling policy {view.policy}{switched}; choices: {', '.join(view.choices)}")

@@ -153,6 +153,8 @@ _COMMANDS: tuple[tuple[typer.Typer, str, Callable[..., None]], ...] = (
     (queue_app, "create", admin.create_queue),
     (queue_app, "ls", admin.list_queues),
     (queue_app, "set", admin.set_queue),
+    (queue_app, "policy", admin.show_policy),
+    (queue_app, "set-policy", admin.set_policy),
     (token_app, "create", admin.create_token),
     (model_app, "register", models.register),
     (model_app, "ls", models.list_models),

@@ -1,10 +1,14 @@
 """``aios simulate``: replays a cluster trace under several policies and compares them.
 
-The command checks everything it is given (cluster size, policies, column mapping, plot
-path) before it reads the trace, reads the trace once, replays it under each policy with
-:func:`aios.simulator.simulate`, and prints a table (or JSON) on stdout. Progress goes to
-stderr only: a bar per policy on a terminal, one line per policy otherwise. User mistakes
-raise :class:`~aios.errors.InvalidInput`; :mod:`aios.cli.main` turns them into exit code 2.
+The trace is a file, the bundled Philly trace, or, with ``--from-history``, the control
+plane's own finished jobs replayed on its current nodes (see
+:mod:`aios.simulator.history`): what another policy would have done to this cluster's
+workload. The command checks everything it is given (cluster size, policies, column
+mapping, plot path) before it reads the trace, reads the trace once, replays it under
+each policy with :func:`aios.simulator.simulate`, and prints a table (or JSON) on
+stdout. Progress goes to stderr only: a bar per policy on a terminal, one line per
+policy otherwise. User mistakes raise :class:`~aios.errors.InvalidInput`;
+:mod:`aios.cli.main` turns them into exit code 2.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from rich.progress import (
 )
 
 from aios.errors import InvalidInput, InvalidQuantity
-from aios.resources import parse_memory
+from aios.resources import parse_duration, parse_memory
 from aios.scheduler import make_policy
 from aios.simulator import (
     ClusterSpec,
@@ -40,6 +44,7 @@ from aios.simulator import (
     parse_mapping,
 )
 from aios.simulator import simulate as replay_trace
+from aios.simulator.history import replay_inputs
 from aios.simulator.report import comparison_lines, format_table, plot, to_json
 
 __all__ = ["TraceFormat", "parse_policies", "replay", "simulate"]
@@ -57,7 +62,13 @@ class TraceFormat(StrEnum):
     CSV = "csv"
 
 
+CLUSTER_OPTIONS = ("nodes", "gpus_per_node", "cpus_per_node", "mem_per_node")
+"""The options that shape the simulated cluster: ``--from-history`` takes the real one."""
+TRACE_OPTIONS = ("trace", "trace_format", "column_map")
+
+
 def simulate(
+    ctx: typer.Context,
     trace: Annotated[
         Path | None,
         typer.Option(
@@ -89,7 +100,10 @@ def simulate(
         str, typer.Option(help="Comma-separated policies, e.g. fifo,fifo+backfill,las,drf.")
     ] = "fifo,las,drf",
     limit: Annotated[
-        int | None, typer.Option(min=1, help="Replay only the earliest K jobs.")
+        int | None,
+        typer.Option(
+            min=1, help="Replay only the earliest K jobs (with --from-history: the latest K)."
+        ),
     ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the results as JSON instead of a table.")
@@ -101,19 +115,36 @@ def simulate(
     tick: Annotated[
         float, typer.Option(min=0.0, help="Seconds between periodic scheduling cycles.")
     ] = 300.0,
+    from_history: Annotated[
+        bool,
+        typer.Option(
+            "--from-history",
+            help="Replay the control plane's own finished jobs on its current nodes (admins).",
+        ),
+    ] = False,
+    since: Annotated[
+        str, typer.Option(help="With --from-history: how far back, e.g. 7d, 12h, 30m.")
+    ] = "7d",
 ) -> None:
     """Replays a cluster trace under each policy and prints one row of metrics per policy."""
+    if from_history:
+        _check_history_options(ctx)
+    else:
+        _check_given(ctx, ("since",), "applies only with --from-history")
     spec = _cluster_spec(nodes, gpus_per_node, cpus_per_node, mem_per_node)
     policies = parse_policies(policy)
     if plot_path is not None and not plot_path.parent.is_dir():
         raise InvalidInput(f"--plot: directory {plot_path.parent} does not exist")
-    jobs = _load_jobs(trace, trace_format, column_map, limit)
+    if from_history:
+        jobs, spec, source = _history_jobs(ctx, since, limit)
+    else:
+        jobs = _load_jobs(trace, trace_format, column_map, limit)
+        source = f"{trace}" if trace is not None else "the bundled Philly trace"
 
     out = Console(soft_wrap=True)
     if not out.is_terminal and "COLUMNS" not in os.environ:
         out.width = PIPED_WIDTH
     if not as_json:
-        source = f"{trace}" if trace is not None else "the bundled Philly trace"
         out.print(
             f"Replaying {len(jobs):,} jobs of {source} on {spec.nodes} nodes × "
             f"{spec.gpus_per_node} GPUs under {', '.join(policies)}",
@@ -210,6 +241,51 @@ def _bar_updater(bars: Progress, task: TaskID) -> Callable[[int, int], None]:
             bars.update(task, completed=ended, total=total)
 
     return update
+
+
+def _check_given(ctx: typer.Context, names: Sequence[str], why: str) -> None:
+    """Raises InvalidInput naming the first option of ``names`` given on the command
+    line (not left at its default)."""
+    for name in names:
+        source = ctx.get_parameter_source(name)
+        if source is not None and source.name not in {"DEFAULT", "DEFAULT_MAP"}:
+            option = "--" + {"trace_format": "format", "column_map": "map"}.get(
+                name, name.replace("_", "-")
+            )
+            raise InvalidInput(f"{option} {why}")
+
+
+def _check_history_options(ctx: typer.Context) -> None:
+    _check_given(ctx, TRACE_OPTIONS, "does not apply with --from-history (it replays the history)")
+    _check_given(
+        ctx, CLUSTER_OPTIONS, "does not apply with --from-history (it replays on the real nodes)"
+    )
+
+
+def _history_jobs(
+    ctx: typer.Context, since: str, limit: int | None
+) -> tuple[list[TraceJob], ClusterSpec, str]:
+    """Fetches the control plane's history of the last ``since`` and returns its trace,
+    its cluster and the words that name it; the approximations go to stderr."""
+    from aios.cli.remote import connect
+
+    try:
+        window = parse_duration(since)
+    except InvalidQuantity as exc:
+        raise InvalidInput(f"--since: {exc}") from None
+    if window <= 0:
+        raise InvalidInput(f"--since must be longer than 0 seconds, got {since!r}")
+    with connect(ctx) as client:
+        history = client.history(since=window, limit=limit)
+        url = client.url
+    if not history.jobs:
+        raise InvalidInput(
+            f"--from-history: no job ran and ended at {url} in the last {since}; nothing to replay"
+        )
+    replay_input = replay_inputs(history)
+    for note in replay_input.notes:
+        print(f"note: {note}", file=sys.stderr)
+    return replay_input.trace, replay_input.cluster, f"the history of {url} (last {since})"
 
 
 def _cluster_spec(nodes: int, gpus: int, cpus: int, memory: str) -> ClusterSpec:

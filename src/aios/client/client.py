@@ -33,7 +33,9 @@ from aios.registry.specs import ModelVersionView, ModelView
 from aios.serving.deployments import DeploymentSpec, DeploymentView
 
 if TYPE_CHECKING:
+    from aios.control.history_api import PolicyView
     from aios.lineage.api import LineageView
+    from aios.simulator.history import History
 
 __all__ = ["DEFAULT_URL", "TERMINAL", "ApiError", "Client"]
 
@@ -485,3 +487,32 @@ class Client:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"deployment {name}: {view.message} after {timeout:g} s")
             time.sleep(0.2)
+
+    # -- the cluster's history and its scheduling policy ------------------------------
+    def history(self, since: float | None = None, limit: int | None = None) -> History:
+        """The jobs submitted in the last ``since`` seconds (default: a week) that ran
+        and ended, the most recent ``limit`` of them, with the nodes and queues as they
+        are now: the input of a what-if replay (admins only)."""
+        from pydantic import TypeAdapter
+
+        from aios.simulator.history import History
+
+        params = {
+            key: value for key, value in (("since", since), ("limit", limit)) if value is not None
+        }
+        response = self._request("GET", "/history/trace", params=params)
+        return TypeAdapter(History).validate_python(response.json())
+
+    def policy(self) -> PolicyView:
+        """The scheduling policy in force, the configured one, and the choices."""
+        from aios.control.history_api import PolicyView
+
+        return PolicyView.model_validate(self._request("GET", "/policy").json())
+
+    def set_policy(self, policy: str) -> PolicyView:
+        """Switches the live scheduling policy (``las``, ``fifo+backfill``, …; admins
+        only); the switch is a ``policy_changed`` event."""
+        from aios.control.history_api import PolicyView
+
+        response = self._request("PUT", "/policy", json={"policy": policy})
+        return PolicyView.model_validate(response.json())

@@ -275,6 +275,17 @@ class Reconciler:
         self.queue_rows[row.name] = row
         self.state.set_queue(queue_from_row(row))
 
+    def set_policy(self, policy: Policy) -> str:
+        """Schedules with ``policy`` from the next cycle on and returns the previous
+        policy's name. Runs on the loop's thread (in :meth:`call`) or before
+        :meth:`start`: the pending jobs are re-sorted for the new queue order, and jobs
+        already running keep their places."""
+        with self.lock:
+            previous = self.policy.name
+            self.policy = policy
+            self.state.reorder(policy.order_key)
+        return previous
+
     # -- exits --------------------------------------------------------------------
     def _take_exits(self, session: Session, exits: list[ProcessExit], now: float) -> None:
         for exit_ in exits:

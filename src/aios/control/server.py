@@ -20,6 +20,7 @@ from fastapi import FastAPI
 
 from aios.control.api import create_app
 from aios.control.auth import ADMIN, Principal, TokenBook
+from aios.control.history_api import history_router, restore_policy
 from aios.control.metrics import ControlMetrics
 from aios.control.plane import ControlOps
 from aios.control.reconciler import Reconciler
@@ -122,6 +123,7 @@ class ControlPlane:
         self.tokens = TokenBook(self.db, home)
         self.data = DataCatalog(settings.data_repo or default_location(home))
         self.ops = ControlOps(self.db, self.reconciler, home, self.data)
+        restore_policy(self.db, self.reconciler, settings.policy)  # a switch outlives a restart
         self.metrics = ControlMetrics(self.db, self.reconciler)
         self.registry = RegistryOps(self.db, home)
         self.registry.data = self.data
@@ -143,6 +145,7 @@ class ControlPlane:
             routers=[
                 deployment_router(self.deployments, self.controller),
                 lineage_router(self.db, self.data),
+                history_router(self.ops, settings.policy),
             ],
             root_routers=[self.gateway.router],
             on_shutdown=[self.gateway.close],
