@@ -145,7 +145,11 @@ class FsspecBackend(Backend):
         import fsspec
 
         self.url = url.rstrip("/")
-        fs, root = fsspec.core.url_to_fs(self.url, **storage_options)
+        # A fresh filesystem object: fsspec's instance cache keys on the arguments only,
+        # and would hand back one bound to an earlier environment's endpoint and
+        # credentials (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID…).
+        options = {"skip_instance_cache": True} | storage_options
+        fs, root = fsspec.core.url_to_fs(self.url, **options)
         self.fs: Any = fs
         self.root: str = str(root).rstrip("/")
         protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
