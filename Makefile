@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 DEMO_STAMP := $(VENV)/.installed-demo
 
-.PHONY: demo test lint typecheck unit bench clean postgresql
+.PHONY: demo test lint typecheck unit bench clean postgresql chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	touch $@
 
 $(TEST_STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[test]'
+	PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 $(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP) $@
 
 $(DEMO_STAMP): pyproject.toml | $(BIN)/python
@@ -50,7 +50,20 @@ postgresql:
 		fi; \
 	fi
 
-unit: $(TEST_STAMP) postgresql
+# The dashboard's tests drive Debian's chromium with Playwright (whose own browser
+# download is not available here), so install it when it is missing, as for PostgreSQL.
+chromium:
+	@if [ ! -x /usr/bin/chromium ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "installing Debian's chromium for the dashboard tests"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+				apt-get install -y -qq --no-install-recommends chromium >/dev/null; \
+		else \
+			echo "no /usr/bin/chromium and no root apt-get to install it"; \
+		fi; \
+	fi
+
+unit: $(TEST_STAMP) postgresql chromium
 	$(BIN)/pytest
 
 test: lint typecheck unit

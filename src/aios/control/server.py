@@ -24,6 +24,7 @@ from aios.control.history_api import history_router, restore_policy
 from aios.control.metrics import ControlMetrics
 from aios.control.plane import ControlOps
 from aios.control.reconciler import Reconciler
+from aios.dashboard import dashboard_router, page_router
 from aios.errors import InvalidInput, NotFound
 from aios.executors.base import Executor
 from aios.lineage.api import lineage_router
@@ -146,8 +147,9 @@ class ControlPlane:
                 deployment_router(self.deployments, self.controller),
                 lineage_router(self.db, self.data),
                 history_router(self.ops, settings.policy),
+                dashboard_router(self),
             ],
-            root_routers=[self.gateway.router],
+            root_routers=[self.gateway.router, page_router()],
             on_shutdown=[self.gateway.close],
         )
         # Inference requests skip FastAPI (see GatewayEndpoint): added last, runs first.

@@ -1,0 +1,174 @@
+"""Read-only dataset routes for the Datasets page (``/api/v1/datasets…``): datasets
+with their versions, sizes, tags and label sets, and the diff of two versions.
+
+They read the control plane's data repository through its
+:class:`~aios.lineage.catalog.DataCatalog`. Datasets belong to the repository, not to
+a tenant, as with ``aios data``; the lineage graph (``/api/v1/lineage``) is where the
+tenant rules leave out other tenants' jobs and models.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Annotated, TypeVar
+
+from fastapi import APIRouter, Depends, Query
+from fastapi import Path as PathParam
+from pydantic import BaseModel
+
+from aios.control.api import caller
+from aios.control.auth import Principal
+from aios.data.datasets import DatasetVersion, DataStore
+from aios.data.labelsets import LabelStore
+from aios.errors import InvalidInput
+from aios.lineage.catalog import DataCatalog
+
+__all__ = ["DatasetDetail", "DatasetSummaryView", "DiffView", "dataset_router"]
+
+User = Annotated[Principal, Depends(caller)]
+DatasetName = Annotated[str, PathParam(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")]
+Ref = Annotated[str, Query(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")]
+T = TypeVar("T")
+
+
+class VersionView(BaseModel):
+    ref: str
+    version: int
+    time: datetime
+    message: str
+    files: int
+    bytes: int
+    tags: list[str]
+    produced_by: int | None
+    """The job that published this version, when a job did."""
+
+
+class LabelSetView(BaseModel):
+    name: str
+    version: int
+    dataset_version: int
+    files: int
+    boxes: int
+    classes: list[str]
+
+
+class DatasetSummaryView(BaseModel):
+    name: str
+    versions: int
+    latest: VersionView
+
+
+class DatasetDetail(BaseModel):
+    name: str
+    versions: list[VersionView]
+    labels: list[LabelSetView]
+
+
+class EntryView(BaseModel):
+    path: str
+    old_size: int | None
+    new_size: int | None
+
+
+class DiffView(BaseModel):
+    a: str
+    b: str
+    added: list[EntryView]
+    removed: list[EntryView]
+    modified: list[EntryView]
+
+
+def _version(v: DatasetVersion) -> VersionView:
+    job = v.lineage.get("job")
+    return VersionView(
+        ref=v.ref,
+        version=v.version,
+        time=v.time,
+        message=v.message,
+        files=v.files,
+        bytes=v.bytes,
+        tags=list(v.tags),
+        produced_by=int(job) if isinstance(job, int | str) and str(job).isdigit() else None,
+    )
+
+
+@contextmanager
+def _store(catalog: DataCatalog) -> Iterator[DataStore | None]:
+    """The catalog's open store, under its lock (None when there is no repository)."""
+    # DataCatalog keeps one open repository for the control plane; reading through it
+    # avoids opening (and deriving the key of) a second one per request.
+    with catalog._lock:
+        try:
+            store = catalog._opened()
+        except InvalidInput:
+            store = None
+        yield store
+
+
+def _read(catalog: DataCatalog, work: Callable[[DataStore], T], empty: T) -> T:
+    with _store(catalog) as store:
+        return empty if store is None else work(store)
+
+
+def dataset_router(catalog: DataCatalog) -> APIRouter:
+    router = APIRouter(prefix="/datasets", tags=["datasets"])
+
+    @router.get("", response_model=list[DatasetSummaryView])
+    def list_datasets(user: User) -> list[DatasetSummaryView]:
+        """Every dataset with its latest version (none without a repository)."""
+
+        def work(store: DataStore) -> list[DatasetSummaryView]:
+            return [
+                DatasetSummaryView(name=s.name, versions=s.versions, latest=_version(s.latest))
+                for s in store.datasets()
+            ]
+
+        return _read(catalog, work, [])
+
+    @router.get("/{name}", response_model=DatasetDetail)
+    def get_dataset(name: DatasetName, user: User) -> DatasetDetail:
+        def work(store: DataStore) -> DatasetDetail:
+            versions = [_version(v) for v in reversed(store.versions(name))]
+            labels = [
+                LabelSetView(
+                    name=s.name,
+                    version=s.version,
+                    dataset_version=s.dataset_version,
+                    files=s.files,
+                    boxes=s.boxes,
+                    classes=list(s.classes),
+                )
+                for s in LabelStore(store).sets(name)
+            ]
+            return DatasetDetail(name=name, versions=versions, labels=labels)
+
+        detail = _read(catalog, work, None)
+        if detail is None:
+            raise InvalidInput(f"no data repository at {catalog.location}")
+        return detail
+
+    @router.get("/{name}/diff", response_model=DiffView)
+    def diff(name: DatasetName, a: Ref, b: Ref, user: User) -> DiffView:
+        """What changed from version ``a`` to ``b`` (numbers or tags)."""
+
+        def work(store: DataStore) -> DiffView:
+            d = store.diff(name, a, b)
+            return DiffView(
+                a=d.a.ref,
+                b=d.b.ref,
+                added=[EntryView(path=e.path, old_size=None, new_size=e.size) for e in d.added],
+                removed=[EntryView(path=e.path, old_size=e.size, new_size=None) for e in d.removed],
+                modified=[
+                    EntryView(path=c.path, old_size=c.old_size, new_size=c.new_size)
+                    for c in d.modified
+                ],
+            )
+
+        found = _read(catalog, work, None)
+        if found is None:
+            raise InvalidInput(f"no data repository at {catalog.location}")
+        return found
+
+    return router
