@@ -182,3 +182,18 @@ def test_the_package_exports_its_routers() -> None:
     import aios.dashboard
 
     assert sorted(aios.dashboard.__all__) == ["StreamTickets", "dashboard_router", "page_router"]
+
+
+def test_the_simulator_replays_the_clusters_own_history(cluster: Cluster) -> None:
+    for _ in range(2):
+        job = cluster.running.admin.submit("true")
+        assert cluster.running.admin.wait(job.id, timeout=30).state == "succeeded"
+    with http(cluster, cluster.admin_token) as api:
+        assert "history" in api.get("/simulator").json()["traces"]
+        history = api.get("/history/trace").json()
+        body = {"trace": "history", "policies": ["fifo", "las"], "limit": 1000}
+        answer = api.post("/simulator/run", json=body).json()
+    assert answer["trace"] == "cluster's own history"
+    assert answer["jobs"] == len(history["jobs"]) >= 2  # the same jobs the CLI replays
+    assert answer["nodes"] == len(history["nodes"])
+    assert [r["policy"] for r in answer["results"]] == ["fifo", "las"]

@@ -15,6 +15,7 @@ from fastapi import Path as PathParam
 
 from aios.control.api import caller
 from aios.control.auth import Principal
+from aios.control.history_api import gather_history
 from aios.control.specs import NAME, JobStateName
 from aios.dashboard.datasets import dataset_router
 from aios.dashboard.jobtable import JobPage, JobQuery, SortKey, job_page
@@ -24,6 +25,7 @@ from aios.dashboard.simulation import simulator_router
 from aios.dashboard.stream import stream_router
 from aios.dashboard.tickets import StreamTickets
 from aios.dashboard.timeline import Timeline, timeline
+from aios.simulator.history import History
 
 if TYPE_CHECKING:
     from aios.control.server import ControlPlane
@@ -89,5 +91,9 @@ def dashboard_router(plane: ControlPlane) -> APIRouter:
 
     router.include_router(stream_router(plane.ops, plane.db, tickets))
     router.include_router(dataset_router(plane.data))
-    router.include_router(simulator_router(cluster_shape))
+
+    def history(since: float, limit: int) -> History:
+        return gather_history(plane.ops, since, limit)
+
+    router.include_router(simulator_router(cluster_shape, history))
     return router

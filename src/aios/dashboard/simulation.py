@@ -1,7 +1,8 @@
 """The Simulator page's routes (``/api/v1/simulator``): replay a trace (the bundled
 Philly trace or an uploaded CSV) under several policies, and answer with the comparison
-table and the series the JCT and utilization plots draw. The cluster's own history is
-not offered here yet (``aios simulate --from-history``).
+table and the series the JCT and utilization plots draw. The cluster's own history (its
+finished jobs, replayed on its current nodes) is what ``aios simulate --from-history``
+replays, through the same :func:`~aios.simulator.history.replay_inputs`.
 
 Admin only: a replay costs CPU time on the control plane. It runs in a worker thread
 and is bounded by :data:`MAX_JOBS`, so a page gets its answer in seconds.
@@ -20,9 +21,11 @@ from pydantic import BaseModel, Field
 
 from aios.control.api import caller
 from aios.control.auth import Principal
+from aios.control.history_api import DEFAULT_WINDOW
 from aios.errors import InvalidInput
 from aios.scheduler.policies import available_policies, make_policy
 from aios.simulator import ClusterSpec, SimulationResult, TraceJob, load_trace, simulate
+from aios.simulator.history import History, replay_inputs
 from aios.simulator.metrics import utilization_series
 from aios.simulator.traces import bundled_trace_path
 
@@ -95,24 +98,28 @@ def outcome(result: SimulationResult) -> PolicyOutcome:
     )
 
 
-def _trace(request: SimulationRequest, plane_gpus: tuple[int, int]) -> tuple[str, list[TraceJob]]:
+def _trace(request: SimulationRequest) -> tuple[str, list[TraceJob]]:
     if request.trace == "philly":
         return "bundled Philly trace", load_trace(bundled_trace_path(), limit=request.limit)
-    if request.trace == "upload":
-        if not request.text:
-            raise InvalidInput("text: an uploaded trace needs the CSV's text")
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "trace.csv"
-            path.write_text(request.text)
-            return "uploaded trace", load_trace(path, limit=request.limit)
-    # aios.simulator.history (another change, in progress) builds this trace; until
-    # this route is wired to it, the page does not offer it and a direct call is told.
-    raise InvalidInput("trace: replaying this cluster's history is `aios simulate --from-history`")
+    if not request.text:
+        raise InvalidInput("text: an uploaded trace needs the CSV's text")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "trace.csv"
+        path.write_text(request.text)
+        return "uploaded trace", load_trace(path, limit=request.limit)
 
 
-def simulator_router(cluster_shape: Callable[[], tuple[int, int]]) -> APIRouter:
+HistorySource = Callable[[float, int], History]
+"""The cluster's finished jobs of the last ``since`` seconds (the most recent
+``limit``), with its current nodes and queues."""
+
+
+def simulator_router(
+    cluster_shape: Callable[[], tuple[int, int]], history: HistorySource
+) -> APIRouter:
     """``cluster_shape`` gives the live cluster's (nodes, most GPUs on one node): the
-    default simulated cluster."""
+    default simulated cluster; ``history`` the cluster's own history, replayed on its
+    current nodes."""
     router = APIRouter(prefix="/simulator", tags=["simulator"])
 
     @router.get("", response_model=SimulatorOptions)
@@ -120,9 +127,9 @@ def simulator_router(cluster_shape: Callable[[], tuple[int, int]]) -> APIRouter:
         user.require_admin("run the simulator")
         nodes, gpus = cluster_shape()
         return SimulatorOptions(
-            traces=["philly", "upload"],
+            traces=["philly", "upload", "history"],
             policies=available_policies(),
-            history=False,
+            history=True,
             nodes=nodes,
             gpus_per_node=gpus,
         )
@@ -134,15 +141,25 @@ def simulator_router(cluster_shape: Callable[[], tuple[int, int]]) -> APIRouter:
         for name in request.policies:
             make_policy(name)  # an unknown policy is refused before any replay
         shape = cluster_shape()
-        nodes = request.nodes or shape[0]
-        gpus = request.gpus_per_node if request.gpus_per_node is not None else shape[1]
-        spec = ClusterSpec(nodes=nodes, gpus_per_node=gpus)
+        chosen = ClusterSpec(
+            nodes=request.nodes or shape[0],
+            gpus_per_node=request.gpus_per_node if request.gpus_per_node is not None else shape[1],
+        )
 
         def replay() -> SimulationAnswer:
-            label, trace = _trace(request, shape)
+            if request.trace == "history":  # on the cluster's current nodes
+                window = request.since if request.since is not None else DEFAULT_WINDOW
+                inputs = replay_inputs(history(window, request.limit))
+                label, trace, spec = "cluster's own history", inputs.trace, inputs.cluster
+            else:
+                (label, trace), spec = _trace(request), chosen
             results = [outcome(simulate(trace, spec, name)) for name in request.policies]
             return SimulationAnswer(
-                trace=label, jobs=len(trace), nodes=nodes, gpus_per_node=gpus, results=results
+                trace=label,
+                jobs=len(trace),
+                nodes=spec.nodes,
+                gpus_per_node=spec.gpus_per_node,
+                results=results,
             )
 
         return await asyncio.to_thread(replay)
