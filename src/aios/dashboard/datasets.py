@@ -9,8 +9,7 @@ tenant rules leave out other tenants' jobs and models.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, TypeVar
 
@@ -94,21 +93,8 @@ def _version(v: DatasetVersion) -> VersionView:
     )
 
 
-@contextmanager
-def _store(catalog: DataCatalog) -> Iterator[DataStore | None]:
-    """The catalog's open store, under its lock (None when there is no repository)."""
-    # DataCatalog keeps one open repository for the control plane; reading through it
-    # avoids opening (and deriving the key of) a second one per request.
-    with catalog._lock:
-        try:
-            store = catalog._opened()
-        except InvalidInput:
-            store = None
-        yield store
-
-
 def _read(catalog: DataCatalog, work: Callable[[DataStore], T], empty: T) -> T:
-    with _store(catalog) as store:
+    with catalog.opened() as store:
         return empty if store is None else work(store)
 
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from aios.data.datasets import DatasetVersion, DataStore, parse_version
@@ -55,6 +57,18 @@ class DataCatalog:
                 return store.resolve(ref)
             except NotFound as exc:
                 raise InvalidInput(f"{what} {ref}: {exc}") from None
+
+    @contextmanager
+    def opened(self) -> Iterator[DataStore | None]:
+        """The open store for the block, under the catalog's lock (None when there is no
+        repository): readers share the one the control plane keeps open instead of
+        opening (and deriving the key of) another per request."""
+        with self._lock:
+            try:
+                store = self._opened()
+            except InvalidInput:
+                store = None
+            yield store
 
     def has_repository(self) -> bool:
         """Whether a repository can be opened at the location."""
