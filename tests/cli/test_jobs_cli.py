@@ -183,3 +183,23 @@ def test_cancelling_a_job_that_ended_is_refused(cluster: Cluster) -> None:
 
     assert result.exit_code == 2
     assert "already ended" in one_error_line(result)
+
+
+def test_resubmit_prints_the_new_job_which_runs_the_same_command(cluster: Cluster) -> None:
+    job_id = submit(cluster, "--env", "WORD=again", "--shell", "--", "echo", "$WORD")
+    assert cluster.aios("wait", job_id).exit_code == 0
+
+    result = cluster.aios("resubmit", job_id)
+
+    assert result.exit_code == 0
+    new_id = int(result.stdout.strip())
+    assert new_id != int(job_id)
+    assert cluster.aios("wait", new_id).exit_code == 0
+    assert cluster.aios("logs", new_id).stdout == "again\n"
+
+
+def test_resubmitting_an_unknown_job_is_one_error_line(cluster: Cluster) -> None:
+    result = cluster.aios("resubmit", 99999)
+
+    assert result.exit_code == 2
+    assert "99999" in one_error_line(result)

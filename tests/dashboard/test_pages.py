@@ -76,7 +76,8 @@ def test_a_submitted_job_appears_and_finishes_on_the_jobs_page(
 
 
 def test_cancel_a_running_job_from_its_page(page: Any, cluster: Cluster, shots: Path) -> None:
-    """The Cancel button stops a running job, and the page shows it cancelled."""
+    """The Cancel button stops a running job, and the page shows it cancelled; Resubmit
+    then submits it again as a new job and opens that job's page."""
     with cluster.running.client(cluster.alpha_token) as alpha:
         job = alpha.submit(["sleep", "60"], name="long", cpus=0.5, gpus=1)
     log_in(page, cluster.alpha_token, f"jobs/{job.id}")
@@ -84,6 +85,12 @@ def test_cancel_a_running_job_from_its_page(page: Any, cluster: Cluster, shots: 
     page.click("button:has-text('Cancel')")
     page.wait_for_selector(".page h1 .state-cancelled", timeout=LIVE * 2)
     assert cluster.running.admin.get(job.id).state == "cancelled"
+    page.click("button:has-text('Resubmit')")  # a new job, the same spec
+    page.wait_for_url(lambda url: not url.endswith(f"jobs/{job.id}"), timeout=LIVE * 2)
+    again = int(page.url.rsplit("/", 1)[1])
+    resubmitted = cluster.running.admin.get(again)
+    assert (resubmitted.command, resubmitted.queue) == (["sleep", "60"], "alpha")
+    cluster.running.admin.cancel(again)
 
 
 def test_the_timeline_draws_each_gpu_attempt(page: Any, cluster: Cluster, shots: Path) -> None:

@@ -280,6 +280,13 @@ def cancel(ctx: typer.Context, job_id: Annotated[int, typer.Argument(help="The j
         typer.echo(f"job {job.id} {job.state}, stopping (cancelled)")
 
 
+def resubmit(ctx: typer.Context, job_id: Annotated[int, typer.Argument(help="The job.")]) -> None:
+    """Submits a job again as a new job (same command, environment and resources) and
+    prints the new id."""
+    with connect(ctx) as client:
+        typer.echo(client.resubmit(job_id).id)
+
+
 def wait(
     ctx: typer.Context,
     job_id: Annotated[int, typer.Argument(help="The job.")],

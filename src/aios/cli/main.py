@@ -145,6 +145,7 @@ _COMMANDS: tuple[tuple[typer.Typer, str, Callable[..., None]], ...] = (
     (app, "show", jobs.show),
     (app, "logs", jobs.logs),
     (app, "cancel", jobs.cancel),
+    (app, "resubmit", jobs.resubmit),
     (app, "wait", jobs.wait),
     (app, "run", pipelines.run),
     (app, "lineage", lineage.lineage),

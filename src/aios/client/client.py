@@ -195,6 +195,10 @@ class Client:
         response = self._request("POST", "/jobs/batch", json=[dict(j) for j in jobs])
         return [JobView.model_validate(j) for j in response.json()]
 
+    def resubmit(self, job_id: int) -> JobView:
+        """Submits job ``job_id`` again as a new job (same spec and environment)."""
+        return JobView.model_validate(self._request("POST", f"/jobs/{job_id}/resubmit").json())
+
     def get(self, job_id: int) -> JobView:
         return JobView.model_validate(self._request("GET", f"/jobs/{job_id}").json())
 

@@ -165,6 +165,11 @@ def create_app(
     def cancel_job(job_id: Id, user: User) -> JobView:
         return ops.cancel(user, job_id)
 
+    @api.post("/jobs/{job_id}/resubmit", status_code=201, response_model=JobView)
+    def resubmit_job(job_id: Id, user: User) -> JobView:
+        """Submits the job again as a new one (its spec, environment included)."""
+        return ops.resubmit(user, job_id)
+
     @api.get("/jobs/{job_id}/events", response_model=list[EventView])
     def job_events(job_id: Id, user: User, since: EventCursor = 0) -> list[EventView]:
         return ops.events(user, job_id, since)

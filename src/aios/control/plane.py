@@ -294,6 +294,43 @@ class ControlOps:
 
         return self._change(work)
 
+    def resubmit(self, user: Principal, job_id: int) -> JobView:
+        """Submits job ``job_id`` again as a new job: its command or function, its
+        environment, resources, queue, limits, retries and datasets, without its
+        dependencies (they ran already). A serving replica is its deployment's to start."""
+        with self.db.sessions() as session:
+            row = self._visible_job(session, user, job_id)
+        if row.kind != "batch":
+            raise InvalidInput(f"job {job_id} is a {row.kind} job; its deployment starts those")
+        spec: dict[str, Any] = {
+            "name": row.name,
+            "cpus": f"{row.cpu}m",
+            "memory": row.memory,
+            "gpus": row.gpus,
+            "gpu_kind": row.gpu_kind,
+            "replicas": row.replicas,
+            "priority": row.priority,
+            "queue": row.queue,
+            "env": dict(row.env or {}),
+            "time_limit": row.time_limit,
+            "grace": row.grace,
+            "retries": row.max_retries,
+            "retry_backoff": row.retry_backoff,
+            "preemptible": row.preemptible,
+            "inputs": list(row.inputs or []),
+            "outputs": list(row.outputs or []),
+            "cache": row.cache,
+        }
+        if row.command:
+            spec["command"] = row.command[0] if row.shell else list(row.command)
+        else:
+            payload = job_dir(self.home, job_id) / FUNCTION_FILE
+            try:
+                spec["function"] = base64.b64encode(payload.read_bytes()).decode()
+            except FileNotFoundError:
+                raise Conflict(f"job {job_id}'s function is gone with its directory") from None
+        return self.submit(user, JobSpec.model_validate(spec))
+
     def _visible_job(self, session: Session, user: Principal, job_id: int) -> JobRow:
         row = session.get(JobRow, job_id)
         if row is None or not user.may_see(row.queue):

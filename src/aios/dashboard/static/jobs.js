@@ -67,27 +67,6 @@ export async function list(root, _args, params) {
   return { refresh };
 }
 
-export function resubmitSpec(job) {
-  return {
-    name: job.name,
-    command: job.shell ? job.command[0] : job.command,
-    cpus: job.cpus,
-    memory: job.memory,
-    gpus: job.gpus,
-    gpu_kind: job.gpu_kind,
-    replicas: job.replicas,
-    priority: job.priority,
-    queue: job.queue,
-    time_limit: job.time_limit,
-    grace: job.grace,
-    retries: job.max_retries,
-    preemptible: job.preemptible,
-    inputs: job.inputs,
-    outputs: job.outputs,
-    cache: job.cache,
-  };
-}
-
 export async function detail(root, args) {
   const id = Number(args[0]);
   const heading = h("h1", {}, `Job ${id}`);
@@ -126,7 +105,7 @@ export async function detail(root, args) {
     const live = job.state === "queued" || job.state === "running";
     replace(actions,
       live ? h("button", { type: "button", class: "danger", onclick: cancel }, "Cancel") : null,
-      job.command.length && job.kind === "batch" ? h("button", { type: "button", onclick: resubmit }, "Resubmit") : null,
+      job.kind === "batch" ? h("button", { type: "button", onclick: resubmit }, "Resubmit") : null,
       link(`#lineage/job/${id}`, "Lineage"),
       job.pipeline_id ? link(`#pipelines/${job.pipeline_id}`, `Pipeline ${job.pipeline_id}`) : null);
     const current = job.attempts[job.attempts.length - 1];
@@ -180,7 +159,7 @@ export async function detail(root, args) {
 
   async function resubmit() {
     try {
-      const created = await post("/jobs", resubmitSpec(job));
+      const created = await post(`/jobs/${job.id}/resubmit`);
       location.hash = `jobs/${created.id}`;
     } catch (err) {
       notice.textContent = `Resubmit refused: ${err.message}`;
