@@ -185,6 +185,28 @@ def test_a_request_not_answered_in_time_gets_busy() -> None:
     assert batcher.in_flight == 0
 
 
+def test_every_waiting_request_gets_its_own_timeout() -> None:
+    """One running and one queued behind it: both get Busy once their time is up, and
+    the queued one leaves the queue, so a later request is taken, not refused."""
+    model = Doubler(gated=True)
+    config = BatchingConfig(max_batch_size=1, timeout=0.05, max_queue_size=1)
+    batcher = Batcher(model, config)
+
+    async def scenario() -> tuple[list[BaseException | Arrays], Arrays]:
+        running = asyncio.ensure_future(batcher.submit(rows(1)))
+        await asyncio.to_thread(model.entered.wait, WAIT)
+        queued = asyncio.ensure_future(batcher.submit(rows(1, start=1)))
+        timed_out = list(await asyncio.gather(running, queued, return_exceptions=True))
+        later = asyncio.ensure_future(batcher.submit(rows(1, start=2)))
+        model.gate.set()
+        return timed_out, await later
+
+    timed_out, later = run(scenario())
+    assert [type(outcome) for outcome in timed_out] == [Busy, Busy]
+    np.testing.assert_array_equal(later["y"], rows(1, start=2)["x"] * 2)
+    assert batcher.in_flight == 0
+
+
 def test_drain_refuses_new_requests_and_finishes_the_queued() -> None:
     model = Doubler(gated=True)
     batcher = Batcher(model, BatchingConfig(max_batch_size=2, max_queue_delay=0.0))

@@ -122,6 +122,21 @@ def test_inputs_that_do_not_fit_the_signature_are_named(
         signature.check_inputs(inputs)
 
 
+def test_a_signature_remembers_only_the_layouts_it_accepted() -> None:
+    """Inputs of a layout accepted once pass again; a different dtype, shape or set of
+    inputs is still refused by name, and the memory does not change equality."""
+    signature = Signature((TensorSpec("x", "FP32", (-1, 3)),), ())
+    for _ in range(2):
+        signature.check_inputs({"x": np.zeros((2, 3), np.float32)})
+    with pytest.raises(InvalidInput, match="datatype FP64"):
+        signature.check_inputs({"x": np.zeros((2, 3), np.float64)})
+    with pytest.raises(InvalidInput, match=r"shape \[2, 4\]"):
+        signature.check_inputs({"x": np.zeros((2, 4), np.float32)})
+    with pytest.raises(InvalidInput, match="unknown input 'y'"):
+        signature.check_inputs({"x": np.zeros((2, 3), np.float32), "y": np.zeros(1)})
+    assert signature == Signature((TensorSpec("x", "FP32", (-1, 3)),), ())
+
+
 def _write(path: Path, content: str | bytes) -> Path:
     if isinstance(content, bytes):
         path.write_bytes(content)

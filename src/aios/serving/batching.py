@@ -26,7 +26,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -98,7 +98,7 @@ class _Pending:
     rows: int
     key: Hashable | None  # None: runs alone
     future: asyncio.Future[Arrays]
-    enqueued: float = field(default_factory=time.monotonic)
+    enqueued: float
 
 
 class Batcher:
@@ -122,6 +122,8 @@ class Batcher:
         self._worker: asyncio.Task[None] | None = None
         self._draining = False
         self._in_flight = 0
+        self._watched: deque[_Pending] = deque()
+        self._watchdog: asyncio.TimerHandle | None = None
 
     @property
     def queued(self) -> int:
@@ -151,35 +153,53 @@ class Batcher:
         if self._worker is None:
             self._worker = loop.create_task(self._work())
         rows, key = self._shape_key(inputs)
-        item = _Pending(inputs, rows, key, loop.create_future())
+        item = _Pending(inputs, rows, key, loop.create_future(), time.monotonic())
         self._queue.append(item)
         self._arrived.set()
         self._in_flight += 1
-        # A timer per request, not ``asyncio.timeout``: the same deadline for a fraction
-        # of the cost, on a path every request takes.
-        expiry = None
         if self.config.timeout is not None:
-            expiry = loop.call_later(self.config.timeout, self._expire, item)
+            self._watch(loop, item)
         try:
             return await item.future
         finally:
             self._in_flight -= 1
-            if expiry is not None:
-                expiry.cancel()
             if not item.future.done():
                 item.future.cancel()
             if item.future.cancelled() and item in self._queue:
                 self._queue.remove(item)
+            watched = self._watched
+            while watched and watched[0].future.done():
+                watched.popleft()
 
-    def _expire(self, item: _Pending) -> None:
-        """Answers Busy to a request the model has not answered within the timeout."""
-        if item.future.done():
-            return
-        item.future.set_exception(
-            Busy(f"{self.label}: no answer within the timeout of {self.config.timeout:g} s")
-        )
-        if item in self._queue:
-            self._queue.remove(item)
+    def _watch(self, loop: asyncio.AbstractEventLoop, item: _Pending) -> None:
+        """Puts ``item`` under the timeout: one timer for the oldest request watched, not
+        one per request (a timer set and cancelled costs more than the rest of
+        :meth:`submit`). Requests arrive in deadline order, so the oldest is first."""
+        self._watched.append(item)
+        if self._watchdog is None:
+            self._watchdog = loop.call_later(self.config.timeout or 0.0, self._expire_overdue)
+
+    def _expire_overdue(self) -> None:
+        """Answers Busy to every watched request not answered within the timeout, then
+        sets the timer for the oldest one left."""
+        self._watchdog = None
+        timeout = self.config.timeout or 0.0
+        now = time.monotonic()
+        watched = self._watched
+        while watched:
+            item = watched[0]
+            if not item.future.done():
+                left = item.enqueued + timeout - now
+                if left > 0:
+                    loop = asyncio.get_running_loop()
+                    self._watchdog = loop.call_later(left, self._expire_overdue)
+                    return
+                item.future.set_exception(
+                    Busy(f"{self.label}: no answer within the timeout of {timeout:g} s")
+                )
+                if item in self._queue:
+                    self._queue.remove(item)
+            watched.popleft()
 
     async def drain(self) -> None:
         """Stops taking requests, answers every queued one, then stops the worker."""
@@ -188,9 +208,16 @@ class Batcher:
         if self._worker is not None:
             await asyncio.shield(self._worker)
         self._threads.close()
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
 
     def _shape_key(self, inputs: Arrays) -> tuple[int, Hashable | None]:
         """Rows of a request and what it must share with others to batch with them."""
+        if len(inputs) == 1 and self._batching:  # the common case, without the generality
+            ((name, array),) = inputs.items()
+            if array.ndim and array.shape[0] <= self.config.max_batch_size:
+                return array.shape[0], ((name, array.dtype.str, array.shape[1:]),)
         arrays = list(inputs.values())
         if not arrays or any(array.ndim == 0 for array in arrays):
             return 1, None

@@ -94,8 +94,8 @@ class InferEndpoint:
         """Decodes, checks, batches, runs and encodes one request, counting it."""
         started = time.perf_counter()
         metrics = loaded.metrics
-        metrics.requests.inc()
-        metrics.in_flight.inc()
+        metrics.requests += 1
+        metrics.in_flight += 1
         try:
             if not loaded.ready:
                 raise Busy(f"model {loaded.served.ref} is shutting down")
@@ -124,7 +124,7 @@ class InferEndpoint:
             message = f"model {loaded.served.ref} failed: {type(exc).__name__}: {exc}"
             return 500, _error(message), _JSON
         finally:
-            metrics.in_flight.dec()
+            metrics.in_flight -= 1
             metrics.latency.observe(time.perf_counter() - started)
         if encoded.header_length is None:
             return 200, encoded.body, _JSON
@@ -155,10 +155,11 @@ single pass over the raw ones that picks these out."""
 
 
 def _headers_of(scope: Scope) -> dict[str, str]:
-    """The headers of :data:`_WANTED` the request has, by lower-case name."""
+    """The headers of :data:`_WANTED` the request has, by lower-case name (ASGI servers
+    give header names in lower case, as Starlette also assumes)."""
     found = {}
     for name, value in scope["headers"]:
-        wanted = _WANTED.get(name.lower())
+        wanted = _WANTED.get(name)
         if wanted is not None:
             found[wanted] = value.decode("latin-1")
     return found

@@ -2,19 +2,32 @@
 
 Requests, errors (by HTTP status), request latency, requests in flight (what the
 autoscaler reads), and, from the batcher, rows per batch and time spent in the queue.
-The labelled children of one model version are made once, when it is added, so the
-request path does not look labels up.
+
+A request updates plain numbers of its :class:`ModelMetrics`, and :class:`ServingMetrics`
+turns them into metric families only when ``/metrics`` is read: prometheus_client's
+``Counter.inc`` and ``Histogram.observe`` take a lock and check the metric on every
+call, which cost a small model's request more than the rest of its bookkeeping. Every
+update happens on the server's event loop (requests and batch observers alike), so the
+numbers need no lock.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 
 from aios.serving.batching import BatchRecord
 
-__all__ = ["ModelMetrics", "ServingMetrics"]
+__all__ = ["BATCH_BUCKETS", "LATENCY_BUCKETS", "Buckets", "ModelMetrics", "ServingMetrics"]
 
 LATENCY_BUCKETS = (
     0.0005,
@@ -36,28 +49,51 @@ LATENCY_BUCKETS = (
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)
 
 
-@dataclass
-class ModelMetrics:
-    """The metrics of one model version; the server and its batcher report here."""
+@dataclass(slots=True)
+class Buckets:
+    """A histogram's numbers: how many observations fell at or under each bound (the
+    last count is over every bound), and their sum."""
 
-    family: ServingMetrics
-    labels: tuple[str, str]
-    requests: Counter = field(init=False)
-    latency: Histogram = field(init=False)
-    in_flight: Gauge = field(init=False)
-    batch_size: Histogram = field(init=False)
-    queue_seconds: Histogram = field(init=False)
+    bounds: tuple[float, ...]
+    counts: list[int] = field(init=False)
+    total: float = 0.0
+    _les: tuple[str, ...] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        family, labels = self.family, self.labels
-        self.requests = family.requests.labels(*labels)
-        self.latency = family.latency.labels(*labels)
-        self.in_flight = family.in_flight.labels(*labels)
-        self.batch_size = family.batch_size.labels(*labels)
-        self.queue_seconds = family.queue_seconds.labels(*labels)
+        self.counts = [0] * (len(self.bounds) + 1)
+        self._les = (*(repr(float(bound)) for bound in self.bounds), "+Inf")
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(self.bounds, value)] += 1
+        self.total += value
+
+    def cumulative(self) -> list[tuple[str, float]]:
+        """``(le, count at or under le)`` pairs, ``+Inf`` last, as the exposition has them."""
+        pairs = []
+        running = 0
+        for le, count in zip(self._les, self.counts, strict=True):
+            running += count
+            pairs.append((le, float(running)))
+        return pairs
+
+
+@dataclass(slots=True, eq=False)
+class ModelMetrics:
+    """The metrics of one model version; the server and its batcher report here.
+
+    ``requests`` counts requests received, ``in_flight`` those not yet answered.
+    """
+
+    labels: tuple[str, str]
+    requests: int = 0
+    in_flight: int = 0
+    errors: dict[int, int] = field(default_factory=dict)
+    latency: Buckets = field(default_factory=lambda: Buckets(LATENCY_BUCKETS))
+    batch_size: Buckets = field(default_factory=lambda: Buckets(BATCH_BUCKETS))
+    queue_seconds: Buckets = field(default_factory=lambda: Buckets(LATENCY_BUCKETS))
 
     def error(self, status: int) -> None:
-        self.family.errors.labels(*self.labels, str(status)).inc()
+        self.errors[status] = self.errors.get(status, 0) + 1
 
     def observe_batch(self, record: BatchRecord) -> None:
         """A :class:`~aios.serving.batching.BatchObserver`."""
@@ -66,55 +102,67 @@ class ModelMetrics:
             self.queue_seconds.observe(seconds)
 
 
+_LABELS = ["model", "version"]
+
+
 class ServingMetrics:
-    """The registry ``/metrics`` serves and the metric families in it."""
+    """The registry ``/metrics`` serves, and the collector of every model version's
+    numbers in it. A version that is removed and served again counts on."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        labels = ["model", "version"]
-        self.requests = Counter(
-            "aios_inference_requests",
-            "Inference requests received.",
-            labels,
-            registry=self.registry,
-        )
-        self.errors = Counter(
-            "aios_inference_errors",
-            "Inference requests answered with an error.",
-            [*labels, "code"],
-            registry=self.registry,
-        )
-        self.latency = Histogram(
-            "aios_inference_request_seconds",
-            "Time from receiving a request to answering it.",
-            labels,
-            buckets=LATENCY_BUCKETS,
-            registry=self.registry,
-        )
-        self.in_flight = Gauge(
-            "aios_inference_in_flight",
-            "Requests received and not yet answered.",
-            labels,
-            registry=self.registry,
-        )
-        self.batch_size = Histogram(
-            "aios_inference_batch_size",
-            "Rows in each batch the model ran.",
-            labels,
-            buckets=BATCH_BUCKETS,
-            registry=self.registry,
-        )
-        self.queue_seconds = Histogram(
-            "aios_inference_queue_seconds",
-            "Time a request waited for its batch to start.",
-            labels,
-            buckets=LATENCY_BUCKETS,
-            registry=self.registry,
-        )
+        self._models: dict[tuple[str, str], ModelMetrics] = {}
+        self.registry.register(self)
 
     def model(self, name: str, version: str) -> ModelMetrics:
-        return ModelMetrics(self, (name, version))
+        """The metrics of ``name:version``, made on first use."""
+        labels = (name, version)
+        metrics = self._models.get(labels)
+        if metrics is None:
+            metrics = self._models[labels] = ModelMetrics(labels)
+        return metrics
 
     def exposition(self) -> bytes:
         """The registry in the Prometheus text format."""
         return generate_latest(self.registry)
+
+    def collect(self) -> Iterator[Metric]:
+        """The metric families, from the numbers as they are now (prometheus_client's
+        collector protocol)."""
+        requests = CounterMetricFamily(
+            "aios_inference_requests", "Inference requests received.", labels=_LABELS
+        )
+        errors = CounterMetricFamily(
+            "aios_inference_errors",
+            "Inference requests answered with an error.",
+            labels=[*_LABELS, "code"],
+        )
+        latency = HistogramMetricFamily(
+            "aios_inference_request_seconds",
+            "Time from receiving a request to answering it.",
+            labels=_LABELS,
+        )
+        in_flight = GaugeMetricFamily(
+            "aios_inference_in_flight", "Requests received and not yet answered.", labels=_LABELS
+        )
+        batch_size = HistogramMetricFamily(
+            "aios_inference_batch_size", "Rows in each batch the model ran.", labels=_LABELS
+        )
+        queue_seconds = HistogramMetricFamily(
+            "aios_inference_queue_seconds",
+            "Time a request waited for its batch to start.",
+            labels=_LABELS,
+        )
+        for labels, metrics in self._models.items():
+            values = list(labels)
+            requests.add_metric(values, metrics.requests)
+            for status, count in sorted(metrics.errors.items()):
+                errors.add_metric([*values, str(status)], count)
+            in_flight.add_metric(values, metrics.in_flight)
+            for family, buckets in (
+                (latency, metrics.latency),
+                (batch_size, metrics.batch_size),
+                (queue_seconds, metrics.queue_seconds),
+            ):
+                family.add_metric(values, buckets.cumulative(), buckets.total)
+        yield from (requests, errors, latency, in_flight, batch_size, queue_seconds)

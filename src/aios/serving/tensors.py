@@ -493,8 +493,10 @@ _NUMERIC = frozenset("biuf")
 
 
 def _little_endian_bytes(array: np.ndarray[Any, Any]) -> bytes:
-    dtype = array.dtype.newbyteorder("<") if array.dtype.byteorder == ">" else array.dtype
-    return np.ascontiguousarray(array, dtype=dtype).tobytes()
+    """The elements in C order, little-endian (``tobytes`` copies in C order anyway)."""
+    if array.dtype.byteorder == ">":
+        array = array.astype(array.dtype.newbyteorder("<"))
+    return array.tobytes()
 
 
 def _json_values(name: str, array: np.ndarray[Any, Any]) -> list[Any]:
