@@ -79,3 +79,10 @@ def ray_plane(ray_cluster: Cluster, tmp_path: Path) -> Iterator[RayPlane]:
                 admin.wait(job.id, timeout=30)
         admin.close()
         plane.stop()
+        stop_agents(plane)
+
+
+def stop_agents(plane: ControlPlane) -> None:
+    """Kills the plane's detached node agents: each test's plane has its own."""
+    assert plane.ray is not None
+    plane.ray.executor.kill_agents()

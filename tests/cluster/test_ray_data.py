@@ -15,6 +15,7 @@ from aios.control import ControlPlane, Settings
 from aios.data.backend import FsspecBackend
 from aios.data.datasets import DataStore
 from aios.data.repository import Repository
+from tests.cluster.conftest import stop_agents
 from tests.control.control_harness import free_port
 
 pytestmark = pytest.mark.slow
@@ -83,3 +84,4 @@ def test_a_job_on_a_ray_node_reads_and_publishes_through_s3(
     finally:
         admin.close()
         plane.stop()
+        stop_agents(plane)

@@ -4,8 +4,12 @@ with the local executor's isolation, logs and results come back, signals reach t
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
-from tests.cluster.conftest import RayPlane
+from aios.client import Client
+from aios.control import ControlPlane, Settings
+from tests.cluster.conftest import RayPlane, stop_agents
+from tests.control.control_harness import free_port
 
 
 def _node_named(plane: RayPlane, **wanted: int) -> str:
@@ -89,3 +93,28 @@ def test_a_gang_spans_nodes_under_one_placement_group_released_at_the_end(
     while any(g["state"] == "CREATED" for g in placement_group_table().values()):
         assert time.monotonic() < deadline, "the placement group was not removed"
         time.sleep(0.1)
+
+
+def test_two_control_planes_on_one_ray_cluster_keep_their_own_jobs(
+    ray_plane: RayPlane, tmp_path: Path
+) -> None:
+    """Both number their first job 1; each gets its own job's exit and log back."""
+    other = ControlPlane(
+        Settings(home=tmp_path / "other", port=free_port(), tick=0.2, ray=ray_plane.cluster.address)
+    )
+    other.start_background()
+    assert other.admin_token_path is not None
+    client = Client(other.url, token=Path(other.admin_token_path).read_text().strip())
+    try:
+        mine = ray_plane.admin.submit("sleep 1; echo mine; exit 3")
+        theirs = client.submit("echo theirs")
+        assert mine.id == theirs.id == 1
+        assert client.wait(theirs.id, timeout=60).state == "succeeded"
+        done = ray_plane.admin.wait(mine.id, timeout=60)
+        assert (done.state, done.exit_code) == ("failed", 3)
+        assert "".join(client.logs(theirs.id)) == "theirs\n"
+        assert _log(ray_plane, mine.id) == "mine\n"
+    finally:
+        client.close()
+        other.stop()
+        stop_agents(other)

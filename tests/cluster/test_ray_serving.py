@@ -1,6 +1,6 @@
 """Serving replicas on Ray nodes: each is a service job placed on a node, listening on
-all addresses there; the gateway finds it at its node's address and balances across
-the nodes."""
+all addresses there, loading the model from a copy sent to its node; the gateway finds
+it at its node's address and balances across the nodes."""
 
 from __future__ import annotations
 
@@ -26,6 +26,9 @@ def test_two_replicas_on_two_ray_nodes_answer_through_the_gateway(
     view = admin.wait_deployment("iris", ready=2, timeout=120)
     nodes = {admin.get(r.job_id).attempts[-1].node for r in view.replicas}
     assert len(nodes) == 2 and all(node.startswith("ray-") for node in nodes)
+    # Each node loads the model from its own copy, sent with the replica's launch.
+    copies = sorted(ray_plane.home.glob("nodes/*/shipped/*/*"))
+    assert len(copies) == 2 and len({c.parent.parent.parent for c in copies}) == 2
     features, labels = iris()
     rows = np.asarray(features[:8], np.float32)
     url = ray_plane.plane.url.removeprefix("http://")

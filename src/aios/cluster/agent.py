@@ -23,6 +23,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from aios.cluster.shipping import unpack
 from aios.executors.base import Handle, LaunchSpec, ProcessExit, StopReason
 
 __all__ = ["LIVE_FILES", "RESULT_FILES", "LogChunk", "NodeAgent", "Shipment", "key_of"]
@@ -99,7 +100,11 @@ class NodeAgent:
         )
 
     # -- the executor's calls ----------------------------------------------------------
-    def launch(self, spec: LaunchSpec, files: dict[str, bytes]) -> Handle:
+    def launch(
+        self, spec: LaunchSpec, files: dict[str, bytes], bundles: dict[str, bytes] | None = None
+    ) -> Handle:
+        for path, archive in (bundles or {}).items():
+            unpack(archive, Path(path))
         local = self.local_spec(spec)
         local.checkpoint_dir.mkdir(parents=True, exist_ok=True)
         for name, data in files.items():

@@ -17,6 +17,7 @@ releases the jobs as their policy says.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -25,6 +26,7 @@ from typing import Any
 
 from aios.cluster.agent import Key, NodeAgent, Shipment, key_of
 from aios.cluster.nodes import NODE_ID_LABEL
+from aios.cluster.shipping import Shipping
 from aios.executors.base import ExitReason, Handle, LaunchSpec, ProcessExit, StopReason
 from aios.files import write_atomically
 from aios.resources import Node
@@ -50,16 +52,29 @@ class _Replica:
 
 class RayExecutor:
     """Implements :class:`~aios.executors.base.Executor` on a Ray cluster this process
-    is connected to (``ray.init`` done). ``node_home`` is the agents' directory on each
+    is connected to (``ray.init`` done); ``plane`` names this control plane (its agents
+    are its own, found again after a restart). ``node_home`` is the agents' directory on each
     node."""
 
     def __init__(
-        self, *, on_exit: Callable[[], None] | None = None, node_home: str = "/tmp/aios-node"
+        self,
+        *,
+        on_exit: Callable[[], None] | None = None,
+        node_home: str = "/tmp/aios-node",
+        plane: str = "aios",
+        shipped_roots: Sequence[str] = (),
     ) -> None:
         self.on_exit = on_exit
         self.on_node_lost: Callable[[str], None] | None = None
         """Called (from a pump or the node watcher) when a node is gone."""
         self.node_home = node_home
+        self.plane = plane
+        self.shipped = Shipping(shipped_roots)
+        """Files of the control plane's machine that commands name (a registry's model
+        artifacts, for serving replicas): they travel to a node with the first replica
+        there that needs them."""
+        """Names this control plane's agents: two control planes on one Ray cluster (or
+        one whose job ids started over) never take each other's exits."""
         self._lock = threading.Lock()
         self._agents: dict[str, Any] = {}
         self._pumps: dict[str, threading.Event] = {}
@@ -80,7 +95,7 @@ class RayExecutor:
         agent = (
             ray.remote(NodeAgent)
             .options(
-                name=f"aios-agent-{node_id}",
+                name=f"aios-agent-{self.plane}-{node_id}",
                 namespace=NAMESPACE,
                 lifetime="detached",
                 get_if_exists=True,
@@ -115,6 +130,7 @@ class RayExecutor:
                 return  # already removed (its agent died, then Ray said it left)
             stopped = self._pumps.pop(name, None)
             self._nodes.pop(name, None)
+            self.shipped.forget(name)
             lost = [key for key, replica in self._live.items() if replica.node == name]
             for key in lost:
                 del self._live[key]
@@ -172,6 +188,9 @@ class RayExecutor:
         import ray
 
         agent = self._agent(spec.node)
+        with self._lock:
+            node_id = _node_id(self._nodes.get(spec.node))
+        spec, bundles = self.shipped.prepare(spec, f"{self.node_home}/{node_id[:12]}")
         files = {
             name: (spec.workdir / name).read_bytes()
             for name in STAGED_IN
@@ -181,11 +200,14 @@ class RayExecutor:
         with self._lock:  # before it starts: its first lines may come back at once
             self._live[key] = _Replica(spec.node, spec)
         try:
-            handle: Handle = ray.get(agent.launch.remote(spec, files), timeout=CALL_TIMEOUT)
+            handle: Handle = ray.get(
+                agent.launch.remote(spec, files, bundles), timeout=CALL_TIMEOUT
+            )
         except Exception as exc:
             with self._lock:
                 self._live.pop(key, None)
             raise OSError(f"node {spec.node}: {exc}") from exc
+        self.shipped.delivered(spec.node, bundles)
         return handle
 
     def stop(self, handle: Handle, reason: StopReason, grace: float) -> None:
@@ -235,6 +257,18 @@ class RayExecutor:
             stopped.set()
         for thread in threads:
             thread.join(timeout=2 * WAIT_SECONDS + 1)
+
+    def kill_agents(self) -> None:
+        """Kills this control plane's agents (their replicas keep running, unwatched):
+        for a control plane that is gone for good, and for tests."""
+        import ray
+
+        self.close()
+        with self._lock:
+            agents, self._agents = list(self._agents.values()), {}
+        for agent in agents:
+            with contextlib.suppress(Exception):  # its node may be gone already
+                ray.kill(agent, no_restart=True)
 
     # -- the pumps ---------------------------------------------------------------------
     def _pump(self, node: str, agent: Any, stopped: threading.Event) -> None:

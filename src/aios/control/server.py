@@ -6,6 +6,7 @@ adds uvicorn in the foreground and stops everything cleanly on Ctrl-C.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import logging
 import os
@@ -180,7 +181,13 @@ class ControlPlane:
         from aios.cluster.executor import RayExecutor
 
         nodes = connect(address)
-        executor = RayExecutor(on_exit=self._on_exit, node_home=str(self.home / "nodes"))
+        plane = hashlib.sha256(os.fsencode(self.home.resolve())).hexdigest()[:12]
+        executor = RayExecutor(
+            on_exit=self._on_exit,
+            node_home=str(self.home / "nodes"),
+            plane=plane,
+            shipped_roots=[str(self.home / "registry")],  # model artifacts, for replicas
+        )
         self.ray = RayAttachment(nodes, executor)
         return nodes, executor
 
