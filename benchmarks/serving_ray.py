@@ -113,7 +113,7 @@ def _serve(model: str, port: int, max_batch: int, delay_ms: float, ready: Path) 
             options.inter_op_num_threads = 1
             self.session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
 
-        @serve.batch(max_batch_size=max_batch, batch_wait_timeout_s=delay_ms / 1000)  # type: ignore[untyped-decorator]
+        @serve.batch(max_batch_size=max_batch, batch_wait_timeout_s=delay_ms / 1000)
         async def infer(self, inputs: list[Any]) -> list[Any]:
             sizes = np.cumsum([len(rows) for rows in inputs])[:-1]
             outputs = self.session.run(["probabilities"], {"X": np.concatenate(inputs)})[0]
@@ -159,7 +159,7 @@ def _serve(model: str, port: int, max_batch: int, delay_ms: float, ready: Path) 
     ready.write_text(json.dumps({"port": port}))
     while not stop:
         time.sleep(0.2)
-    serve.shutdown()
+    serve.shutdown()  # type: ignore[no-untyped-call]
     ray.shutdown()
 
 
