@@ -12,6 +12,10 @@ Contenders, at concurrency 1, 16 and 64 (closed loop, ``serving_load.py``):
 - limit: raw onnxruntime called in-process, one thread, with the batches a perfect
   server would form at that concurrency (all ``c`` requests in one batch), back to back.
   No HTTP, no codec, no queue: what the model can do on one core.
+- limit at aios's batch sizes: the same, with as many requests per batch as the batched
+  server formed on average in the same run (closed loop, a server batches about ``c/2``:
+  half the clients wait on the batch in flight) — the issue's "raw onnxruntime called
+  in-process with the same batches". Printed after the table, as ratios.
 - aios, dynamic batching: ``aios serve`` (``--max-batch-size`` 1,024 rows,
   ``--max-queue-delay-ms`` as given).
 - aios, batching off: the same server, each request its own model call.
@@ -58,6 +62,8 @@ MAX_BATCH_ROWS = 1024
 """Rows per batch at most, for the servers and the limit alike: onnxruntime's rows/s on
 the MLP peaks between 64 and 1,024 rows and falls past that (caches)."""
 LIMIT = "limit: onnxruntime in-process"
+SAME_BATCHES = "limit at aios's batch sizes"
+BATCHED = "aios, dynamic batching"
 RAY = "Ray Serve, @serve.batch"
 Results = dict[str, dict[int, Figures]]
 
@@ -67,9 +73,7 @@ def batch_requests(rows: int, concurrency: int) -> int:
     return max(1, min(concurrency, MAX_BATCH_ROWS // rows))
 
 
-def _limit_worker(
-    name: str, path: str, rows: int, concurrency: int, seconds: float, out: Any
-) -> None:
+def _limit_worker(name: str, path: str, rows: int, requests: int, seconds: float, out: Any) -> None:
     import onnxruntime as ort
 
     pin(SERVER_CPU)
@@ -77,7 +81,6 @@ def _limit_worker(
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
     session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
-    requests = batch_requests(rows, concurrency)
     batch = MODELS[name].sample(rows * requests)
     warmup = time.perf_counter() + min(0.5, seconds)
     while time.perf_counter() < warmup:
@@ -89,18 +92,21 @@ def _limit_worker(
     out.send((calls * requests / elapsed, (time.process_time() - cpu) / (calls * requests)))
 
 
-def measure_limit(model: BenchModel, path: Path, rows: int, seconds: float) -> dict[int, Figures]:
-    """Raw onnxruntime on CPU 0 with full batches at each concurrency."""
+def measure_limit(
+    model: BenchModel, path: Path, rows: int, seconds: float, batches: dict[int, int] | None = None
+) -> dict[int, Figures]:
+    """Raw onnxruntime on CPU 0 at each concurrency, with full batches (all ``c``
+    requests), or with ``batches[c]`` requests per batch (the batches a server formed)."""
     figures = {}
     context = multiprocessing.get_context("spawn")
     for concurrency in CONCURRENCY:
+        requests = (batches or {}).get(concurrency) or batch_requests(rows, concurrency)
         receive, send = context.Pipe(duplex=False)
-        args = (model.name, str(path), rows, concurrency, seconds, send)
+        args = (model.name, str(path), rows, requests, seconds, send)
         worker = context.Process(target=_limit_worker, args=args)
         worker.start()
         rate, cpu = receive.recv()
         worker.join()
-        requests = batch_requests(rows, concurrency)
         figures[concurrency] = Figures(rate, cpu_ms=1000 * cpu, mean_batch=requests)
     return figures
 
@@ -265,7 +271,7 @@ def one_run(model: BenchModel, path: Path, rows: int, args: argparse.Namespace) 
     results: Results = {LIMIT: measure_limit(model, path, rows, args.seconds)}
     pin(CLIENT_CPU)
     try:
-        results["aios, dynamic batching"] = measure_server(model, path, rows, True, args)
+        results[BATCHED] = measure_server(model, path, rows, True, args)
         results["aios, batching off"] = measure_server(model, path, rows, False, args)
         if args.compare_src is not None:
             name = f"aios from {args.compare_src}, dynamic batching"
@@ -274,7 +280,24 @@ def one_run(model: BenchModel, path: Path, rows: int, args: argparse.Namespace) 
             results[RAY] = measure_ray(model, path, rows, args)
     finally:
         unpin()
+    # The issue's own limit: onnxruntime with the batches the server really formed.
+    formed = {c: max(1, round(f.mean_batch)) for c, f in results[BATCHED].items()}
+    results[SAME_BATCHES] = measure_limit(model, path, rows, args.seconds, formed)
     return results
+
+
+def same_batches(runs: list[Results]) -> str:
+    """aios batched against onnxruntime with aios's own batch sizes, per concurrency:
+    medians of the run-by-run ratios of req/s and of CPU per request."""
+    lines = [f"aios, dynamic batching against the {SAME_BATCHES} (medians of run ratios):"]
+    for c in CONCURRENCY:
+        rate = statistics.median(r[BATCHED][c].rate / r[SAME_BATCHES][c].rate for r in runs)
+        cpu = statistics.median(r[SAME_BATCHES][c].cpu_ms / r[BATCHED][c].cpu_ms for r in runs)
+        batch = statistics.median(r[SAME_BATCHES][c].mean_batch for r in runs)
+        lines.append(
+            f"- c={c}: {rate:.2f} of its req/s, {cpu:.2f} of its CPU (batches of {batch:.0f})"
+        )
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -307,6 +330,7 @@ def main(argv: list[str] | None = None) -> None:
                 f"FP32 in), medians of {args.runs} run(s)"
             )
             print(table(title, runs, LIMIT), end="\n\n", flush=True)
+            print(same_batches(runs), end="\n\n", flush=True)
         if args.gateway:
             _gateway(model, path, args)
     print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
