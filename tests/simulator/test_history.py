@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from aios.errors import InvalidInput
-from aios.simulator import ClusterSpec, TraceJob
+from aios.simulator import ClusterSpec, TraceJob, simulate
 from aios.simulator.history import (
     FinishedJob,
     History,
@@ -90,27 +90,32 @@ def test_job_without_replicas_is_refused_by_id() -> None:
 
 
 def test_cluster_of_alike_nodes_is_exact() -> None:
-    """N nodes of one shape become N simulated nodes of that shape, with no note."""
+    """N nodes of one shape become N simulated nodes of that shape."""
     nodes = [NodeCapacity(f"n{i}", 8000, 64 * GIB, 4, "A100") for i in range(3)]
-    spec, notes = cluster_from_nodes(nodes)
+    spec = cluster_from_nodes(nodes)
     assert spec == ClusterSpec(
         nodes=3, gpus_per_node=4, cpus_per_node=8, memory_per_node=64 * GIB, gpu_kind="A100"
     )
-    assert notes == []
+    assert [(n.name, n.allocatable.gpus) for n in spec.build()] == [("n0", 4), ("n1", 4), ("n2", 4)]
 
 
-def test_cluster_of_mixed_nodes_takes_the_common_shape_and_says_so() -> None:
+def test_cluster_of_mixed_nodes_replays_on_those_very_nodes() -> None:
+    """Each node as it is; the common shape only shapes the trace's jobs."""
     nodes = [
         NodeCapacity("a", 8000, 64 * GIB, 4, "A100"),
         NodeCapacity("b", 8000, 64 * GIB, 4, "A100"),
         NodeCapacity("c", 2000, 8 * GIB, 0, None),
     ]
-    spec, notes = cluster_from_nodes(nodes)
+    spec = cluster_from_nodes(nodes)
     assert (spec.nodes, spec.gpus_per_node, spec.cpus_per_node) == (3, 4, 8)
-    assert notes == [
-        "the simulator's nodes are all alike: 1 of 3 nodes differ and are replayed as "
-        "8 cores, 4 GPUs each"
-    ]
+    built = {
+        n.name: (n.allocatable.cpu, n.allocatable.memory, n.allocatable.gpus) for n in spec.build()
+    }
+    assert built == {
+        "a": (8000, 64 * GIB, 4),
+        "b": (8000, 64 * GIB, 4),
+        "c": (2000, 8 * GIB, 0),
+    }
 
 
 def test_cluster_without_nodes_is_refused() -> None:
@@ -118,13 +123,17 @@ def test_cluster_without_nodes_is_refused() -> None:
         cluster_from_nodes([])
 
 
-def test_replay_inputs_note_quotas_the_simulator_does_not_replay() -> None:
-    """Unlimited queues of weight 1 are what the simulator does; a quota earns a note."""
+def test_replay_keeps_the_queues_quotas_and_weights() -> None:
+    """A queue's quota binds in the replay as on the cluster: under drf, a tenant with a
+    1-GPU quota and nobody to borrow from runs its two 1-GPU jobs one after the other."""
     nodes = [NodeCapacity("n", 4000, 8 * GIB, 2, "T4")]
-    plain = History(0.0, 10.0, [job(1, 0.0, 0.0, 1.0)], nodes, [QueueShare("default", None)])
-    assert replay_inputs(plain).notes == []
-    quota = History(0.0, 10.0, plain.jobs, nodes, [QueueShare("team", {"gpu": 1})])
+    jobs = [job(n, 0.0, 0.0, 10.0, queue="team", gpus=1) for n in (1, 2)]
+    quota = History(0.0, 10.0, jobs, nodes, [QueueShare("team", {"gpu": 1}, weight=2.0)])
     replay = replay_inputs(quota)
-    assert replay.trace == trace_from_history(plain.jobs)
-    assert replay.cluster.nodes == 1
-    assert len(replay.notes) == 1 and "quotas" in replay.notes[0]
+    assert replay.trace == trace_from_history(jobs)
+    assert [(q.name, dict(q.nominal or {}), q.weight) for q in replay.cluster.queues] == [
+        ("team", {"gpu": 1}, 2.0)
+    ]
+    result = simulate(replay.trace, replay.cluster, "drf")
+    unlimited = simulate(replay.trace, ClusterSpec(1, 2, 4, 8 * GIB, "T4"), "drf")
+    assert result.metrics.makespan > unlimited.metrics.makespan

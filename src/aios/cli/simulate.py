@@ -266,7 +266,7 @@ def _history_jobs(
     ctx: typer.Context, since: str, limit: int | None
 ) -> tuple[list[TraceJob], ClusterSpec, str]:
     """Fetches the control plane's history of the last ``since`` and returns its trace,
-    its cluster and the words that name it; the approximations go to stderr."""
+    its cluster (its nodes and queues as they are now) and the words that name it."""
     from aios.cli.remote import connect
 
     try:
@@ -283,8 +283,6 @@ def _history_jobs(
             f"--from-history: no job ran and ended at {url} in the last {since}; nothing to replay"
         )
     replay_input = replay_inputs(history)
-    for note in replay_input.notes:
-        print(f"note: {note}", file=sys.stderr)
     return replay_input.trace, replay_input.cluster, f"the history of {url} (last {since})"
 
 

@@ -21,6 +21,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from aios.errors import InvalidInput
+from aios.resources import Node
+from aios.scheduler import Queue
 from aios.simulator.runner import ClusterSpec
 from aios.simulator.traces import TraceJob
 
@@ -99,12 +101,10 @@ class History:
 
 @dataclass(frozen=True, slots=True)
 class HistoryReplay:
-    """What :func:`aios.simulator.simulate` takes to replay a history, and the
-    approximations made on the way, in words, for the report."""
+    """What :func:`aios.simulator.simulate` takes to replay a history."""
 
     trace: list[TraceJob]
     cluster: ClusterSpec
-    notes: list[str]
 
 
 def trace_from_history(jobs: Sequence[FinishedJob]) -> list[TraceJob]:
@@ -140,44 +140,44 @@ def trace_from_history(jobs: Sequence[FinishedJob]) -> list[TraceJob]:
     return trace
 
 
-def cluster_from_nodes(nodes: Sequence[NodeCapacity]) -> tuple[ClusterSpec, list[str]]:
-    """Returns the simulated cluster for ``nodes``, and notes on what it approximates.
-
-    The simulator's cluster is homogeneous: ``len(nodes)`` nodes of the most common
-    shape (cores, memory, GPUs, GPU kind; ties go to the largest). Nodes of other
-    shapes are named in a note. Raises InvalidInput when there is no node.
-    """
+def cluster_from_nodes(
+    nodes: Sequence[NodeCapacity], queues: Sequence[QueueShare] = ()
+) -> ClusterSpec:
+    """The simulated cluster for ``nodes`` and ``queues``: those very nodes (cores,
+    memory, GPUs and their kind) and queues (quotas, weights, cohorts). Its per-node
+    figures, which shape the trace's jobs, are the most common node's. Raises
+    InvalidInput when there is no node."""
     if not nodes:
         raise InvalidInput("the cluster has no nodes to replay its history on")
     shapes = Counter(
         (max(node.cpu // 1000, 1), node.memory, node.gpus, node.gpu_kind or "") for node in nodes
     )
-    (cores, memory, gpus, kind), count = max(shapes.items(), key=lambda item: (item[1], item[0]))
-    spec = ClusterSpec(
+    (cores, memory, gpus, kind), _ = max(shapes.items(), key=lambda item: (item[1], item[0]))
+    exact = tuple(
+        Node.build(
+            node.name,
+            cpus=node.cpu // 1000,
+            memory=node.memory,
+            gpus=node.gpus,
+            gpu_kind=node.gpu_kind or ClusterSpec.gpu_kind,
+        )
+        for node in nodes
+    )
+    return ClusterSpec(
         nodes=len(nodes),
         gpus_per_node=gpus,
         cpus_per_node=cores,
         memory_per_node=max(memory, 1),
         gpu_kind=kind or ClusterSpec.gpu_kind,
+        exact=exact,
+        queues=tuple(
+            Queue(q.name, nominal=q.quota, weight=q.weight, cohort=q.cohort) for q in queues
+        ),
     )
-    notes: list[str] = []
-    if count < len(nodes):
-        notes.append(
-            f"the simulator's nodes are all alike: {len(nodes) - count} of {len(nodes)} "
-            f"nodes differ and are replayed as {cores} cores, {gpus} GPUs each"
-        )
-    return spec, notes
 
 
 def replay_inputs(history: History) -> HistoryReplay:
-    """Returns the trace and cluster that replay ``history``, with the notes of
-    :func:`cluster_from_nodes` and one on queues when quotas differ from the
-    simulator's (an even split of the GPUs between the tenants of the trace)."""
-    cluster, notes = cluster_from_nodes(history.nodes)
-    trace = trace_from_history(history.jobs)
-    if any(queue.quota is not None or queue.weight != 1.0 for queue in history.queues):
-        notes.append(
-            "queue quotas and weights are not replayed: the simulator splits the GPUs "
-            "evenly between the queues of the trace"
-        )
-    return HistoryReplay(trace, cluster, notes)
+    """Returns the trace and cluster that replay ``history``: its jobs, on the cluster's
+    nodes and queues as they are now."""
+    cluster = cluster_from_nodes(history.nodes, history.queues)
+    return HistoryReplay(trace_from_history(history.jobs), cluster)

@@ -42,13 +42,18 @@ Progress = Callable[[int, int], None]
 
 @dataclass(frozen=True)
 class ClusterSpec:
-    """A homogeneous simulated cluster."""
+    """A simulated cluster: ``nodes`` alike, or the ``exact`` nodes of a real cluster
+    (a replay of its own history), then with its ``queues`` (quotas, weights, cohorts)
+    instead of an even split of the GPUs. The per-node figures shape the trace's jobs
+    (a job larger than a node becomes a gang of whole nodes)."""
 
     nodes: int
     gpus_per_node: int
     cpus_per_node: int = 64
     memory_per_node: int = parse_memory("512G")
     gpu_kind: str = "V100"
+    exact: tuple[Node, ...] = field(default=(), compare=False)
+    queues: tuple[Queue, ...] = field(default=(), compare=False)
 
     def __post_init__(self) -> None:
         if self.nodes < 1:
@@ -57,6 +62,8 @@ class ClusterSpec:
             raise InvalidInput("gpus, cpus and memory per node must be positive")
 
     def build(self) -> list[Node]:
+        if self.exact:
+            return list(self.exact)
         return [
             Node.build(
                 f"node-{i:04d}",
@@ -150,8 +157,12 @@ def simulate(
     jobs = jobs_from_trace(trace, spec)
     by_id = {job.id: job for job in jobs}
     state = ClusterState(nodes, order_key=policy.order_key)
-    gpu_capacity = spec.nodes * spec.gpus_per_node
-    for queue in tenant_queues([j.queue for j in jobs], gpu_capacity):
+    gpu_capacity = sum(node.allocatable.gpus for node in nodes)
+    tenants = [j.queue for j in jobs]
+    queues = list(spec.queues) or tenant_queues(tenants, gpu_capacity)
+    named = {queue.name for queue in queues}
+    queues += [Queue(name) for name in sorted(set(tenants) - named)]  # no quota: unlimited
+    for queue in queues:
         state.set_queue(queue)
 
     events: EventQueue[tuple[str, str, int]] = EventQueue()
