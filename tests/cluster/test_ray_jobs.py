@@ -118,3 +118,42 @@ def test_two_control_planes_on_one_ray_cluster_keep_their_own_jobs(
         client.close()
         other.stop()
         stop_agents(other)
+
+
+def test_preemption_reaches_a_job_on_a_ray_node(ray_plane: RayPlane, tmp_path: Path) -> None:
+    """Low-priority jobs fill every node; a high-priority one preempts one of them: the
+    victim gets SIGTERM on its node, ends preempted and goes back to its queue."""
+    plane = ControlPlane(
+        Settings(
+            home=tmp_path / "prio",
+            port=free_port(),
+            tick=0.2,
+            policy="priority",
+            ray=ray_plane.cluster.address,
+        )
+    )
+    plane.start_background()
+    assert plane.admin_token_path is not None
+    client = Client(plane.url, token=Path(plane.admin_token_path).read_text().strip())
+    script = "trap 'echo got TERM; exit 143' TERM; echo ready; while true; do sleep 0.1; done"
+    try:
+        nodes = [n for n in client.nodes() if n.allocatable["cpu"] >= 2000]
+        low = [client.submit(script, cpus=2, memory="64M", grace=10) for _ in nodes]
+        deadline = time.monotonic() + 60
+        while any("ready" not in "".join(client.logs(j.id)) for j in low):
+            assert time.monotonic() < deadline, "the low-priority jobs never all ran"
+            time.sleep(0.1)
+        high = client.submit("echo urgent", cpus=2, memory="64M", priority=10)
+        assert client.wait(high.id, timeout=60).state == "succeeded"
+        victims = [job for job in (client.get(j.id) for j in low) if job.attempts[0].reason]
+        assert [v.attempts[0].reason for v in victims] == ["preempted"]
+        assert "got TERM" in "".join(client.logs(victims[0].id))
+    finally:
+        for job in client.jobs(limit=100):
+            if job.state in {"queued", "running"}:
+                client.cancel(job.id)
+        for job in client.jobs(limit=100):
+            client.wait(job.id, timeout=30)
+        client.close()
+        plane.stop()
+        stop_agents(plane)
