@@ -5,60 +5,25 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from aios.client import Client
 from tests.control.control_harness import free_port
+from tests.control.plane_process import PlaneProcess
 
 SERVE = Path(__file__).with_name("serve_plane.py")
 
 
-class PlaneProcess:
-    """A control plane in a process of its own, on ``home``; its state in ``db`` (a
-    database URL) or, by default, in SQLite in ``home``."""
-
-    def __init__(self, home: Path, port: int, db: str | None = None) -> None:
-        self.home, self.port, self.db = home, port, db
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> Client:
-        database = [] if self.db is None else ["drf", self.db]
-        self.process = subprocess.Popen(
-            [sys.executable, str(SERVE), str(self.home), str(self.port), *database]
-        )
-        url = f"http://127.0.0.1:{self.port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert self.process.poll() is None, "the control plane exited"
-            assert time.monotonic() < deadline, "the control plane did not come up"
-            time.sleep(0.05)
-        token = (self.home / "admin.token").read_text().strip()
-        return Client(url, token=token)
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(10)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+def plane_process(home: Path, port: int, db: str | None = None) -> PlaneProcess:
+    """``serve_plane.py`` on ``home``; its state in ``db`` (a database URL) or, by
+    default, in SQLite in ``home``."""
+    database = [] if db is None else ["drf", db]
+    return PlaneProcess([sys.executable, str(SERVE), str(home), str(port), *database], home, port)
 
 
 @pytest.fixture
@@ -66,7 +31,7 @@ def plane(tmp_path: Path, database_url: str) -> Iterator[PlaneProcess]:
     """On SQLite the plane keeps its default database in its home, as ``aios up``
     does; on PostgreSQL it is given the URL of a fresh database."""
     db = None if database_url.startswith("sqlite") else database_url
-    process = PlaneProcess(tmp_path / "home", free_port(), db)
+    process = plane_process(tmp_path / "home", free_port(), db)
     try:
         yield process
     finally:
@@ -117,7 +82,9 @@ def test_jobs_survive_a_killed_control_plane_and_none_starts_twice(
     client.close()
 
 
-def test_a_control_plane_stopped_with_ctrl_c_leaves_jobs_running(plane: PlaneProcess) -> None:
+def test_a_control_plane_stopped_with_ctrl_c_leaves_jobs_running(
+    plane: PlaneProcess, database_url: str
+) -> None:
     client = plane.start()
     job = client.submit(["sleep", "1"], memory="64M")
     _wait_running(client, job.id)
@@ -128,4 +95,5 @@ def test_a_control_plane_stopped_with_ctrl_c_leaves_jobs_running(plane: PlanePro
     client = plane.start()
     assert client.wait(job.id, timeout=20).state == "succeeded"
     client.close()
-    assert os.path.exists(plane.home / "aios.db") == (plane.db is None)
+    on_sqlite = database_url.startswith("sqlite")  # its default file in its home
+    assert os.path.exists(plane.home / "aios.db") == on_sqlite

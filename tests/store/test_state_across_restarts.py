@@ -5,68 +5,33 @@ none twice."""
 
 from __future__ import annotations
 
-import signal
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from aios.client import Client
 from tests.control.control_harness import free_port
+from tests.control.plane_process import PlaneProcess
 
 UP = "from aios.cli.main import app; app()"
 
 
-class UpProcess:
+def up_process(home: Path, db: str) -> PlaneProcess:
     """``aios up --home HOME --port PORT --db URL`` in a child process."""
-
-    def __init__(self, home: Path, db: str) -> None:
-        self.home, self.db, self.port = home, db, free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> Client:
-        self.process = subprocess.Popen(
-            [
-                *(sys.executable, "-c", UP, "up", "--home", str(self.home)),
-                *("--port", str(self.port), "--db", self.db),
-            ],
-            stdout=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{self.url}/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert self.process.poll() is None, "the control plane exited"
-            assert time.monotonic() < deadline, "the control plane did not come up"
-            time.sleep(0.05)
-        return Client(self.url, token=(self.home / "admin.token").read_text().strip())
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(10)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+    port = free_port()
+    command = [
+        *(sys.executable, "-c", UP, "up", "--home", str(home)),
+        *("--port", str(port), "--db", db),
+    ]
+    return PlaneProcess(command, home, port)
 
 
 @pytest.fixture
-def plane(tmp_path: Path, database_url: str) -> Iterator[UpProcess]:
-    process = UpProcess(tmp_path / "home", database_url)
+def plane(tmp_path: Path, database_url: str) -> Iterator[PlaneProcess]:
+    process = up_process(tmp_path / "home", database_url)
     try:
         yield process
     finally:
@@ -81,7 +46,7 @@ def _wait_running(client: Client, job_id: int) -> None:
 
 
 def test_a_killed_control_plane_finds_its_state_again_in_the_database(
-    plane: UpProcess, tmp_path: Path
+    plane: PlaneProcess, tmp_path: Path
 ) -> None:
     """After SIGKILL and a restart: the tenant's queue (with its quota) and token still
     hold, the job still running is adopted and succeeds, the job waiting on it runs,

@@ -1,0 +1,55 @@
+"""A control plane in a child process, for tests that kill it (SIGKILL) and start it
+again on the same state: the command that runs it, and its start, kill and stop."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import httpx
+
+from aios.client import Client
+
+__all__ = ["PlaneProcess"]
+
+
+class PlaneProcess:
+    """Runs ``command`` (a control plane serving on ``port`` of loopback, its admin
+    token in ``home``) each time :meth:`start` is called."""
+
+    def __init__(self, command: Sequence[str], home: Path, port: int) -> None:
+        self.command, self.home, self.port = list(command), home, port
+        self.url = f"http://127.0.0.1:{port}"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Client:
+        """Starts the process and returns an admin client once it answers."""
+        self.process = subprocess.Popen(self.command, stdout=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{self.url}/healthz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert self.process.poll() is None, "the control plane exited"
+            assert time.monotonic() < deadline, "the control plane did not come up"
+            time.sleep(0.05)
+        return Client(self.url, token=(self.home / "admin.token").read_text().strip())
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
