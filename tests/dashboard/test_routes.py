@@ -39,7 +39,8 @@ def test_a_forged_or_foreign_ticket_is_refused() -> None:
     tickets = StreamTickets()
     body, _, signature = tickets.issue(ADA).partition(".")
     admin_body = body.replace(body, StreamTickets().issue(Principal("x", None, True)).split(".")[0])
-    for forged in (f"{admin_body}.{signature}", StreamTickets().issue(ADA), "garbage", ""):
+    foreign = StreamTickets().issue(ADA)
+    for forged in (f"{admin_body}.{signature}", foreign, "garbage", "", "0.\x80", f"{body}.é"):
         with pytest.raises(InvalidInput, match="ticket"):
             tickets.redeem(forged)
 

@@ -58,7 +58,9 @@ class StreamTickets:
     def redeem(self, ticket: str) -> Principal:
         """The user a valid, unexpired ``ticket`` names; InvalidInput otherwise."""
         body, _, signature = ticket.partition(".")
-        if not body or not hmac.compare_digest(signature, self._sign(body)):
+        # Bytes: compare_digest refuses str with non-ASCII characters (a 500, not a 400).
+        given = signature.encode("utf-8", "surrogateescape")
+        if not body or not hmac.compare_digest(given, self._sign(body).encode()):
             raise InvalidInput("ticket: not one this control plane issued")
         claims = json.loads(_decode(body))
         if float(claims["e"]) < self.clock():
