@@ -26,7 +26,6 @@ from aios.control.pipelines import pipeline_state, topological_order
 from aios.control.reconciler import QUEUED, Reconciler
 from aios.control.records import FUNCTION_FILE, job_dir, prepare_workdir, record
 from aios.control.specs import (
-    AttemptView,
     EventView,
     GpuView,
     JobSpec,
@@ -39,6 +38,7 @@ from aios.control.specs import (
     QueueView,
     resource_amount,
 )
+from aios.control.views import job_view, spec_of
 from aios.data.datasets import parse_version
 from aios.errors import Busy, Conflict, InvalidInput, NotFound
 from aios.lineage.catalog import DataCatalog, default_location
@@ -47,66 +47,10 @@ from aios.resources import Resources, format_bytes
 from aios.scheduler import TERMINAL_STATES
 from aios.store import AttemptRow, Database, EventRow, JobRow, PipelineRow, QueueRow
 
-__all__ = ["ControlOps", "job_view"]
+__all__ = ["ControlOps", "JobFilter"]
 
 T = TypeVar("T")
 TERMINAL = frozenset(state.value for state in TERMINAL_STATES)
-
-
-def job_view(row: JobRow, attempts: Sequence[AttemptRow] = ()) -> JobView:
-    stopping = None
-    views = []
-    for attempt in attempts:
-        if attempt.number == row.attempts and attempt.finished_at is None:
-            stopping = attempt.stopping
-        views.append(
-            AttemptView(
-                number=attempt.number,
-                node=attempt.allocations[0]["node"] if attempt.allocations else "",
-                cores=[a["cores"] for a in attempt.allocations],
-                gpus=[a["gpus"] for a in attempt.allocations],
-                started_at=attempt.started_at,
-                finished_at=attempt.finished_at,
-                exit_code=attempt.exit_code,
-                reason=attempt.reason,
-                message=attempt.message,
-            )
-        )
-    return JobView(
-        id=row.id,
-        name=row.name,
-        owner=row.owner,
-        queue=row.queue,
-        state=row.state,
-        kind=row.kind,
-        command=[str(a) for a in row.command],
-        shell=row.shell,
-        cpus=row.cpu / 1000,
-        memory=row.memory,
-        gpus=row.gpus,
-        gpu_kind=row.gpu_kind,
-        replicas=row.replicas,
-        priority=row.priority,
-        preemptible=row.preemptible,
-        after=[int(p) for p in row.dependencies],
-        time_limit=row.time_limit,
-        grace=row.grace,
-        max_retries=row.max_retries,
-        retries=row.retries,
-        pipeline_id=row.pipeline_id,
-        step=row.step,
-        submitted_at=row.submitted_at,
-        started_at=row.started_at,
-        finished_at=row.finished_at,
-        exit_code=row.exit_code,
-        reason=row.reason,
-        message=row.message,
-        stopping=stopping,
-        attempts=views,
-        inputs=[str(ref) for ref in row.inputs or []],
-        outputs=[str(name) for name in row.outputs or []],
-        cache=row.cache,
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,28 +246,8 @@ class ControlOps:
             row = self._visible_job(session, user, job_id)
         if row.kind != "batch":
             raise InvalidInput(f"job {job_id} is a {row.kind} job; its deployment starts those")
-        spec: dict[str, Any] = {
-            "name": row.name,
-            "cpus": f"{row.cpu}m",
-            "memory": row.memory,
-            "gpus": row.gpus,
-            "gpu_kind": row.gpu_kind,
-            "replicas": row.replicas,
-            "priority": row.priority,
-            "queue": row.queue,
-            "env": dict(row.env or {}),
-            "time_limit": row.time_limit,
-            "grace": row.grace,
-            "retries": row.max_retries,
-            "retry_backoff": row.retry_backoff,
-            "preemptible": row.preemptible,
-            "inputs": list(row.inputs or []),
-            "outputs": list(row.outputs or []),
-            "cache": row.cache,
-        }
-        if row.command:
-            spec["command"] = row.command[0] if row.shell else list(row.command)
-        else:
+        spec = spec_of(row)
+        if not row.command:
             payload = job_dir(self.home, job_id) / FUNCTION_FILE
             try:
                 spec["function"] = base64.b64encode(payload.read_bytes()).decode()
