@@ -130,6 +130,37 @@ def test_a_deployment_page_shows_traffic_and_shifts_the_canary(
     snap(page, shots, "model")
 
 
+def test_a_dataset_page_lists_its_versions_and_diffs_two(
+    page: Any, cluster: Cluster, shots: Path, tmp_path: Path
+) -> None:
+    """A dataset with two versions in the plane's repository: the Datasets page lists
+    it, its page shows both versions, and Diff names the file that changed."""
+    from aios.data.backend import LocalBackend
+    from aios.data.datasets import DataStore
+    from aios.data.repository import Repository
+
+    source = tmp_path / "digits"
+    source.mkdir()
+    (source / "train.csv").write_text("x,label\n1,0\n")
+    (source / "notes.txt").write_text("same\n")
+    backend = LocalBackend(cluster.running.home / "data")
+    with Repository.init(backend, None, encrypted=False) as repo:
+        store = DataStore(repo)
+        store.add("digits", source, "first")
+        (source / "train.csv").write_text("x,label\n1,0\n2,1\n")
+        store.add("digits", source, "more rows")
+    log_in(page, cluster.alpha_token, "datasets")
+    page.wait_for_selector("a[href='#datasets/digits']")
+    page.click("a[href='#datasets/digits']")
+    page.wait_for_selector("h1:has-text('Dataset digits')")
+    assert page.locator("text=more rows").count() == 1
+    page.click("#diff button[type=submit], form.filters button[type=submit]")
+    page.wait_for_selector("#diff table")
+    assert "1 modified" in page.inner_text("#diff")
+    assert page.locator("#diff code:has-text('train.csv')").count() == 1
+    snap(page, shots, "dataset")
+
+
 def test_a_tenant_cannot_open_another_tenants_job(page: Any, cluster: Cluster) -> None:
     """Bob (tenant beta) opening alpha's job by URL is told there is no such job."""
     with cluster.running.client(cluster.alpha_token) as alpha:
