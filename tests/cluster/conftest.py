@@ -8,11 +8,13 @@ resource ``fast: 4``, ``plain`` only its cores. Tests that kill nodes add their 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from aios.client import Client
@@ -33,8 +35,10 @@ class RayPlane:
     home: Path
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def ray_cluster() -> Iterator[Cluster]:
+    """Shared by this package's tests, and shut down after them: Ray's processes would
+    otherwise hold memory and CPU through the rest of the suite."""
     cluster = Cluster(
         initialize_head=True,
         head_node_args={"num_cpus": 0, "resources": {"head": 1}},
@@ -83,6 +87,13 @@ def ray_plane(ray_cluster: Cluster, tmp_path: Path) -> Iterator[RayPlane]:
 
 
 def stop_agents(plane: ControlPlane) -> None:
-    """Kills the plane's detached node agents: each test's plane has its own."""
+    """Kills the plane's detached node agents (each test's plane has its own) and what
+    its replicas left running: a node removed from the cluster stops its raylet, not the
+    processes of the machine it stood for, which here is this one."""
     assert plane.ray is not None
     plane.ray.executor.kill_agents()
+    nodes = str(plane.home / "nodes")
+    for process in psutil.process_iter(["cmdline"]):
+        if any(nodes in arg for arg in process.info["cmdline"] or ()):
+            with contextlib.suppress(psutil.Error):
+                process.kill()

@@ -27,14 +27,19 @@ from tests.data.store.conftest import (
 
 _WRITER = """
 import sys
+import threading
 from pathlib import Path
 from aios.data import LocalBackend, Repository
 repo = Repository.open(LocalBackend(sys.argv[1]), sys.argv[3])
 repo.pack_size = 64 * 1024
+# The main thread (small files) and the store thread both report: one at a time, or
+# their reads of stdin race in its buffer and one waits for a line the other took.
+gate = threading.Lock()
 
 def report(done: int, total: int) -> None:
-    print(done, total, flush=True)
-    sys.stdin.readline()  # the test decides when this writer goes on (or dies)
+    with gate:
+        print(done, total, flush=True)
+        sys.stdin.readline()  # the test decides when this writer goes on (or dies)
 
 stored = repo.store_tree(Path(sys.argv[2]), progress=report, workers=1)
 repo.save_snapshot(stored.tree_id, paths=[sys.argv[2]], tags={}, meta={})
