@@ -104,7 +104,7 @@ class RayExecutor:
                 max_restarts=0,
                 scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
             )
-            .remote(f"{self.node_home}/{node_id[:12]}")
+            .remote(f"{self.node_home}/{node_id[:12]}")  # what _placed names
         )
         stopped = threading.Event()
         pump = threading.Thread(
@@ -155,11 +155,15 @@ class RayExecutor:
             self.on_exit()
 
     def _agent(self, node: str) -> Any:
+        return self._placed(node)[0]
+
+    def _placed(self, node: str) -> tuple[Any, str]:
+        """Node ``node``'s agent and its directory there; OSError once it is gone."""
         with self._lock:
-            agent = self._agents.get(node)
-        if agent is None:
+            agent, known = self._agents.get(node), self._nodes.get(node)
+        if agent is None or known is None:
             raise OSError(f"node {node} is not (or no longer) in the Ray cluster")
-        return agent
+        return agent, f"{self.node_home}/{known.labels[NODE_ID_LABEL][:12]}"
 
     # -- the Executor contract ---------------------------------------------------------
     def reserve(self, specs: Sequence[LaunchSpec]) -> None:
@@ -187,10 +191,8 @@ class RayExecutor:
     def launch(self, spec: LaunchSpec) -> Handle:
         import ray
 
-        agent = self._agent(spec.node)
-        with self._lock:
-            node_id = _node_id(self._nodes.get(spec.node))
-        spec, bundles = self.shipped.prepare(spec, f"{self.node_home}/{node_id[:12]}")
+        agent, node_home = self._placed(spec.node)
+        spec, bundles = self.shipped.prepare(spec, node_home)
         files = {
             name: (spec.workdir / name).read_bytes()
             for name in STAGED_IN
