@@ -177,3 +177,11 @@ def test_a_pipeline_step_reads_what_an_earlier_step_published(
     finally:
         store.repo.close()
     assert os.environ.get("AIOS_DATA_PASSPHRASE")
+
+
+def test_every_replica_of_a_gang_skips_a_reused_run(data_plane: Running, tmp_path: Path) -> None:
+    marker = tmp_path / "marker"
+    command = f'echo "$AIOS_REPLICA" >> {marker}; echo x > "$AIOS_OUTPUTS/g/x"'
+    for _ in range(2):
+        _run(data_plane, command, inputs=["raw@1"], outputs=["g"], replicas=2, cpus="500m")
+    assert sorted(marker.read_text().split()) == ["0", "1"]  # the first run only

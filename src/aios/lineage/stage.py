@@ -87,10 +87,11 @@ def main(argv: list[str]) -> int:
         return _fail(f"the data repository at {plan.repo}: {exc}")
     try:
         inputs = _materialise(store, plan, workdir)
-        if replica == 0 and plan.outputs and plan.cache:
+        if plan.outputs and plan.cache:  # every replica of a gang skips the command
             reused = _reuse(store, plan, inputs)
             if reused is not None:
-                DataResult(inputs, reused[1], cached_from=reused[0]).write(workdir)
+                if replica == 0:
+                    DataResult(inputs, reused[1], cached_from=reused[0]).write(workdir)
                 refs = ", ".join(v.ref for v in reused[1])
                 print(f"aios: reused {refs} of job {reused[0]}: same command, same inputs")
                 return 0
