@@ -60,19 +60,21 @@ def percentile(values: list[float], q: float) -> float:
 
 class PlaneProcess:
     """A control plane in its own process, as ``aios up`` runs it, so that the load
-    generator (this process) does not share its interpreter lock."""
+    generator (this process) does not share its interpreter lock; on the local
+    executor or, given ``ray``, attached to that Ray cluster."""
 
-    def __init__(self, home: Path, tick: float = 1.0) -> None:
+    def __init__(self, home: Path, tick: float = 1.0, ray: str | None = None) -> None:
         self.home = home
+        self.ray = ray
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        settings = f"home=Path({str(home)!r}), port={self.port}, tick={tick}, ray={ray!r}"
         code = (
             "from pathlib import Path; from aios.control import ControlPlane, Settings;"
-            f"ControlPlane(Settings(home=Path({str(home)!r}), port={self.port}, tick={tick}))"
-            ".serve()"
+            f"ControlPlane(Settings({settings})).serve()"
         )
         self.process = subprocess.Popen([sys.executable, "-c", code])
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120  # attaching to Ray takes longer
         while True:
             try:
                 httpx.get(f"{self.url}/healthz")

@@ -39,8 +39,6 @@ import math
 import os
 import shutil
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -48,50 +46,17 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psutil
 
 import ray_peer
 from aios.client import Client
 from aios.control.specs import JobView
 from aios.executors import LaunchSpec, LocalExecutor
-from bench_control import free_port
+from bench_control import PlaneProcess
 from ray_peer import GPUS, Fairness, Run, fairness, median_fairness
 
 WAVES = ((0.0, "heavy", 18), (0.5, "b", 6), (1.0, "c", 9))
 """The fair-share workload: (offset in seconds, tenant, one-GPU jobs)."""
-
-
-class PlaneProcess:
-    """A control plane in its own process (as ``aios up`` runs it), on the local
-    executor or, given ``ray``, attached to that Ray cluster."""
-
-    def __init__(self, home: Path, ray: str | None = None) -> None:
-        self.home = home
-        self.ray = ray
-        port = free_port()
-        self.url = f"http://127.0.0.1:{port}"
-        code = (
-            "from pathlib import Path; from aios.control import ControlPlane, Settings;"
-            f"ControlPlane(Settings(home=Path({str(home)!r}), port={port}, ray={ray!r}))"
-            ".serve()"
-        )
-        self.process = subprocess.Popen([sys.executable, "-c", code])
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                httpx.get(f"{self.url}/healthz")
-                break
-            except httpx.TransportError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("the control plane did not start") from None
-                time.sleep(0.1)
-        self.client = Client(self.url, token=(home / "admin.token").read_text().strip())
-
-    def stop(self) -> None:
-        self.client.close()
-        self.process.terminate()
-        self.process.wait(60)
 
 
 def load() -> float:
@@ -191,7 +156,7 @@ def plane_throughput(client: Client, n: int, cpus: float) -> float:
 def aios_cpu(plane: PlaneProcess) -> float:
     """CPU seconds so far of AIOS's own long-lived processes for ``plane`` and the jobs
     they reaped: the control plane and, on Ray, the node agents (Ray's raylets and GCS
-    are not counted). Any other plane is idle meanwhile and its agents are the same."""
+    are not counted). The other plane's agents are counted too: idle, they add next to nothing."""
     processes = [psutil.Process(plane.process.pid)]
     if plane.ray:
         for process in psutil.Process().children(recursive=True):  # this run's cluster
@@ -208,7 +173,7 @@ def aios_cpu(plane: PlaneProcess) -> float:
 # -- 3. fair share ---------------------------------------------------------------------
 def aios_fair_share(home: Path, address: str, seconds: float) -> list[Run]:
     plane = PlaneProcess(home, ray=address)
-    client = plane.client
+    client = plane.client()
     try:
         for _, tenant, _ in WAVES:
             client.create_queue(tenant, quota={"gpu": 2}, cohort="gpus")
@@ -226,7 +191,8 @@ def aios_fair_share(home: Path, address: str, seconds: float) -> list[Run]:
             ids += [job.id for job in client.submit_many([spec] * count)]
         jobs: list[JobView] = [client.wait(job_id, timeout=300, poll=0.25) for job_id in ids]
     finally:
-        plane.stop()
+        client.close()
+        plane.stop(keep_home=True)
     assert all(job.state == "succeeded" for job in jobs), "a fair-share job failed"
     return [
         (
@@ -300,6 +266,7 @@ def bench_dispatch_and_throughput(
     address: str, root: Path, args: argparse.Namespace, skip: set[str]
 ) -> None:
     local, remote = PlaneProcess(root / "local"), PlaneProcess(root / "ray", ray=address)
+    clients = {"local": local.client(), "ray": remote.client()}
     runners = ("local", "ray", "task")
     latency: dict[str, list[tuple[float, float, float]]] = {k: [] for k in runners}
     rates: dict[str, list[float]] = {k: [] for k in runners}
@@ -309,8 +276,8 @@ def bench_dispatch_and_throughput(
         for round_ in range(1, args.runs + 1):
             row = [str(round_), f"{load():.2f}"]
             if "dispatch" not in skip:
-                for label, plane in (("local", local), ("ray", remote)):
-                    running, done, seen = plane_latency(plane.client, args.latency)
+                for label in ("local", "ray"):
+                    running, done, seen = plane_latency(clients[label], args.latency)
                     latency[label].append((median(running), median(done), median(seen)))
                 task = median(ray_peer.dispatch_latency(args.latency))
                 latency["task"].append((math.nan, math.nan, task))
@@ -318,15 +285,17 @@ def bench_dispatch_and_throughput(
             if "throughput" not in skip:
                 for label, plane in (("local", local), ("ray", remote)):
                     before = aios_cpu(plane)
-                    rates[label].append(plane_throughput(plane.client, args.jobs, args.cpus))
+                    rates[label].append(plane_throughput(clients[label], args.jobs, args.cpus))
                     cpus[label].append((aios_cpu(plane) - before) / args.jobs)
                 rates["task"].append(ray_peer.throughput(args.jobs, args.cpus))
                 cpus["task"].append(math.nan)
                 row += [f"{rates[k][-1]:.0f}" for k in runners]
             rows.append(row)
     finally:
-        local.stop()
-        remote.stop()
+        for client in clients.values():
+            client.close()
+        local.stop(keep_home=True)
+        remote.stop(keep_home=True)
     header = ["round", "load 1m"]
     if "dispatch" not in skip:
         header += ["local: submit → done ms", "ray: submit → done ms", "ray task ms"]
