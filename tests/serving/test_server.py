@@ -277,3 +277,36 @@ def test_a_full_queue_answers_503_at_once_and_draining_turns_readiness_off(
         assert ready.status_code == 503
         assert "shutting down" in ready.json()["error"]
         assert httpx.get(f"{served.url}/v2/health/live").status_code == 200
+
+
+def test_the_app_alone_answers_inference_under_any_asgi_server(artifacts: Artifacts) -> None:
+    """Without the replica's own protocol (the app under another ASGI server, here
+    httpx's in-process transport), ``…/infer`` goes through the same endpoint as ASGI
+    middleware: answers, 4xx naming the problem, and metadata from FastAPI."""
+    from aios.serving import create_inference_app
+
+    repository = ModelRepository()
+    repository.add(ServedModel("adder", "1", "python", artifacts.adder_v1))
+    app = create_inference_app(repository, max_body_bytes=4096)
+    body = {"inputs": [{"name": "x", "shape": [1, 2], "datatype": "FP32", "data": [1, 2]}]}
+
+    async def exchange() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://replica") as http:
+            answers = [
+                await http.post("/v2/models/adder/infer", json=body),
+                await http.post("/v2/models/adder/infer", content=b"{not json"),
+                await http.post("/v2/models/nope/infer", json=body),
+                await http.post("/v2/models/adder/infer", content=b" " * 5000),
+                await http.get("/v2/models/adder"),
+            ]
+        await repository.drain()
+        return answers
+
+    added, malformed, unknown, too_large, metadata = asyncio.run(exchange())
+    assert added.status_code == 200
+    assert added.json()["outputs"][0]["data"] == [2.0, 3.0]
+    assert malformed.status_code == 400 and "error" in malformed.json()
+    assert unknown.status_code == 404 and "nope" in unknown.json()["error"]
+    assert too_large.status_code == 413 and "4096" in too_large.json()["error"]
+    assert metadata.status_code == 200 and metadata.json()["name"] == "adder"

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import queue
 import threading
 import time
@@ -34,7 +35,9 @@ import numpy as np
 from aios.errors import Busy, InvalidInput
 from aios.serving.runtimes import Runtime
 
-__all__ = ["BatchObserver", "BatchRecord", "Batcher", "BatchingConfig"]
+__all__ = ["Answer", "BatchObserver", "BatchRecord", "Batcher", "BatchingConfig", "Ticket"]
+
+log = logging.getLogger("aios.serving")
 
 Arrays = dict[str, np.ndarray[Any, Any]]
 
@@ -92,13 +95,36 @@ BatchObserver = Callable[[BatchRecord], None]
 """Called on the event loop after every batch that ran (for metrics and traces)."""
 
 
-@dataclass(slots=True, eq=False)
-class _Pending:
-    inputs: Arrays
-    rows: int
-    key: Hashable | None  # None: runs alone
-    future: asyncio.Future[Arrays]
-    enqueued: float
+Answer = Callable[[Arrays | None, BaseException | None], None]
+"""Called once with a request's outputs, or with the error that ended it."""
+
+
+class Ticket:
+    """A request in a batcher's queue, as :meth:`Batcher.enqueue` took it; ``done``
+    once answered, timed out or withdrawn."""
+
+    __slots__ = ("answer", "batcher", "done", "enqueued", "inputs", "key", "rows")
+
+    def __init__(
+        self,
+        batcher: Batcher,
+        inputs: Arrays,
+        rows: int,
+        key: Hashable | None,  # None: runs alone
+        answer: Answer,
+    ) -> None:
+        self.batcher = batcher
+        self.inputs = inputs
+        self.rows = rows
+        self.key = key
+        self.answer = answer
+        self.enqueued = time.monotonic()
+        self.done = False
+
+    def withdraw(self) -> None:
+        """Takes the request out of the queue unanswered (no-op once it is done; a
+        batch already running finishes, and its answer for this request is dropped)."""
+        self.batcher._withdraw(self)
 
 
 class Batcher:
@@ -114,15 +140,17 @@ class Batcher:
         self.observers: list[BatchObserver] = []
         self._batching = config.enabled and runtime.signature.batchable
         self._preferred = frozenset(config.preferred_batch_sizes)
-        self._queue: deque[_Pending] = deque()
+        self._queue: deque[Ticket] = deque()
         self._arrived = asyncio.Event()
         self._slots = asyncio.Semaphore(config.instances)
         self._running: set[asyncio.Task[None]] = set()
         self._threads = _ModelThreads(config.instances, f"aios-{label}")
         self._worker: asyncio.Task[None] | None = None
+        # Kept: asyncio.get_running_loop() makes a getpid() system call each time.
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._draining = False
         self._in_flight = 0
-        self._watched: deque[_Pending] = deque()
+        self._watched: deque[Ticket] = deque()
         self._watchdog: asyncio.TimerHandle | None = None
 
     @property
@@ -145,33 +173,75 @@ class Batcher:
         Raises Busy when the queue is full or draining, or after ``timeout`` seconds;
         anything the model raises is raised here.
         """
+        future: asyncio.Future[Arrays] = asyncio.get_running_loop().create_future()
+
+        def answer(outputs: Arrays | None, error: BaseException | None) -> None:
+            if future.done():
+                return
+            if isinstance(error, asyncio.CancelledError):
+                future.cancel()
+            elif error is not None:
+                future.set_exception(error)
+            else:
+                assert outputs is not None
+                future.set_result(outputs)
+
+        ticket = self.enqueue(inputs, answer)
+        try:
+            return await future
+        finally:
+            ticket.withdraw()
+
+    def enqueue(self, inputs: Arrays, answer: Answer) -> Ticket:
+        """:meth:`submit` without a coroutine or future: ``answer`` is called on the
+        loop with the outputs or the error once the request's batch has run (or it timed
+        out). Raises Busy at once, as :meth:`submit` does.
+
+        The inference server's hot path: an asyncio future per request, its callback
+        and its ``call_soon`` cost more than the rest of the batcher's work for it."""
         if self._draining:
             raise Busy(f"{self.label} is shutting down")
         if len(self._queue) >= self.config.max_queue_size:
             raise Busy(f"{self.label}: the queue is full ({len(self._queue)} requests waiting)")
-        loop = asyncio.get_running_loop()
+        loop = self._loop
+        if loop is None:  # the first request: the loop is the one the batcher serves
+            loop = self._loop = asyncio.get_running_loop()
         if self._worker is None:
             self._worker = loop.create_task(self._work())
         rows, key = self._shape_key(inputs)
-        item = _Pending(inputs, rows, key, loop.create_future(), time.monotonic())
+        item = Ticket(self, inputs, rows, key, answer)
         self._queue.append(item)
         self._arrived.set()
         self._in_flight += 1
         if self.config.timeout is not None:
             self._watch(loop, item)
-        try:
-            return await item.future
-        finally:
-            self._in_flight -= 1
-            if not item.future.done():
-                item.future.cancel()
-            if item.future.cancelled() and item in self._queue:
-                self._queue.remove(item)
-            watched = self._watched
-            while watched and watched[0].future.done():
-                watched.popleft()
+        return item
 
-    def _watch(self, loop: asyncio.AbstractEventLoop, item: _Pending) -> None:
+    def _settle(
+        self, item: Ticket, outputs: Arrays | None, error: BaseException | None = None
+    ) -> None:
+        """Answers ``item`` (once): its outputs or its error."""
+        if item.done:
+            return
+        item.done = True
+        self._in_flight -= 1
+        watched = self._watched
+        while watched and watched[0].done:
+            watched.popleft()
+        try:
+            item.answer(outputs, error)
+        except Exception:  # one caller's bug must not cost the rest of the batch
+            log.exception("%s: answering a request failed", self.label)
+
+    def _withdraw(self, item: Ticket) -> None:
+        if item.done:
+            return
+        item.done = True
+        self._in_flight -= 1
+        if item in self._queue:
+            self._queue.remove(item)
+
+    def _watch(self, loop: asyncio.AbstractEventLoop, item: Ticket) -> None:
         """Puts ``item`` under the timeout: one timer for the oldest request watched, not
         one per request (a timer set and cancelled costs more than the rest of
         :meth:`submit`). Requests arrive in deadline order, so the oldest is first."""
@@ -188,17 +258,17 @@ class Batcher:
         watched = self._watched
         while watched:
             item = watched[0]
-            if not item.future.done():
+            if not item.done:
                 left = item.enqueued + timeout - now
                 if left > 0:
                     loop = asyncio.get_running_loop()
                     self._watchdog = loop.call_later(left, self._expire_overdue)
                     return
-                item.future.set_exception(
-                    Busy(f"{self.label}: no answer within the timeout of {timeout:g} s")
-                )
                 if item in self._queue:
                     self._queue.remove(item)
+                busy = Busy(f"{self.label}: no answer within the timeout of {timeout:g} s")
+                self._settle(item, None, busy)
+                continue  # _settle dropped it and every answered one after it
             watched.popleft()
 
     async def drain(self) -> None:
@@ -238,25 +308,21 @@ class Batcher:
                 if batch is None:
                     self._slots.release()
                     break
-                task = asyncio.get_running_loop().create_task(self._execute(batch))
+                assert self._loop is not None
+                task = self._loop.create_task(self._execute(batch))
                 self._running.add(task)
                 task.add_done_callback(self._running.discard)
             if self._running:
                 await asyncio.gather(*self._running)
         except BaseException as exc:  # a bug here must not leave requests hanging
-            for item in self._queue:
-                if item.future.done():
-                    continue
-                if isinstance(exc, asyncio.CancelledError):
-                    item.future.cancel()
-                else:
-                    item.future.set_exception(exc)
+            for item in list(self._queue):
+                self._settle(item, None, exc)
             raise
 
-    async def _next_batch(self) -> list[_Pending] | None:
+    async def _next_batch(self) -> list[Ticket] | None:
         """The next batch to run, taken off the queue; None when draining and empty."""
         while True:
-            while self._queue and self._queue[0].future.done():
+            while self._queue and self._queue[0].done:
                 self._queue.popleft()  # timed out or cancelled while waiting
             if not self._queue:
                 if self._draining:
@@ -280,13 +346,13 @@ class Batcher:
             except TimeoutError:
                 pass
 
-    def _gather(self, head: _Pending) -> tuple[list[_Pending], int, bool]:
+    def _gather(self, head: Ticket) -> tuple[list[Ticket], int, bool]:
         """Queued requests compatible with ``head``, oldest first, up to the batch size;
         ``full`` says that the batch cannot grow any more."""
         limit = self.config.max_batch_size
         batch, rows = [head], head.rows
         for item in self._queue:
-            if item is head or item.key != head.key or item.future.done():
+            if item is head or item.key != head.key or item.done:
                 continue
             if rows + item.rows > limit:
                 return batch, rows, True
@@ -294,8 +360,8 @@ class Batcher:
             rows += item.rows
         return batch, rows, rows >= limit
 
-    async def _execute(self, batch: list[_Pending]) -> None:
-        live = [item for item in batch if not item.future.done()]
+    async def _execute(self, batch: list[Ticket]) -> None:
+        live = [item for item in batch if not item.done]
         try:
             if not live:
                 return
@@ -305,8 +371,7 @@ class Batcher:
             run_seconds = time.monotonic() - started
             results = [outputs] if len(live) == 1 else _split(outputs, live)
             for item, result in zip(live, results, strict=True):
-                if not item.future.done():
-                    item.future.set_result(result)
+                self._settle(item, result)
             record = BatchRecord(
                 rows=sum(item.rows for item in live),
                 requests=len(live),
@@ -317,8 +382,7 @@ class Batcher:
                 observer(record)
         except Exception as exc:
             for item in live:
-                if not item.future.done():
-                    item.future.set_exception(exc)
+                self._settle(item, None, exc)
         finally:
             self._slots.release()
             self._arrived.set()
@@ -388,11 +452,11 @@ def _settle(
         future.set_result(result)
 
 
-def _concatenate(batch: list[_Pending]) -> Arrays:
+def _concatenate(batch: list[Ticket]) -> Arrays:
     return {name: np.concatenate([item.inputs[name] for item in batch]) for name in batch[0].inputs}
 
 
-def _split(outputs: Arrays, batch: list[_Pending]) -> list[Arrays]:
+def _split(outputs: Arrays, batch: list[Ticket]) -> list[Arrays]:
     """Each request's rows of the batch's ``outputs``, as views."""
     total = sum(item.rows for item in batch)
     for name, array in outputs.items():
@@ -401,6 +465,15 @@ def _split(outputs: Arrays, batch: list[_Pending]) -> list[Arrays]:
                 f"output {name!r} has shape {list(array.shape)} for a batch of {total} rows: "
                 "the model does not answer row by row; serve it with batching off"
             )
+    if len(outputs) == 1:  # the common case, without a dict comprehension per request
+        ((name, array),) = outputs.items()
+        pieces = []
+        start = 0
+        for item in batch:
+            stop = start + item.rows
+            pieces.append({name: array[start:stop]})
+            start = stop
+        return pieces
     pieces = []
     start = 0
     for item in batch:

@@ -1,10 +1,13 @@
-"""The ``…/infer`` endpoint as plain ASGI: the one route on the hot path.
+"""The ``…/infer`` endpoint: the one route on the hot path, outside FastAPI.
 
 Profiling the server under load showed FastAPI's routing, dependency solving and
 exception wrappers costing about twice what decoding, batching and encoding a small
-request cost. :class:`InferEndpoint` therefore sits in front of the FastAPI app as an
-ASGI middleware: it answers ``POST /v2/models/{m}[/versions/{v}]/infer`` itself, from
-the raw ``receive``/``send`` messages, and hands every other request to the app.
+request cost. :class:`InferEndpoint` answers ``POST /v2/models/{m}[/versions/{v}]/infer``
+itself, by callbacks: :meth:`InferEndpoint.infer` decodes and checks a request, hands
+it to the model's batcher and, once the batch has run, encodes the answer and gives it
+to whoever called. Two callers: the serving replica's HTTP protocol
+(:mod:`~aios.serving.protocol`, no ASGI at all), and :meth:`InferEndpoint.__call__`, an
+ASGI middleware in front of the FastAPI app for any other ASGI server.
 
 Errors are ``{"error": …}`` with the status :func:`status_of` gives (413 for a body
 over the limit); an exception of the model is a 500 naming the model.
@@ -12,20 +15,41 @@ over the limit); an exception of the model is a 500 naming the model.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import json
 import logging
 import re
 import time
 import zlib
+from collections.abc import Callable, Iterable
+from typing import Any
 
+import numpy as np
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from aios.errors import AiosError, Busy, Conflict, Forbidden, InvalidInput, NotFound
 from aios.serving.repository import LoadedModel, ModelRepository
 from aios.serving.runtimes import Signature
-from aios.serving.tensors import HEADER_LENGTH, RequestedOutput, decode_request, encode_response
+from aios.serving.tensors import (
+    HEADER_LENGTH,
+    InferRequest,
+    RequestedOutput,
+    decode_request,
+    encode_response,
+)
 
-__all__ = ["DISCARD_LIMIT", "BodyTooLarge", "InferEndpoint", "status_of"]
+__all__ = [
+    "DISCARD_LIMIT",
+    "BodyTooLarge",
+    "Headers",
+    "InferEndpoint",
+    "Respond",
+    "picked_headers",
+    "status_of",
+]
+
+Arrays = dict[str, np.ndarray[Any, Any]]
 
 DISCARD_LIMIT = 256 * 1024 * 1024
 """Bytes of an oversize body read and dropped so the client gets its 413 on a healthy
@@ -61,81 +85,157 @@ def status_of(exc: AiosError) -> int:
     return 500
 
 
+Headers = list[tuple[bytes, bytes]]
+Respond = Callable[[int, bytes, Headers], None]
+"""Called once with a request's answer: status, body, and headers without the length."""
+
+
 class InferEndpoint:
-    """ASGI middleware answering inference requests for ``repository``; the rest of
-    the V2 API is ``app``'s."""
+    """Inference for ``repository``, with the rest of the V2 API ``app``'s.
+
+    Two ways in, one path through: as ASGI middleware (:meth:`__call__`) and from an
+    HTTP protocol that parses requests itself (:meth:`infer`, what
+    :mod:`~aios.serving.protocol` calls without ASGI's per-request task and messages).
+    """
 
     def __init__(self, app: ASGIApp, repository: ModelRepository, max_body_bytes: int) -> None:
         self.app = app
         self.repository = repository
         self.max_body_bytes = max_body_bytes
 
+    @staticmethod
+    def target(path: str) -> tuple[str, str | None] | None:
+        """The model and version ``path`` asks to infer with; None for any other path."""
+        found = _PATH.fullmatch(path)
+        return None if found is None else (found[1], found[2])
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         target = None
         if scope["type"] == "http" and scope["method"] == "POST":
-            target = _PATH.fullmatch(scope["path"])
+            target = self.target(scope["path"])
         if target is None:
             await self.app(scope, receive, send)
             return
+        headers = picked_headers(scope["headers"])
         try:
-            loaded = self.repository.get(target[1], target[2])
-        except NotFound as exc:
-            await _send(send, 404, _error(str(exc)), _JSON)
-            return
-        try:
-            status, body, headers = await self._answer(loaded, _headers_of(scope), receive)
+            body, too_large = await _read_body(receive, headers, self.max_body_bytes)
         except _Disconnected:
             return
-        await _send(send, status, body, headers)
+        answer: asyncio.Future[tuple[int, bytes, Headers]] = (
+            asyncio.get_running_loop().create_future()
+        )
 
-    async def _answer(
-        self, loaded: LoadedModel, headers: dict[str, str], receive: Receive
-    ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
-        """Decodes, checks, batches, runs and encodes one request, counting it."""
+        def respond(status: int, content: bytes, extra: Headers) -> None:
+            if not answer.done():
+                answer.set_result((status, content, extra))
+
+        self.infer(target, headers, body, respond, too_large=too_large)
+        await _send(send, *await answer)
+
+    def infer(
+        self,
+        target: tuple[str, str | None],
+        headers: dict[str, str],
+        body: bytes,
+        respond: Respond,
+        *,
+        too_large: bool = False,
+    ) -> None:
+        """Answers one request to ``target`` (from :meth:`target`) through ``respond``,
+        now or once its batch has run; ``too_large`` says the body went over the limit
+        (and was not kept). Counts the request in the model's metrics."""
+        try:
+            loaded = self.repository.get(*target)
+        except NotFound as exc:
+            respond(404, _error(str(exc)), _JSON)
+            return
         started = time.perf_counter()
-        metrics = loaded.metrics
-        metrics.requests += 1
-        metrics.in_flight += 1
+        loaded.metrics.requests += 1
+        loaded.metrics.in_flight += 1
         try:
             if not loaded.ready:
                 raise Busy(f"model {loaded.served.ref} is shutting down")
-            body = await _read_body(receive, headers, self.max_body_bytes)
+            if too_large:
+                raise BodyTooLarge(
+                    f"the request body is over the limit of {self.max_body_bytes} bytes"
+                )
+            if "content-encoding" in headers:
+                body = _inflated(body, headers, self.max_body_bytes)
             decoded = decode_request(body, _header_length(headers))
             loaded.signature.check_inputs(decoded.inputs)
             _check_outputs(decoded.outputs, loaded.signature)
-            outputs = await loaded.batcher.submit(decoded.inputs)
-            encoded = encode_response(
-                loaded.name,
-                loaded.version,
-                outputs,
-                requested=decoded.outputs,
-                binary_output=decoded.binary_output,
-                request_id=decoded.id,
+            loaded.batcher.enqueue(
+                decoded.inputs, functools.partial(_answered, loaded, decoded, started, respond)
             )
-        except AiosError as exc:
-            status = status_of(exc)
-            metrics.error(status)
-            return status, _error(str(exc)), _JSON
-        except _Disconnected:
-            raise
-        except Exception as exc:  # the model failed: the server's fault, not the caller's
-            log.exception("model %s failed", loaded.served.ref)
-            metrics.error(500)
-            message = f"model {loaded.served.ref} failed: {type(exc).__name__}: {exc}"
-            return 500, _error(message), _JSON
-        finally:
-            metrics.in_flight -= 1
-            metrics.latency.observe(time.perf_counter() - started)
-        if encoded.header_length is None:
-            return 200, encoded.body, _JSON
-        return 200, encoded.body, [_BINARY, (_HEADER_LENGTH, b"%d" % encoded.header_length)]
+        except Exception as exc:
+            _finish(loaded, started, respond, *_failure(loaded, exc))
+
+
+def _answered(
+    loaded: LoadedModel,
+    decoded: InferRequest,
+    started: float,
+    respond: Respond,
+    outputs: Arrays | None,
+    error: BaseException | None,
+) -> None:
+    """Encodes the outputs of a request whose batch has run, or answers its error."""
+    try:
+        if isinstance(error, asyncio.CancelledError):
+            raise Busy(f"model {loaded.served.ref} is shutting down")
+        if isinstance(error, Exception):
+            raise error
+        if error is not None or outputs is None:  # SystemExit and the like, in the model
+            raise RuntimeError(f"the model's thread ended with {error!r}")
+        encoded = encode_response(
+            loaded.name,
+            loaded.version,
+            outputs,
+            requested=decoded.outputs,
+            binary_output=decoded.binary_output,
+            request_id=decoded.id,
+        )
+    except Exception as exc:
+        _finish(loaded, started, respond, *_failure(loaded, exc))
+        return
+    if encoded.header_length is None:
+        _finish(loaded, started, respond, 200, encoded.body, _JSON)
+    else:
+        headers = [_BINARY, (_HEADER_LENGTH, b"%d" % encoded.header_length)]
+        _finish(loaded, started, respond, 200, encoded.body, headers)
+
+
+def _failure(loaded: LoadedModel, exc: Exception) -> tuple[int, bytes, Headers]:
+    """The answer to a request that failed with ``exc``, counted as an error."""
+    if isinstance(exc, AiosError):
+        status, message = status_of(exc), str(exc)
+    else:  # the model failed: the server's fault, not the caller's
+        log.error("model %s failed", loaded.served.ref, exc_info=exc)
+        status = 500
+        message = f"model {loaded.served.ref} failed: {type(exc).__name__}: {exc}"
+    loaded.metrics.error(status)
+    return status, _error(message), _JSON
+
+
+def _finish(
+    loaded: LoadedModel,
+    started: float,
+    respond: Respond,
+    status: int,
+    body: bytes,
+    headers: Headers,
+) -> None:
+    metrics = loaded.metrics
+    metrics.in_flight -= 1
+    metrics.latency.observe(time.perf_counter() - started)
+    respond(status, body, headers)
 
 
 def _error(message: str) -> bytes:
     return json.dumps({"error": message}).encode()
 
 
-async def _send(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+async def _send(send: Send, status: int, body: bytes, headers: Headers) -> None:
     start: Message = {
         "type": "http.response.start",
         "status": status,
@@ -154,11 +254,11 @@ _WANTED = {
 single pass over the raw ones that picks these out."""
 
 
-def _headers_of(scope: Scope) -> dict[str, str]:
-    """The headers of :data:`_WANTED` the request has, by lower-case name (ASGI servers
+def picked_headers(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
+    """The headers of :data:`_WANTED` among ``raw``, by lower-case name (ASGI servers
     give header names in lower case, as Starlette also assumes)."""
     found = {}
-    for name, value in scope["headers"]:
+    for name, value in raw:
         wanted = _WANTED.get(name)
         if wanted is not None:
             found[wanted] = value.decode("latin-1")
@@ -186,11 +286,9 @@ def _check_outputs(requested: tuple[RequestedOutput, ...] | None, signature: Sig
             raise InvalidInput(f"unknown output {output.name!r}; the model gives {names}")
 
 
-async def _read_body(receive: Receive, headers: dict[str, str], limit: int) -> bytes:
-    """The request body, inflated when it came gzip- or deflate-encoded.
-
-    Raises BodyTooLarge past ``limit`` bytes (before or after inflating) and InvalidInput
-    for an encoding that cannot be read."""
+async def _read_body(receive: Receive, headers: dict[str, str], limit: int) -> tuple[bytes, bool]:
+    """The request body as sent, and whether it is over ``limit`` bytes (then the body
+    is not kept; past :data:`DISCARD_LIMIT` it is not read to its end either)."""
     declared = headers.get("content-length", "")
     too_large = declared.isdigit() and int(declared) > limit
     chunks: list[bytes] = []
@@ -207,8 +305,15 @@ async def _read_body(receive: Receive, headers: dict[str, str], limit: int) -> b
         if not message.get("more_body", False) or size > DISCARD_LIMIT:
             break
     if too_large:
-        raise BodyTooLarge(f"the request body is over the limit of {limit} bytes")
-    body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        return b"", True
+    return (chunks[0] if len(chunks) == 1 else b"".join(chunks)), False
+
+
+def _inflated(body: bytes, headers: dict[str, str], limit: int) -> bytes:
+    """``body`` inflated when it came gzip- or deflate-encoded.
+
+    Raises BodyTooLarge when it inflates past ``limit`` bytes and InvalidInput for an
+    encoding that cannot be read."""
     encoding = headers.get("content-encoding", "identity").strip().lower()
     if encoding in ("", "identity"):
         return body
