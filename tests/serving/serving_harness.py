@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import uvicorn
 
-from aios.serving import ModelRepository, create_inference_app
-from aios.serving.server import DEFAULT_MAX_BODY_BYTES
+from aios.serving import ModelRepository
+from aios.serving.server import DEFAULT_MAX_BODY_BYTES, inference_config
 
 STARTUP = 30.0
 """Seconds the server may take to listen before the test fails."""
@@ -44,9 +44,7 @@ def serving(
 ) -> Iterator[Served]:
     listener = socket.create_server(("127.0.0.1", 0))
     port = listener.getsockname()[1]
-    app = create_inference_app(repository, max_body_bytes=max_body_bytes)
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
-    server = _Announcing(config)
+    server = _Announcing(inference_config(repository, max_body_bytes=max_body_bytes))
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [listener]}, name="aios-serving", daemon=True
     )

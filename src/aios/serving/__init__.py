@@ -5,6 +5,9 @@
 - :mod:`~aios.serving.tensors`: V2 request and response bodies, JSON and binary.
 - :mod:`~aios.serving.batching`: the dynamic batcher of one model version.
 - :mod:`~aios.serving.repository`: the model versions one server holds.
+- :mod:`~aios.serving.infer`: the ``…/infer`` endpoint, decode → batch → encode.
+- :mod:`~aios.serving.protocol`: uvicorn's HTTP protocol with ``…/infer`` answered in
+  place, without ASGI.
 - :mod:`~aios.serving.server`: the FastAPI app and :func:`serve_models`, what a serving
   replica (``aios serve``) runs.
 """

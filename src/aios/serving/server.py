@@ -10,11 +10,14 @@ not fit the model, 404 for an unknown model, version or route, 413 for a body ov
 ``max_body_bytes``, 503 when the queue is full, the request timed out, or the server is
 draining, 500 when the model itself failed. A bad request never stops the server.
 ``…/infer`` is answered by :class:`~aios.serving.infer.InferEndpoint` in front of the
-FastAPI routes; :func:`serve_models` runs it all under uvicorn for a serving replica.
+FastAPI routes; :func:`serve_models` runs it all under uvicorn for a serving replica,
+whose HTTP protocol (:mod:`~aios.serving.protocol`) hands inference requests to the
+endpoint without ASGI.
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import signal
@@ -36,13 +39,16 @@ from starlette.types import Receive, Scope, Send
 import aios
 from aios.errors import AiosError
 from aios.serving.infer import BodyTooLarge, InferEndpoint, status_of
+from aios.serving.protocol import infer_protocol
 from aios.serving.repository import ModelRepository, ServedModel
 
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
     "EXTENSIONS",
     "BodyTooLarge",
+    "InferenceApp",
     "create_inference_app",
+    "inference_config",
     "serve_models",
 ]
 
@@ -56,7 +62,7 @@ def error_response(status: int, message: str) -> JSONResponse:
 
 def create_inference_app(
     repository: ModelRepository, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
-) -> FastAPI:
+) -> InferenceApp:
     """The ASGI app serving ``repository``; its shutdown drains every model version."""
 
     @asynccontextmanager
@@ -64,7 +70,7 @@ def create_inference_app(
         yield
         await repository.drain()
 
-    app = _InferenceApp(
+    app = InferenceApp(
         title="AIOS inference server",
         version=aios.__version__,
         lifespan=lifespan,
@@ -125,7 +131,7 @@ def create_inference_app(
     return app
 
 
-class _InferenceApp(FastAPI):
+class InferenceApp(FastAPI):
     """FastAPI whose ``…/infer`` requests go straight to :class:`InferEndpoint`: never
     through FastAPI's per-request telemetry checks, middleware stack or routing, which
     cost more than a batched small model does."""
@@ -163,17 +169,8 @@ def serve_models(
     for model in models:
         repository.add(model)
     listener = _listen(host, port)
-    config = uvicorn.Config(
-        create_inference_app(repository, max_body_bytes=max_body_bytes),
-        log_level="warning",
-        access_log=False,
-        lifespan="on",
-        timeout_graceful_shutdown=int(graceful_seconds),
-        # A replica listens on loopback behind the gateway or is called directly: no
-        # proxy to trust, and no per-request work for headers nobody reads.
-        proxy_headers=False,
-        server_header=False,
-        date_header=False,
+    config = inference_config(
+        repository, max_body_bytes=max_body_bytes, graceful_seconds=graceful_seconds
     )
     server = _ReplicaServer(config, repository, ready_file, on_ready)
     # The model runs in a worker thread that needs the GIL back after each batch; with
@@ -191,6 +188,31 @@ def serve_models(
         listener.close()
         if ready_file is not None:
             ready_file.unlink(missing_ok=True)
+
+
+def inference_config(
+    repository: ModelRepository,
+    *,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    graceful_seconds: float = 30.0,
+) -> uvicorn.Config:
+    """uvicorn's configuration for serving ``repository``: the app of
+    :func:`create_inference_app`, with ``…/infer`` parsed and answered by
+    :class:`~aios.serving.protocol.InferProtocol` instead of going through ASGI."""
+    app = create_inference_app(repository, max_body_bytes=max_body_bytes)
+    return uvicorn.Config(
+        app,
+        http=infer_protocol(app.endpoint),
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=int(graceful_seconds),
+        # A replica listens on loopback behind the gateway or is called directly: no
+        # proxy to trust, and no per-request work for headers nobody reads.
+        proxy_headers=False,
+        server_header=False,
+        date_header=False,
+    )
 
 
 def _ignore(_signal: int, _frame: FrameType | None) -> None:
@@ -232,6 +254,11 @@ class _ReplicaServer(uvicorn.Server):
         await super().startup(sockets)
         if self.should_exit or not sockets:
             return
+        # What exists now (the app, the models, every module: ~200,000 objects) lives as
+        # long as the server: out of the collector's sight, a full collection walks only
+        # what requests leave behind, instead of stalling the loop on all of it.
+        gc.collect()
+        gc.freeze()
         host, port = sockets[0].getsockname()[:2]
         if self.ready_file is not None:
             _write_atomically(self.ready_file, json.dumps({"host": host, "port": port}))

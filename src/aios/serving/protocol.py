@@ -1,0 +1,274 @@
+"""uvicorn's HTTP/1.1 protocol with inference answered in place, without ASGI.
+
+An ASGI request costs the server a task, an ``asyncio.Event``, a scope and four message
+dicts, and its answer goes out in two writes (status line and headers, then the body):
+as much CPU as decoding, batching and encoding a small request. :class:`InferProtocol`
+is uvicorn's httptools protocol (``uvicorn.protocols.http.httptools_impl``, uvicorn ≥
+0.45) in which a ``POST …/infer`` is taken off the parser as it arrives: its body is
+collected by the parser callbacks, handed to :meth:`InferEndpoint.infer
+<aios.serving.infer.InferEndpoint.infer>` when complete, and the answer is written in
+one piece from the batch's callback. Every other request (metadata, health, metrics)
+goes through uvicorn and the ASGI app as before, so parsing, keep-alive, pipelining
+order, ``Expect: 100-continue``, graceful shutdown and the connection limits stay
+uvicorn's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import urllib.parse
+from typing import Any, cast
+
+import httptools
+from uvicorn.config import Config
+from uvicorn.protocols.http.httptools_impl import (
+    STATUS_LINE,
+    HttpToolsProtocol,
+    RequestResponseCycle,
+)
+from uvicorn.server import ServerState
+
+from aios.serving.infer import DISCARD_LIMIT, Headers, InferEndpoint, picked_headers
+
+__all__ = ["InferProtocol", "infer_protocol"]
+
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_TARGETS: dict[bytes, tuple[str, str | None] | None] = {}
+"""What :meth:`InferEndpoint.target` said for each URL seen lately (clients repeat theirs)."""
+_TARGET_CACHE_SIZE = 1024
+_CLOSE = b"connection: close\r\n"
+
+
+class _Exchange:
+    """One inference request on a connection, where uvicorn keeps a request's cycle: the
+    attributes the protocol reads of a cycle (``response_complete``, ``keep_alive``)
+    mean the same here."""
+
+    __slots__ = (
+        "active",
+        "body",
+        "disconnected",
+        "expect_100",
+        "headers",
+        "keep_alive",
+        "more_body",
+        "response_complete",
+        "size",
+        "target",
+        "too_large",
+    )
+
+    def __init__(
+        self, target: tuple[str, str | None], headers: dict[str, str], keep_alive: bool
+    ) -> None:
+        self.target = target
+        self.headers = headers
+        self.keep_alive = keep_alive
+        self.expect_100 = False
+        self.body: list[bytes] = []
+        self.size = 0
+        self.too_large = False  # the body is over the limit: refused, and not kept
+        self.more_body = True
+        self.active = False  # answered next on its connection (not waiting behind another)
+        self.response_complete = False
+        self.disconnected = False
+
+
+class InferProtocol(HttpToolsProtocol):
+    """uvicorn's protocol with ``…/infer`` requests given to :attr:`endpoint`."""
+
+    endpoint: InferEndpoint
+
+    def __init__(
+        self,
+        config: Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+        *,
+        endpoint: InferEndpoint,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        self.endpoint = endpoint
+        self._idle_since: float | None = None
+        self._idle_timer: asyncio.TimerHandle | None = None
+
+    # The parser's callbacks: an inference request is ours from its headers on.
+
+    def on_headers_complete(self) -> None:
+        target = None
+        if self.parser.get_method() == b"POST" and not self.parser.should_upgrade():
+            target = self._target()
+        if target is None:
+            self._begin_scope()
+            super().on_headers_complete()
+            return
+        keep_alive = self.parser.get_http_version() != "1.0" and self.parser.should_keep_alive()
+        exchange = _Exchange(target, picked_headers(self.headers), keep_alive)
+        exchange.expect_100 = self.expect_100_continue
+        declared = exchange.headers.get("content-length", "")
+        exchange.too_large = declared.isdigit() and int(declared) > self.endpoint.max_body_bytes
+        previous: RequestResponseCycle | _Exchange | None = self.cycle
+        self.cycle = cast(RequestResponseCycle, exchange)
+        if previous is None or previous.response_complete:
+            self._activate(exchange)
+        else:  # pipelined behind a request not yet answered, as uvicorn queues its own
+            self.flow.pause_reading()
+            self.pipeline.appendleft((self.cycle, self.app))
+
+    def on_body(self, body: bytes) -> None:
+        exchange = self._exchange()
+        if exchange is None:
+            super().on_body(body)
+            return
+        if exchange.response_complete:
+            return
+        exchange.size += len(body)
+        if exchange.too_large or exchange.size > self.endpoint.max_body_bytes:
+            exchange.too_large = True
+            exchange.body.clear()
+            if exchange.size > DISCARD_LIMIT and exchange.active:  # not worth reading on
+                self._run(exchange)
+        else:
+            exchange.body.append(body)
+
+    def on_message_complete(self) -> None:
+        exchange = self._exchange()
+        if exchange is None:
+            super().on_message_complete()
+            return
+        exchange.more_body = False
+        if exchange.active and not exchange.response_complete:
+            self._run(exchange)
+
+    def on_message_begin(self) -> None:
+        # uvicorn builds the request's ASGI scope here; an inference request needs none,
+        # so it is built once the headers show that the request is not one.
+        self.url = b""
+        self.expect_100_continue = False
+        self.headers = []
+
+    def _begin_scope(self) -> None:
+        url, headers, expect_100 = self.url, self.headers, self.expect_100_continue
+        super().on_message_begin()
+        self.url, self.headers, self.expect_100_continue = url, headers, expect_100
+        self.scope["headers"] = headers
+
+    # The connection, and how long it may stay idle.
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        exchange = self._exchange()
+        if exchange is not None:
+            exchange.disconnected = True
+            self.cycle = None  # type: ignore[assignment]
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
+        super().connection_lost(exc)
+
+    def _unset_keepalive_if_required(self) -> None:
+        self._idle_since = None  # busy: a request is arriving or being answered
+
+    def on_response_complete(self) -> None:
+        # As uvicorn's, but a connection keeps one idle timer that it re-arms when it
+        # fires, instead of setting a timer after each response and cancelling it when
+        # the next request arrives.
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self.flow.resume_reading()
+        if self.pipeline:
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+            return
+        self._idle_since = self.loop.time()
+        if self._idle_timer is None:
+            self._idle_timer = self.loop.call_later(self.timeout_keep_alive, self._close_if_idle)
+
+    def _close_if_idle(self) -> None:
+        self._idle_timer = None
+        if self._idle_since is None or self.transport.is_closing():
+            return  # the response that ends the current request sets the timer again
+        left = self._idle_since + self.timeout_keep_alive - self.loop.time()
+        if left > 0:
+            self._idle_timer = self.loop.call_later(left, self._close_if_idle)
+        else:
+            self.transport.close()
+
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
+        # uvicorn starts a pipelined request here once the one before it is answered;
+        # from the loop, not from within that answer (a request answered at once would
+        # answer the next, and so on: a recursion as deep as the pipeline).
+        if isinstance(cycle, _Exchange):
+            self.loop.call_soon(self._activate, cycle)
+        else:
+            super()._start_asgi_task(cycle, app)
+
+    # Ours.
+
+    def _exchange(self) -> _Exchange | None:
+        cycle: object = self.cycle
+        return cycle if isinstance(cycle, _Exchange) else None
+
+    def _target(self) -> tuple[str, str | None] | None:
+        """The model and version the request's URL names for inference, if it does."""
+        url = self.url
+        try:
+            return _TARGETS[url]
+        except KeyError:
+            pass
+        path: str = httptools.parse_url(url).path.decode("ascii")
+        target = self.endpoint.target(urllib.parse.unquote(path) if "%" in path else path)
+        if len(_TARGETS) >= _TARGET_CACHE_SIZE:
+            _TARGETS.clear()
+        _TARGETS[url] = target
+        return target
+
+    def _activate(self, exchange: _Exchange) -> None:
+        exchange.active = True
+        if not exchange.more_body:
+            self._run(exchange)
+            return
+        if exchange.expect_100 and exchange.too_large:  # refused before it is uploaded
+            self._run(exchange)
+            return
+        if exchange.expect_100 and not self.transport.is_closing():
+            self.transport.write(_CONTINUE)
+        self.flow.resume_reading()
+
+    def _run(self, exchange: _Exchange) -> None:
+        body = exchange.body[0] if len(exchange.body) == 1 else b"".join(exchange.body)
+        exchange.body = []
+        respond = functools.partial(self._respond, exchange)
+        self.endpoint.infer(
+            exchange.target, exchange.headers, body, respond, too_large=exchange.too_large
+        )
+
+    def _respond(self, exchange: _Exchange, status: int, body: bytes, headers: Headers) -> None:
+        """Writes the answer in one piece, then lets uvicorn go on with the connection
+        (the next pipelined request, or the keep-alive timer)."""
+        if exchange.response_complete:
+            return
+        exchange.response_complete = True
+        if exchange.disconnected or self.transport.is_closing():
+            return
+        if exchange.more_body:  # answered before its body ended (too large): no reuse
+            exchange.keep_alive = False
+        parts = [STATUS_LINE[status]]
+        for name, value in (*self.server_state.default_headers, *headers):
+            parts += (name, b": ", value, b"\r\n")
+        parts.append(b"content-length: %d\r\n" % len(body))
+        if not exchange.keep_alive:
+            parts.append(_CLOSE)
+        parts += (b"\r\n", body)
+        self.transport.write(b"".join(parts))
+        if not exchange.keep_alive:
+            self.transport.close()
+        self.on_response_complete()
+
+
+def infer_protocol(endpoint: InferEndpoint) -> type[InferProtocol]:
+    """:class:`InferProtocol` bound to ``endpoint``, as uvicorn's ``Config(http=…)``
+    takes a protocol class and builds one per connection."""
+    return cast(type[InferProtocol], functools.partial(InferProtocol, endpoint=endpoint))
