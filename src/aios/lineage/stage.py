@@ -184,14 +184,19 @@ def _reuse(
     store: DataStore, plan: DataPlan, inputs: list[UsedVersion]
 ) -> tuple[int, list[UsedVersion]] | None:
     """The job and output versions of an earlier run with the same cache key, if every
-    output of this job has one."""
+    output of this job has one. Not this job's own: a replica of a gang that starts
+    after replica 0 has already published must still run its part."""
     key = cache_key(plan, inputs)
     found: dict[str, DatasetVersion] = {}
     for snapshot in store.repo.snapshots():
         if not is_dataset(snapshot):
             continue
         version = DatasetVersion.of(snapshot)
-        if version.name in plan.outputs and version.lineage.get("cache_key") == key:
+        if (
+            version.name in plan.outputs
+            and version.lineage.get("cache_key") == key
+            and str(version.lineage.get("job")) != str(plan.job_id)
+        ):
             best = found.get(version.name)
             if best is None or version.version > best.version:
                 found[version.name] = version

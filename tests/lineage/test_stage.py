@@ -1,0 +1,80 @@
+"""The stage wrapper run directly, as each replica of a job runs it on its node: the
+order in which a gang's replicas reach it must not change what they do."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from aios.data.backend import LocalBackend
+from aios.data.datasets import DataStore
+from aios.data.repository import Repository
+from aios.lineage.plan import DataPlan
+from tests.lineage.conftest import PASSPHRASE
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    source = tmp_path / "raw"
+    source.mkdir()
+    (source / "a.txt").write_text("alpha\n")
+    location = tmp_path / "data"
+    with Repository.init(LocalBackend(location), PASSPHRASE) as repository:
+        DataStore(repository).add("raw", source, "first")
+    return location
+
+
+def _stage(plan: DataPlan, workdir: Path, replica: int) -> subprocess.CompletedProcess[str]:
+    workdir.mkdir(parents=True, exist_ok=True)
+    plan.write(workdir)
+    env = {
+        "AIOS_DATA_PASSPHRASE": PASSPHRASE,
+        "AIOS_REPLICA": str(replica),
+        "PATH": "/bin:/usr/bin",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "aios.lineage.stage", "data-plan.json"],
+        check=False,
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_a_replica_that_starts_after_its_gang_published_still_runs_its_part(
+    repo: Path, tmp_path: Path
+) -> None:
+    """Replica 1 reaching the wrapper only once replica 0 of the same job has published
+    does not take that job's own outputs for an earlier run's: it runs its command."""
+    marker = tmp_path / "marker"
+    command = f'echo "$AIOS_REPLICA" >> {marker}; echo x > "$AIOS_OUTPUTS/g/x"'
+    plan = DataPlan(7, str(repo), ["raw@1"], ["g"], True, [command], True)
+    workdir = tmp_path / "job"
+    first = _stage(plan, workdir, replica=0)
+    assert first.returncode == 0, first.stderr
+    late = _stage(plan, workdir, replica=1)
+    assert late.returncode == 0, late.stderr
+    assert "reused" not in late.stdout
+    assert marker.read_text().split() == ["0", "1"]
+
+
+def test_a_later_job_with_the_same_command_and_inputs_reuses_the_outputs(
+    repo: Path, tmp_path: Path
+) -> None:
+    """Another job of the same command on the same inputs skips the command, on every
+    replica, naming the job it reuses."""
+    marker = tmp_path / "marker"
+    command = f'echo "$AIOS_REPLICA" >> {marker}; echo x > "$AIOS_OUTPUTS/g/x"'
+    first = DataPlan(7, str(repo), ["raw@1"], ["g"], True, [command], True)
+    assert _stage(first, tmp_path / "first", replica=0).returncode == 0
+    again = DataPlan(8, str(repo), ["raw@1"], ["g"], True, [command], True)
+    for replica in (0, 1):
+        reused = _stage(again, tmp_path / "again", replica=replica)
+        assert reused.returncode == 0, reused.stderr
+        assert "of job 7" in reused.stdout
+    assert marker.read_text().split() == ["0"]
