@@ -310,3 +310,13 @@ def test_the_app_alone_answers_inference_under_any_asgi_server(artifacts: Artifa
     assert unknown.status_code == 404 and "nope" in unknown.json()["error"]
     assert too_large.status_code == 413 and "4096" in too_large.json()["error"]
     assert metadata.status_code == 200 and metadata.json()["name"] == "adder"
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE"])
+def test_inference_with_another_method_than_post_gets_405(server: Served, method: str) -> None:
+    """``…/infer`` exists but takes POST only: 405 naming the method, ``Allow: POST``."""
+    for path in ("/v2/models/digits/infer", "/v2/models/digits/versions/1/infer"):
+        response = httpx.request(method, f"{server.url}{path}")
+        assert response.status_code == 405
+        assert response.headers["allow"] == "POST"
+        assert response.json() == {"error": f"inference takes POST, not {method}"}

@@ -54,6 +54,7 @@ __all__ = [
 
 DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024
 EXTENSIONS = ("binary_tensor_data",)
+_NOT_POST = ["GET", "HEAD", "PUT", "PATCH", "DELETE"]
 
 
 def error_response(status: int, message: str) -> JSONResponse:
@@ -126,6 +127,13 @@ def create_inference_app(
         if not loaded.ready:
             return error_response(503, f"model {loaded.served.ref} is shutting down")
         return JSONResponse({"name": loaded.name, "version": loaded.version, "ready": True})
+
+    @app.api_route("/v2/models/{name}/infer", methods=_NOT_POST)
+    @app.api_route("/v2/models/{name}/versions/{version}/infer", methods=_NOT_POST)
+    async def infer_needs_post(request: Request) -> Response:
+        response = error_response(405, f"inference takes POST, not {request.method}")
+        response.headers["allow"] = "POST"
+        return response
 
     app.endpoint = InferEndpoint(app.framework, repository, max_body_bytes)
     return app
