@@ -24,18 +24,15 @@ from pathlib import Path
 from queue import Empty, SimpleQueue
 from typing import Any, TypeVar
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from aios.control.attempts import Attempt
 from aios.control.launcher import Launch, Launcher
 from aios.control.records import (
     EVENTS,
+    QUEUED,
     RowChanges,
-    allocation_from_json,
     allocation_to_json,
-    handle_from_json,
-    handle_to_json,
     job_dir,
     launch_spec,
     queue_from_row,
@@ -43,12 +40,12 @@ from aios.control.records import (
     scheduler_job,
     write_events,
 )
+from aios.control.recovery import recover
 from aios.control.workdirs import Workdirs
 from aios.executors.base import Executor, ExitReason, ProcessExit, StopReason
 from aios.lineage.jobs import has_data, record_lineage
 from aios.resources import Node
 from aios.scheduler import (
-    TERMINAL_STATES,
     Bind,
     ClusterState,
     CycleResult,
@@ -59,14 +56,13 @@ from aios.scheduler import (
     UpstreamFailed,
     cycle,
 )
-from aios.store import AttemptRow, Database, JobRow, QueueRow
+from aios.store import Database, JobRow, QueueRow
 
-__all__ = ["Reconciler"]
+__all__ = ["QUEUED", "Reconciler"]
 
 log = logging.getLogger("aios.control")
 T = TypeVar("T")
 Work = Callable[[Session, float], Any]
-QUEUED = "queued"
 ENDED = "aios.ended"
 ADMITTED = "aios.admitted"
 MAX_BACKOFF = 600.0
@@ -254,7 +250,7 @@ class Reconciler:
         if row.id is None:
             session.flush()
         self.rows[row.id] = row
-        session.info.setdefault(ADMITTED, []).append(row.id)
+        self.expect_workdir(session, row.id)
         record(session, now, "submitted", f"job {row.id} submitted to queue {row.queue}", row.id)
         self.state.submit(scheduler_job(row))
 
@@ -303,9 +299,9 @@ class Reconciler:
                 attempt.stopping = None
                 attempt.abandoned = True
             if len(attempt.exits) == attempt.replicas:
-                self._end_attempt(session, row, attempt, now)
+                self.end_attempt(session, row, attempt, now)
 
-    def _end_attempt(self, session: Session, row: JobRow, attempt: Attempt, now: float) -> None:
+    def end_attempt(self, session: Session, row: JobRow, attempt: Attempt, now: float) -> None:
         del self.attempts[row.id]
         outcome = attempt.outcome()
         self.changes.attempt(
@@ -361,7 +357,7 @@ class Reconciler:
                 retry_at=now + delay,
                 message=f"{outcome.reason.value}; retry {retries} of {row.max_retries}",
             )
-            heapq.heappush(self._backoff, (now + delay, row.id))
+            self.retry_later(row.id, now + delay)
             record(session, now, "retrying", f"{row.message} in {delay:g} s", row.id, delay=delay)
         else:
             self.state.finish(job_id, JobState.FAILED)
@@ -503,107 +499,14 @@ class Reconciler:
     # -- restart ------------------------------------------------------------------
     def recover(self) -> None:
         """Rebuilds the scheduler's state from the database and adopts the processes
-        that outlived the previous control plane."""
-        now = self.clock()
-        with self.transaction() as session:
-            if session.get(QueueRow, "default") is None:
-                session.add(
-                    QueueRow(
-                        name="default",
-                        nominal=None,
-                        weight=1.0,
-                        cohort=None,
-                        borrowing_limit={},
-                        created_at=now,
-                    )
-                )
-                session.flush()
-            for queue_row in session.scalars(select(QueueRow)):
-                self.set_queue(queue_row)
-            live = list(
-                session.scalars(select(JobRow).where(JobRow.state.in_((QUEUED, "running"))))
-            )
-            parents = {p for row in live for p in row.dependencies}
-            for parent in session.scalars(select(JobRow).where(JobRow.id.in_(parents))):
-                if parent.state in {s.value for s in TERMINAL_STATES}:
-                    self.state.finished[str(parent.id)] = JobState(parent.state)
-            for row in live:
-                self.rows[row.id] = row
-                if row.state == QUEUED:
-                    session.info.setdefault(ADMITTED, []).append(row.id)
-                    if row.retry_at is not None and row.retry_at > now:
-                        heapq.heappush(self._backoff, (row.retry_at, row.id))
-                    else:
-                        self.state.submit(scheduler_job(row))
-                else:
-                    self._recover_running(session, row, now)
+        that outlived the previous control plane (:mod:`~aios.control.recovery`)."""
+        recover(self)
 
-    def _recover_running(self, session: Session, row: JobRow, now: float) -> None:
-        attempt_row = session.get(AttemptRow, (row.id, row.attempts))
-        allocations = (
-            []
-            if attempt_row is None
-            else [allocation_from_json(a) for a in attempt_row.allocations]
-        )
-        specs = [
-            launch_spec(self.home, row, row.attempts, replica, allocation)
-            for replica, allocation in enumerate(allocations)
-        ]
-        handles = (
-            {}
-            if attempt_row is None
-            else {h.replica: h for h in map(handle_from_json, attempt_row.handles)}
-        )
-        for replica, spec in enumerate(specs):
-            if replica not in handles:
-                # Committed but not recorded as launched: the executor looks for a
-                # process started with this job's environment; if none, it never ran.
-                found = self.executor.find(spec)
-                if found is not None:
-                    handles[replica] = found
-        if attempt_row is None or not handles:
-            if attempt_row is not None:
-                session.delete(attempt_row)
-            self.changes.job(
-                row, attempts=max(row.attempts - 1, 0), state=QUEUED, queued_at=now, started_at=None
-            )
-            record(
-                session,
-                now,
-                "requeued",
-                f"job {row.id} was scheduled but never started before a restart",
-                row.id,
-            )
-            self.state.submit(scheduler_job(row))
-            return
-        self.state.bind(scheduler_job(row), allocations, attempt_row.started_at)
-        attempt = Attempt(row.id, attempt_row.number, attempt_row, replicas=len(allocations))
-        if attempt_row.stopping is not None:
-            attempt.stopping = StopReason(attempt_row.stopping)
-        self.attempts[row.id] = attempt
-        for replica, spec in enumerate(specs):
-            handle = handles.get(replica)
-            if handle is None:
-                attempt.exits[replica] = ProcessExit(
-                    str(row.id),
-                    attempt.number,
-                    replica,
-                    None,
-                    ExitReason.LOST,
-                    "the control plane stopped before this replica was started",
-                )
-                continue
-            attempt.handles[replica] = handle
-            alive = self.executor.adopt(handle, spec)
-            state = "still running, adopted" if alive else "ended while the control plane was down"
-            record(
-                session,
-                now,
-                "adopted" if alive else "found_ended",
-                f"replica {replica} of attempt {attempt.number}: process {handle.pid} {state}",
-                row.id,
-            )
-        handles_json = [handle_to_json(h) for h in attempt.handles.values()]
-        self.changes.attempt(attempt_row, handles=handles_json)
-        if len(attempt.exits) == attempt.replicas:
-            self._end_attempt(session, row, attempt, now)
+    def expect_workdir(self, session: Session, job_id: int) -> None:
+        """Asks for job ``job_id``'s directory once ``session`` commits (made ahead, off
+        the loop, by :class:`~aios.control.workdirs.Workdirs`)."""
+        session.info.setdefault(ADMITTED, []).append(job_id)
+
+    def retry_later(self, job_id: int, when: float) -> None:
+        """Puts a queued job back before the scheduler at ``when`` (its retry backoff)."""
+        heapq.heappush(self._backoff, (when, job_id))

@@ -21,6 +21,7 @@ from aios.store import AttemptRow, EventRow, JobRow, QueueRow
 
 __all__ = [
     "FUNCTION_FILE",
+    "QUEUED",
     "RowChanges",
     "allocation_from_json",
     "allocation_to_json",
@@ -35,6 +36,8 @@ __all__ = [
 
 FUNCTION_FILE = "function.pkl"
 EVENTS = "aios.events"
+QUEUED = "queued"
+"""The state of a job waiting for the scheduler (or for its retry backoff)."""
 
 
 def record(
