@@ -448,6 +448,22 @@ def test_a_client_gone_while_its_request_waits_is_still_run_and_counted(
     assert 'aios_inference_errors_total{model="pair"' not in metrics
 
 
+def test_a_pipelined_inference_whose_client_left_is_not_run(brief: Running) -> None:
+    """An inference pipelined behind a late one, from a client that leaves before its
+    turn: the late one still runs, the one behind it never reaches its model."""
+    slow = brief.repository.get("slow")
+    adder = brief.repository.get("adder")
+    before = adder.metrics.requests
+    wait_until(lambda: brief.connections() == 0, "no connection open before the test")
+    with Wire(brief.address) as gone:
+        gone.send(request("POST", SLOW, adder_body(1.0)) + request("POST", ADDER, adder_body(2.0)))
+        wait_until(lambda: slow.batcher.queued == 1, "the late request queued")
+    wait_until(lambda: brief.connections() == 0, "the server saw the client leave")
+    wait_until(lambda: slow.metrics.in_flight == 0, "the late request ran")
+    time.sleep(0.2)  # the loop's next turns, where the one behind it would have started
+    assert adder.metrics.requests == before
+
+
 # 6. The idle keep-alive timeout
 
 

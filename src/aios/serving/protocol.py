@@ -226,6 +226,9 @@ class InferProtocol(HttpToolsProtocol):
         return target
 
     def _activate(self, exchange: _Exchange) -> None:
+        if self.transport.is_closing():  # the client left while it waited its turn
+            exchange.response_complete = True
+            return
         exchange.active = True
         if not exchange.more_body:
             self._run(exchange)
