@@ -3,7 +3,8 @@ socket, answers read with a small parser, against a real server whose ``…/infe
 requests take :class:`~aios.serving.protocol.InferProtocol`'s fast path and whose other
 requests go through uvicorn and FastAPI. Pipelining order, ``Connection: close`` and
 HTTP/1.0, ``Expect: 100-continue``, bodies over the limit, clients that leave, the
-idle keep-alive timer, chunked and gzip bodies, and malformed requests."""
+idle keep-alive timer, chunked and gzip bodies, malformed requests, and a request head
+sent again (recognised without the parser)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ import pytest
 import uvicorn
 
 from aios.serving import BatchingConfig, BatchRecord, ModelRepository, ServedModel
+from aios.serving.protocol import InferProtocol
 from aios.serving.server import inference_config
 from tests.serving.conftest import Artifacts
 from tests.serving.models import digits
@@ -358,6 +360,141 @@ def test_many_quick_answers_pipelined_behind_a_late_inference_all_come_back(
         wire.send(request("POST", DIGITS, digits_body(slice(16, 17))) + missing * MANY)
         assert_digits(wire.response(), slice(16, 17), artifacts)
         assert [wire.response().status for _ in range(MANY)] == [404] * MANY
+
+
+# 11. The same request head again: recognised without the parser
+
+
+@pytest.fixture
+def parsed_heads(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """The URL of every request head the parser takes apart, from now on (the servers
+    of this module run in this process)."""
+    heads: list[bytes] = []
+    parse = InferProtocol.on_headers_complete
+
+    def counting(protocol: InferProtocol) -> None:
+        heads.append(protocol.url)
+        parse(protocol)
+
+    monkeypatch.setattr(InferProtocol, "on_headers_complete", counting)
+    return heads
+
+
+SAME_LENGTH = (1.5, 2.5, 3.5, 9.5, 0.0)
+"""Values whose adder bodies all have the same length: the same request head."""
+
+
+def test_a_request_head_sent_again_is_answered_for_its_own_body(
+    server: Served, parsed_heads: list[bytes]
+) -> None:
+    """A client repeating its request head (same URL, headers and length) with other
+    bodies gets the answer for each body, and only the first head is parsed."""
+    with Wire(server.address) as wire:
+        for value in SAME_LENGTH:
+            wire.send(request("POST", ADDER, adder_body(value)))
+            assert_added(wire.response(), value)
+    assert parsed_heads == [ADDER.encode()]
+
+
+def test_a_head_of_the_same_length_for_another_model_is_parsed(
+    server: Served, parsed_heads: list[bytes]
+) -> None:
+    """After a head was recognised, a request of the same length whose URL differs (a
+    model that does not exist) is parsed and answered for its own URL: 404."""
+    missing = ADDER.replace("adder", "addex")
+    with Wire(server.address) as wire:
+        for path in (ADDER, ADDER, missing, ADDER):
+            wire.send(request("POST", path, adder_body(2.5)))
+            answer = wire.response()
+            if path == missing:
+                assert (answer.status, answer.json()) == (404, {"error": answer.json()["error"]})
+                assert "addex" in answer.json()["error"]
+            else:
+                assert_added(answer, 2.5)
+    assert parsed_heads == [ADDER.encode(), missing.encode(), ADDER.encode()]
+
+
+def test_a_repeated_head_split_over_two_writes_or_sent_twice_in_one_is_parsed(
+    server: Served, parsed_heads: list[bytes]
+) -> None:
+    """A known head whose request comes in two pieces, or two such requests in one
+    write: not one read of exactly one request, so the parser takes them, answered in
+    order."""
+    ask = [request("POST", ADDER, adder_body(value)) for value in SAME_LENGTH]
+    with Wire(server.address) as wire:
+        wire.send(ask[0])
+        assert_added(wire.response(), SAME_LENGTH[0])
+        wire.send(ask[1][:-5])
+        time.sleep(0.05)
+        wire.send(ask[1][-5:])
+        assert_added(wire.response(), SAME_LENGTH[1])
+        wire.send(ask[2] + ask[3])
+        assert_added(wire.response(), SAME_LENGTH[2])
+        assert_added(wire.response(), SAME_LENGTH[3])
+        wire.send(ask[4])
+        assert_added(wire.response(), SAME_LENGTH[4])
+    assert len(parsed_heads) == 4, parsed_heads
+
+
+def test_a_known_request_inside_another_body_is_that_body(server: Served) -> None:
+    """The bytes of a known request arriving as the body of another request are that
+    body, even when the other was answered before its body came (FastAPI's 405 to a POST
+    on a metadata URL): they are read and dropped, not answered as the known request."""
+    known = request("POST", ADDER, adder_body(1.5))
+    outer = request("POST", "/v2/models/adder", known)
+    with Wire(server.address) as wire:
+        wire.send(known)
+        assert_added(wire.response(), 1.5)
+        wire.send(outer[: -len(known)])
+        assert wire.response().status == 405
+        wire.send(known)  # the rest of the refused request
+        wire.send(request("POST", ADDER, adder_body(2.5)))
+        assert_added(wire.response(), 2.5)
+
+
+def test_a_repeated_head_behind_a_late_answer_waits_its_turn(
+    server: Served, artifacts: Artifacts
+) -> None:
+    """A known head sent while an earlier request on the connection is still unanswered
+    (the late inference) is answered after it, in the order asked."""
+    with Wire(server.address) as wire:
+        wire.send(request("POST", ADDER, adder_body(1.5)))
+        assert_added(wire.response(), 1.5)
+        wire.send(request("POST", DIGITS, digits_body(slice(20, 22))))
+        time.sleep(0.05)  # the late one is in its batch, waiting
+        wire.send(request("POST", ADDER, adder_body(2.5)))
+        late, fast = wire.responses(2)
+        assert_digits(late, slice(20, 22), artifacts)
+        assert_added(fast, 2.5)
+
+
+def test_a_chunked_request_sent_again_is_decoded_again(
+    server: Served, artifacts: Artifacts, parsed_heads: list[bytes]
+) -> None:
+    """A chunked request is never taken for a known head: the same bytes twice are two
+    parsed requests with their chunks assembled, not a body read raw."""
+    ask = request(
+        "POST", DIGITS, chunked(digits_body(slice(8, 10)), 64), ("Transfer-Encoding: chunked",)
+    )
+    with Wire(server.address) as wire:
+        for _ in range(2):
+            wire.send(ask)
+            assert_digits(wire.response(), slice(8, 10), artifacts)
+    assert parsed_heads == [DIGITS.encode()] * 2
+
+
+def test_a_compressed_request_sent_again_is_inflated_again(
+    server: Served, artifacts: Artifacts, parsed_heads: list[bytes]
+) -> None:
+    """A gzip request's head is recognised like any other; its body is still inflated."""
+    ask = request(
+        "POST", DIGITS, gzip.compress(digits_body(slice(4, 6))), ("Content-Encoding: gzip",)
+    )
+    with Wire(server.address) as wire:
+        for _ in range(3):
+            wire.send(ask)
+            assert_digits(wire.response(), slice(4, 6), artifacts)
+    assert parsed_heads == [DIGITS.encode()]
 
 
 # A server built here: its keep-alive timeout, and its connections, are the tests'.

@@ -11,6 +11,13 @@ one piece from the batch's callback. Every other request (metadata, health, metr
 goes through uvicorn and the ASGI app as before, so parsing, keep-alive, pipelining
 order, ``Expect: 100-continue``, graceful shutdown and the connection limits stay
 uvicorn's.
+
+A client sends the same request head again and again (the same URL and headers, the
+same ``Content-Length``): what parsing that head found is kept per connection
+(:class:`_Repeat`) from a request that came whole in one read, and a later read of the
+same length that starts with the same bytes is taken as the same request with another
+body, without the parser and its dozen callbacks. Same bytes, same parse: the parser
+would find nothing else in them.
 """
 
 from __future__ import annotations
@@ -75,6 +82,19 @@ class _Exchange:
         self.disconnected = False
 
 
+class _Repeat:
+    """A request head this connection sent, and what parsing it found: a read of
+    ``length`` bytes that starts with ``head`` is that request again, its body the rest."""
+
+    __slots__ = ("head", "headers", "length", "target")
+
+    def __init__(self, head: bytes, length: int, exchange: _Exchange) -> None:
+        self.head = head
+        self.length = length
+        self.target = exchange.target
+        self.headers = exchange.headers
+
+
 class InferProtocol(HttpToolsProtocol):
     """uvicorn's protocol with ``…/infer`` requests given to :attr:`endpoint`."""
 
@@ -93,6 +113,37 @@ class InferProtocol(HttpToolsProtocol):
         self.endpoint = endpoint
         self._idle_since: float | None = None
         self._idle_timer: asyncio.TimerHandle | None = None
+        self._repeat: _Repeat | None = None
+        self._between_messages = True  # the parser holds no part of a request
+        self._begun = 0  # requests the parser began in the current read
+        self._whole: _Exchange | None = None  # one it ended, that a repeat may stand for
+
+    def data_received(self, data: bytes) -> None:
+        repeat = self._repeat
+        if (
+            repeat is not None
+            and len(data) == repeat.length
+            and self._between_messages
+            and data.startswith(repeat.head)
+        ):
+            previous: RequestResponseCycle | _Exchange | None = self.cycle
+            if previous is None or previous.response_complete:
+                self._idle_since = None
+                exchange = _Exchange(repeat.target, repeat.headers, keep_alive=True)
+                exchange.body.append(data[len(repeat.head) :])
+                exchange.size = repeat.length - len(repeat.head)
+                exchange.more_body = False
+                self.cycle = cast(RequestResponseCycle, exchange)
+                self._activate(exchange)
+                return
+        began_between = self._between_messages
+        self._begun = 0
+        self._whole = None
+        super().data_received(data)
+        whole = self._whole
+        if whole is not None and began_between and self._begun == 1 and self._between_messages:
+            # The read was exactly one request: its head is what precedes the body.
+            self._repeat = _Repeat(data[: len(data) - whole.size], len(data), whole)
 
     # The parser's callbacks: an inference request is ours from its headers on.
 
@@ -134,10 +185,13 @@ class InferProtocol(HttpToolsProtocol):
             exchange.body.append(body)
 
     def on_message_complete(self) -> None:
+        self._between_messages = True
         exchange = self._exchange()
         if exchange is None:
             super().on_message_complete()
             return
+        if self._repeatable(exchange):
+            self._whole = exchange
         exchange.more_body = False
         if exchange.active and not exchange.response_complete:
             self._run(exchange)
@@ -145,6 +199,8 @@ class InferProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         # uvicorn builds the request's ASGI scope here; an inference request needs none,
         # so it is built once the headers show that the request is not one.
+        self._between_messages = False
+        self._begun += 1
         self.url = b""
         self.expect_100_continue = False
         self.headers = []
@@ -210,6 +266,17 @@ class InferProtocol(HttpToolsProtocol):
     def _exchange(self) -> _Exchange | None:
         cycle: object = self.cycle
         return cycle if isinstance(cycle, _Exchange) else None
+
+    def _repeatable(self, exchange: _Exchange) -> bool:
+        """Whether another request with the head of ``exchange`` would be handled the
+        same: kept alive, no 100-continue, a body under the limit and framed by its
+        ``Content-Length`` (not chunked: the parser refuses a request that says both)."""
+        return (
+            exchange.keep_alive
+            and not exchange.expect_100
+            and not exchange.too_large
+            and exchange.headers.get("content-length") == str(exchange.size)
+        )
 
     def _target(self) -> tuple[str, str | None] | None:
         """The model and version the request's URL names for inference, if it does."""
