@@ -410,10 +410,10 @@ def encode_response(
     Raises InvalidInput for a requested output the model does not give, or a ``BYTES``
     output that is not UTF-8 text but was asked for as JSON.
     """
-    wanted = requested or tuple(RequestedOutput(name) for name in outputs)
-    fast = _encode_binary(model_name, model_version, outputs, wanted, binary_output, request_id)
+    fast = _encode_binary(model_name, model_version, outputs, requested, binary_output, request_id)
     if fast is not None:
         return fast
+    wanted = requested or tuple(RequestedOutput(name) for name in outputs)
     document: dict[str, Any] = {"model_name": model_name, "model_version": model_version}
     if request_id is not None:
         document["id"] = request_id
@@ -451,21 +451,24 @@ def _encode_binary(
     model_name: str,
     model_version: str,
     outputs: Mapping[str, np.ndarray[Any, Any]],
-    wanted: tuple[RequestedOutput, ...],
+    requested: tuple[RequestedOutput, ...] | None,
     binary_output: bool,
     request_id: str | None,
 ) -> EncodedResponse | None:
     """The response when every wanted output is a binary numeric tensor, its header
     from the cache; None for anything else (the general path handles and names it)."""
+    if requested is None:  # all outputs, as binary_data_output says
+        wanted = [(name, binary_output) for name in outputs]
+    else:
+        wanted = [(o.name, binary_output if o.binary is None else o.binary) for o in requested]
     described = []
     chunks = []
-    for output in wanted:
-        array = outputs.get(output.name)
-        binary = output.binary if output.binary is not None else binary_output
+    for name, binary in wanted:
+        array = outputs.get(name)
         if array is None or not binary or array.dtype.kind not in _NUMERIC:
             return None
         raw = _little_endian_bytes(array)
-        described.append((output.name, array.dtype.str, array.shape, len(raw)))
+        described.append((name, array.dtype.str, array.shape, len(raw)))
         chunks.append(raw)
     key = (model_name, model_version, request_id, *described)
     header = _HEADERS.get(key)
