@@ -130,6 +130,13 @@ REFUSED = [
     ("POST", "/deployments", {"model": f"m@{BIG}"}, "model"),
     ("POST", "/deployments", {"model": "m@1", "canary": f"m@{BIG}:10"}, "canary"),
     ("PUT", "/deployments/d", {"model": f"m@{BIG}"}, "model"),
+    ("GET", f"/lineage/job/{BIG}", None, "ref"),
+    ("GET", f"/lineage/model/m@{BIG}", None, "ref"),
+    ("GET", f"/lineage/dataset/d@{BIG}", None, "ref"),
+    ("GET", "/lineage/model/a%00@1", None, "ref"),
+    ("GET", "/lineage/model/m@%00", None, "ref"),
+    ("GET", "/lineage/job/%C2%B2", None, "ref"),  # a digit to str.isdigit, not to int()
+    ("GET", "/dashboard/jobs?name=a%00b", None, "name"),
 ]
 
 
@@ -140,8 +147,9 @@ def test_ids_past_32_bits_and_nul_bytes_are_refused_naming_the_field(
     plane: ControlPlane, method: str, path: str, body: Any, field: str
 ) -> None:
     """The requests the fuzzer found answering 500 on PostgreSQL ("integer out of
-    range", "cannot contain NUL"): refused with a 422 that names the field at fault,
-    before any query, on either database."""
+    range", "cannot contain NUL"; and a lineage ref of a digit that ``int`` cannot read,
+    on both): refused with a 422 that names the field at fault, before any query, on
+    either database."""
     response = _request(plane, method, path, json=body)
     assert response.status_code == 422, response.text
     assert any(field in error["loc"] for error in response.json()["detail"]), response.text

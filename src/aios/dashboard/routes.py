@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 from fastapi import APIRouter, Depends, Query
 from fastapi import Path as PathParam
+from pydantic import AfterValidator
 
 from aios.control.api import caller
 from aios.control.auth import Principal
@@ -25,6 +26,7 @@ from aios.dashboard.simulation import simulator_router
 from aios.dashboard.stream import stream_router
 from aios.dashboard.tickets import StreamTickets
 from aios.dashboard.timeline import Timeline, timeline
+from aios.registry.specs import check_text
 from aios.simulator.history import History
 
 if TYPE_CHECKING:
@@ -35,6 +37,9 @@ __all__ = ["dashboard_router"]
 User = Annotated[Principal, Depends(caller)]
 DeploymentName = Annotated[str, PathParam(pattern=NAME)]
 Seconds = Annotated[float | None, Query(ge=0, le=1e11)]
+NamePart = Annotated[str, AfterValidator(check_text)]
+"""Part of a job's name to filter by: any text a name can hold, so no NUL (a text column
+of PostgreSQL cannot hold it, and comparing with one is an error there)."""
 
 
 def dashboard_router(plane: ControlPlane) -> APIRouter:
@@ -61,7 +66,7 @@ def dashboard_router(plane: ControlPlane) -> APIRouter:
         state: JobStateName | None = None,
         queue: Annotated[str | None, Query(pattern=NAME)] = None,
         owner: Annotated[str | None, Query(pattern=NAME)] = None,
-        name: Annotated[str | None, Query(max_length=128)] = None,
+        name: Annotated[NamePart | None, Query(max_length=128)] = None,
         sort: SortKey = "id",
         order: Annotated[str, Query(pattern="^(asc|desc)$")] = "desc",
         limit: Annotated[int, Query(ge=1, le=500)] = 50,

@@ -6,17 +6,41 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel, Field
+from fastapi import Path as PathParam
+from pydantic import AfterValidator, BaseModel, Field
 
 from aios.control.api import caller
 from aios.control.auth import Principal
+from aios.control.specs import MAX_ID
 from aios.lineage.catalog import DataCatalog
 from aios.lineage.graph import LineageTree, lineage
+from aios.registry.specs import check_reference
 from aios.store import Database
 
 __all__ = ["LineageView", "TreeView", "lineage_router"]
 
 User = Annotated[Principal, Depends(caller)]
+REF = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}(@[A-Za-z0-9][A-Za-z0-9_.\-]{0,63})?$"
+"""A job id, or a dataset or model version as ``NAME@REF`` (a dataset also as ``NAME``):
+ASCII only, so no NUL (which a text column of PostgreSQL cannot hold) and no digit
+that ``str.isdigit`` accepts but ``int`` cannot read (``²``)."""
+
+
+def check_ref(ref: str) -> str:
+    """``ref`` unless it holds a number that no job or version has: a job id past
+    :data:`MAX_ID` or a version number past the registry's largest (ValueError naming
+    it). Both are 32-bit integers on PostgreSQL, where looking such a number up would be
+    an error rather than a node that is absent. (A dataset whose whole name is such a
+    number is named ``NAME@latest`` here.)"""
+    if ref.isdigit() and int(ref) > MAX_ID:
+        raise ValueError(f"{ref}: no job has an id past {MAX_ID}")
+    _, at, version = ref.rpartition("@")
+    if at:
+        check_reference(version)
+    return ref
+
+
+LineageRef = Annotated[str, PathParam(pattern=REF), AfterValidator(check_ref)]
 
 
 class NodeView(BaseModel):
@@ -50,7 +74,9 @@ def lineage_router(db: Database, catalog: DataCatalog) -> APIRouter:
     router = APIRouter(prefix="/lineage", tags=["lineage"])
 
     @router.get("/{kind}/{ref}", response_model=LineageView)
-    def get_lineage(kind: Literal["dataset", "job", "model"], ref: str, user: User) -> LineageView:
+    def get_lineage(
+        kind: Literal["dataset", "job", "model"], ref: LineageRef, user: User
+    ) -> LineageView:
         """The graph around a dataset version (``NAME@REF``), a job (its id) or a model
         version (``NAME@NUMBER`` or ``NAME@ALIAS``)."""
 
