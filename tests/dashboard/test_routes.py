@@ -134,6 +134,25 @@ def test_the_stream_sends_the_callers_new_events_only(cluster: Cluster) -> None:
     assert seen and {e["job_id"] for e in seen} == {mine["id"]}
 
 
+def test_the_stream_resumes_after_a_numeric_last_event_id_only(cluster: Cluster) -> None:
+    """A reconnecting browser's ``Last-Event-ID`` is where the stream resumes; one that
+    is not an ASCII number (``²`` passes ``str.isdigit``) is ignored, not a 500."""
+    with http(cluster, cluster.alpha_token) as api:
+        for resume in (b"3", "\u00b2".encode("latin-1")):
+            ticket = api.post("/stream/ticket").json()["ticket"]
+            params = {"ticket": ticket}
+            headers = {b"Last-Event-ID": resume}
+            with api.stream("GET", "/stream", params=params, headers=headers) as stream:
+                assert stream.status_code == 200, resume
+                lines = stream.iter_lines()
+                assert next(lines) == "event: ready"
+                since = json.loads(next(lines).removeprefix("data: "))["since"]
+            if resume == b"3":
+                assert since == 3
+            else:  # from now on: the latest event's id
+                assert isinstance(since, int)
+
+
 def test_the_stream_refuses_a_missing_or_bad_ticket(cluster: Cluster) -> None:
     with http(cluster, None) as api:
         assert api.get("/stream").status_code == 422

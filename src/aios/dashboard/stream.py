@@ -73,7 +73,7 @@ def stream_router(ops: ControlOps, db: Database, tickets: StreamTickets) -> APIR
         whose id is the event's; a browser that reconnects sends ``Last-Event-ID``."""
         user = tickets.redeem(ticket)
         resume = request.headers.get("last-event-id", "")
-        if resume.isdigit():
+        if resume.isascii() and resume.isdigit():  # "²" is a digit to isdigit, not to int
             since = int(resume)
         cursor = since if since is not None else await asyncio.to_thread(latest_event_id, db)
         if cursor > MAX_ID:

@@ -75,7 +75,7 @@ class _Graph:
 
     def model_number(self, name: str, version: str) -> int | None:
         """The version number ``version`` (a number or an alias) names."""
-        if version.isdigit():
+        if version.isascii() and version.isdigit():
             return int(version)
         return self.session.scalar(
             select(ModelAliasRow.version)
@@ -200,7 +200,7 @@ def lineage(
     graph = _Graph(session, may_see)
     root: LineageNode | None
     if kind == "job":
-        if not ref.isdigit():
+        if not (ref.isascii() and ref.isdigit()):
             raise InvalidInput(f"job {ref!r}: a job is named by its id")
         root = graph.job(int(ref))
     elif kind == "model":
