@@ -27,6 +27,7 @@ import uvicorn
 from aios.serving import BatchingConfig, BatchRecord, ModelRepository, ServedModel
 from aios.serving.protocol import InferProtocol
 from aios.serving.server import inference_config
+from aios.serving.tensors import HEADER_LENGTH
 from tests.serving.conftest import Artifacts
 from tests.serving.models import digits
 from tests.serving.serving_harness import STARTUP, Served, serving
@@ -450,6 +451,36 @@ def test_a_known_request_inside_another_body_is_that_body(server: Served) -> Non
         wire.send(known)  # the rest of the refused request
         wire.send(request("POST", ADDER, adder_body(2.5)))
         assert_added(wire.response(), 2.5)
+
+
+@pytest.mark.parametrize("empty", [b"\r\n", b"\n"], ids=["crlf", "lf"])
+def test_requests_each_followed_by_an_empty_line_are_answered_for_their_own_bodies(
+    server: Served, empty: bytes
+) -> None:
+    """An empty line after a request (which HTTP lets a server skip, and the parser does)
+    is no part of the next request's head: each answer is for its own body, JSON or
+    binary (a head taken two bytes too long read the next body two bytes late)."""
+    header = json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "x",
+                    "shape": [1, 1],
+                    "datatype": "FP32",
+                    "parameters": {"binary_data_size": 4},
+                }
+            ]
+        }
+    ).encode()
+    length = (f"{HEADER_LENGTH}: {len(header)}",)
+    with Wire(server.address) as wire:
+        for value in SAME_LENGTH:
+            wire.send(request("POST", ADDER, adder_body(value)) + empty)
+            assert_added(wire.response(), value)
+        for value in SAME_LENGTH:
+            tensor = np.array([value], dtype="<f4").tobytes()
+            wire.send(request("POST", ADDER, header + tensor, length) + empty)
+            assert_added(wire.response(), value)
 
 
 def test_a_repeated_head_behind_a_late_answer_waits_its_turn(

@@ -142,8 +142,12 @@ class InferProtocol(HttpToolsProtocol):
         super().data_received(data)
         whole = self._whole
         if whole is not None and began_between and self._begun == 1 and self._between_messages:
-            # The read was exactly one request: its head is what precedes the body.
-            self._repeat = _Repeat(data[: len(data) - whole.size], len(data), whole)
+            # The read was one request, and maybe empty lines, which the parser skips
+            # between requests: kept when its headers' end is where its body begins and
+            # its body ends the read (an empty line after it would shift both).
+            head = data.find(b"\r\n\r\n") + 4
+            if head >= 4 and head + whole.size == len(data):
+                self._repeat = _Repeat(data[:head], len(data), whole)
 
     # The parser's callbacks: an inference request is ours from its headers on.
 
