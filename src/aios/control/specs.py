@@ -35,7 +35,9 @@ __all__ = [
     "WhoAmI",
 ]
 
-NAME = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
+NAME_PART = r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}"
+"""A name, unanchored, to build patterns of names from (``NAME@REF``)."""
+NAME = rf"^{NAME_PART}$"
 Name = Annotated[str, Field(pattern=NAME, description="letters, digits, '_', '.', '-'")]
 MAX_CPUS = 1_000_000  # in millicores: a thousand cores
 MAX_MEMORY = 1 << 50  # a pebibyte

@@ -11,7 +11,7 @@ from pydantic import AfterValidator, BaseModel, Field
 
 from aios.control.api import caller
 from aios.control.auth import Principal
-from aios.control.specs import MAX_ID
+from aios.control.specs import MAX_ID, NAME_PART
 from aios.lineage.catalog import DataCatalog
 from aios.lineage.graph import LineageTree, lineage
 from aios.registry.specs import check_reference
@@ -20,7 +20,7 @@ from aios.store import Database
 __all__ = ["LineageView", "TreeView", "lineage_router"]
 
 User = Annotated[Principal, Depends(caller)]
-REF = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}(@[A-Za-z0-9][A-Za-z0-9_.\-]{0,63})?$"
+REF = rf"^{NAME_PART}(@{NAME_PART})?$"
 """A job id, or a dataset or model version as ``NAME@REF`` (a dataset also as ``NAME``):
 ASCII only, so no NUL (which a text column of PostgreSQL cannot hold) and no digit
 that ``str.isdigit`` accepts but ``int`` cannot read (``²``)."""
