@@ -38,6 +38,7 @@ from aios.control.specs import (
     QueueView,
     resource_amount,
 )
+from aios.control.tenants import next_uid
 from aios.control.views import job_view, spec_of
 from aios.data.datasets import parse_version
 from aios.errors import Busy, Conflict, InvalidInput, NotFound
@@ -376,6 +377,7 @@ class ControlOps:
                 cohort=spec.cohort,
                 borrowing_limit=_amounts(spec.borrowing_limit) or {},
                 created_at=now,
+                uid=next_uid(session),
             )
             session.add(row)
             record(session, now, "queue_created", f"queue {spec.name} created")

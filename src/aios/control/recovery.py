@@ -26,6 +26,7 @@ from aios.control.records import (
     record,
     scheduler_job,
 )
+from aios.control.tenants import next_uid
 from aios.executors.base import ExitReason, ProcessExit, StopReason
 from aios.scheduler import TERMINAL_STATES, JobState
 from aios.store import AttemptRow, JobRow, QueueRow
@@ -50,6 +51,7 @@ def recover(loop: Reconciler) -> None:
                     cohort=None,
                     borrowing_limit={},
                     created_at=now,
+                    uid=next_uid(session),
                 )
             )
             session.flush()

@@ -1,7 +1,17 @@
 """Persistent state of the control plane: SQLAlchemy models and the database."""
 
 from aios.store.database import Database, sqlite_url
-from aios.store.models import AttemptRow, Base, EventRow, JobRow, PipelineRow, QueueRow, UserRow
+from aios.store.models import (
+    AttemptRow,
+    Base,
+    EventRow,
+    JobRow,
+    PipelineRow,
+    QueueRow,
+    SecretRow,
+    TokenRow,
+    UserRow,
+)
 
 __all__ = [
     "AttemptRow",
@@ -11,6 +21,8 @@ __all__ = [
     "JobRow",
     "PipelineRow",
     "QueueRow",
+    "SecretRow",
+    "TokenRow",
     "UserRow",
     "sqlite_url",
 ]

@@ -21,6 +21,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    false,
     true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -38,6 +39,8 @@ __all__ = [
     "PipelineRow",
     "QueueRow",
     "ReplicaRow",
+    "SecretRow",
+    "TokenRow",
     "UserRow",
 ]
 
@@ -58,10 +61,13 @@ class QueueRow(Base):
     cohort: Mapped[str | None] = mapped_column(String(64), nullable=True)
     borrowing_limit: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[float] = mapped_column(Float)
+    uid: Mapped[int | None] = mapped_column(Integer, nullable=True, unique=True)
+    """The Unix user (and group) id the tenant's sandboxed jobs run as when the control
+    plane runs as root; given once, when the queue is created."""
 
 
 class UserRow(Base):
-    """Someone who holds a token: an admin, or a member of one tenant (queue)."""
+    """Someone who holds tokens: an admin, or a member of one tenant (queue)."""
 
     __tablename__ = "users"
 
@@ -69,8 +75,41 @@ class UserRow(Base):
     name: Mapped[str] = mapped_column(String(64), unique=True)
     tenant: Mapped[str | None] = mapped_column(String(64), nullable=True)
     admin: Mapped[bool] = mapped_column(Boolean, default=False)
-    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[float] = mapped_column(Float)
+
+
+class TokenRow(Base):
+    """A bearer token of a user, kept as the SHA-256 digest of its text; it stops
+    working at ``expires_at`` (None: never) or once revoked. A job's own token is not a
+    row (it is derived from the job, see :mod:`aios.control.auth`) unless it was revoked
+    before its job ended: then ``job_id`` and ``attempt`` name it and ``token_hash`` is
+    None."""
+
+    __tablename__ = "tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), nullable=True
+    )
+    token_hash: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)
+    note: Mapped[str] = mapped_column(String(128), default="")
+    created_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    revoked_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    job_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    attempt: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class SecretRow(Base):
+    """A key of the control plane's own (the one that signs jobs' tokens, the one
+    serving replicas check requests with), made at random the first time it is needed
+    and kept here so that it outlives a restart, as the processes that hold what it
+    signed do."""
+
+    __tablename__ = "control_secrets"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(256))
 
 
 class PipelineRow(Base):
@@ -147,6 +186,17 @@ class JobRow(Base):
     """Datasets the job publishes a new version of when it succeeds."""
     cache: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     """Whether a run of the same command on the same input versions may be reused."""
+    network: Mapped[str] = mapped_column(String(8), default="host", server_default="host")
+    """``host`` (the machine's network) or ``none`` (loopback only) inside the sandbox."""
+    image: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    """The OCI image (a layout directory or a saved archive) the job runs in; None:
+    the host's root, read-only."""
+    as_admin: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    """Whether the job's own token has its (admin) submitter's rights rather than its
+    queue's."""
+    mounts: Mapped[list[Any]] = mapped_column(JSON, default=list, server_default="[]")
+    """Host paths bound read-only into the job's sandbox at the same path: set by the
+    control plane itself (a serving replica's model files), never by a request."""
 
 
 class JobDatasetRow(Base):
