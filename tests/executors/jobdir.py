@@ -1,6 +1,8 @@
 """Real processes in a temporary job directory: :class:`Jobs` builds launch specs,
 creates executors that signal an event on every exit, waits for exits with a deadline,
-and on leaving its ``with`` block kills whatever a test left running."""
+and on leaving its ``with`` block kills whatever a test left running. With a
+:class:`~aios.executors.sandbox.Sandbox` every replica runs sandboxed (as the control
+plane runs them), its exit records in a control directory of its own."""
 
 from __future__ import annotations
 
@@ -18,13 +20,18 @@ import pytest
 
 from aios.errors import InvalidInput
 from aios.executors import Handle, LaunchSpec, LocalExecutor, ProcessExit
+from aios.executors.base import SandboxSpec
+from aios.executors.sandbox import Sandbox
 
 
 class Jobs:
-    """Launches replicas of one job into ``workdir`` and collects their exits."""
+    """Launches replicas of one job into ``workdir`` and collects their exits; in
+    ``sandbox`` when one is given."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, sandbox: Sandbox | None = None) -> None:
         self.workdir = workdir
+        self.sandbox = sandbox
+        self.control = workdir.parent / f"{workdir.name}.control" if sandbox else None
         self.handles: list[Handle] = []
         self._executors: list[LocalExecutor] = []
         self._events: dict[int, threading.Event] = {}
@@ -42,6 +49,7 @@ class Jobs:
         **options: Any,
     ) -> LocalExecutor:
         event = threading.Event()
+        options.setdefault("sandbox", self.sandbox)
         executor = LocalExecutor(on_exit=event.set, isolation=isolation, **options)
         self._events[id(executor)] = event
         self._executors.append(executor)
@@ -55,8 +63,19 @@ class Jobs:
         except InvalidInput as e:
             pytest.skip(f"no writable memory cgroup here: {e}")
 
+    @property
+    def sandboxed(self) -> bool:
+        return self.sandbox is not None
+
+    def exit_file(self, attempt: int = 1, replica: int = 0) -> Path:
+        """Where the wrapper of that replica records its exit."""
+        return (self.control or self.workdir) / f".exit-{attempt}-{replica}"
+
     def spec(self, command: Sequence[str], **fields: Any) -> LaunchSpec:
         fields.setdefault("replica", next(self._replicas))
+        if self.sandbox is not None:
+            fields.setdefault("sandbox", SandboxSpec())
+            fields.setdefault("control_dir", self.control)
         return LaunchSpec(
             job_id="job-1",
             attempt=fields.pop("attempt", 1),
@@ -118,6 +137,23 @@ class Jobs:
         except OSError:
             return True
         return data[data.rfind(b")") + 2 :].split()[0] in (b"Z", b"X")
+
+    @staticmethod
+    def group_gone(pgid: int) -> bool:
+        """True when no process of group ``pgid`` runs any more (zombies awaiting their
+        reaper count as gone): inside a sandbox a pid the job reports is its own
+        namespace's, so tests check the replica's whole group instead."""
+        for name in os.listdir("/proc"):
+            if not name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{name}/stat", "rb") as f:
+                    fields = f.read().rsplit(b")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
+                return False
+        return True
 
     def cleanup(self) -> None:
         for executor in self._executors:

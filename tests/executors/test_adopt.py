@@ -7,21 +7,11 @@ import dataclasses
 import os
 import sys
 import time
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 
 from aios.executors import ExitReason, StopReason
 from tests.executors.jobdir import Jobs
 
 WAIT_FOR_GO = "touch up; while [ ! -e go ]; do sleep 0.02; done; exit 7"
-
-
-@pytest.fixture
-def jobs(tmp_path: Path) -> Iterator[Jobs]:
-    with Jobs(tmp_path) as runner:
-        yield runner
 
 
 def test_adopted_replica_reports_its_exit_code(jobs: Jobs) -> None:
@@ -146,7 +136,7 @@ def test_find_recovers_a_replica_that_ran_and_ended_unwatched(jobs: Jobs) -> Non
     first = jobs.executor()
     _, spec = jobs.launch(first, ["exit 7"], shell=True)
     first.close()
-    jobs.wait_for((jobs.workdir / f".exit-{spec.attempt}-{spec.replica}").exists)
+    jobs.wait_for(jobs.exit_file(spec.attempt, spec.replica).exists)
     second = jobs.executor()
     found = second.find(spec)
     assert found is not None

@@ -6,7 +6,6 @@ import dataclasses
 import os
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -22,20 +21,18 @@ DUMP_AFFINITY = (
 )
 
 
-@pytest.fixture
-def jobs(tmp_path: Path) -> Iterator[Jobs]:
-    with Jobs(tmp_path) as runner:
-        yield runner
-
-
 def _environment_of(text: str) -> dict[str, str]:
     return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
 
 
-def test_environment_names_the_allocation(jobs: Jobs, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The replica sees the parent's environment, the job's, and the AIOS_* variables;
-    CUDA_VISIBLE_DEVICES lists exactly its GPUs."""
+def test_environment_is_the_jobs_and_its_allocation(
+    jobs: Jobs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The replica sees the job's variables, the AIOS_* variables of its allocation and
+    PATH/LANG/HOME defaults, and nothing of the executor's own environment;
+    CUDA_VISIBLE_DEVICES names exactly its GPUs (as the sandbox numbers them)."""
     monkeypatch.setenv("AIOS_TEST_PARENT", "inherited")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "the control plane's")
     executor = jobs.executor()
     jobs.launch(
         executor,
@@ -50,10 +47,24 @@ def test_environment_names_the_allocation(jobs: Jobs, monkeypatch: pytest.Monkey
     )
     assert jobs.wait_one(executor).reason is ExitReason.SUCCEEDED
     env = _environment_of((jobs.workdir / "stdout.log").read_text())
-    assert env["AIOS_TEST_PARENT"] == "inherited"
+    assert "AIOS_TEST_PARENT" not in env
+    assert "AWS_SECRET_ACCESS_KEY" not in env
+    shells = {"PWD", "OLDPWD", "SHLVL", "_"}  # what a shell on the way may add
+    allocation = {k for k in env if k.startswith("AIOS_")}
+    assert set(env) - shells - allocation == {
+        "PATH",
+        "LANG",
+        "HOME",
+        "JOB_SETTING",
+        "CUDA_VISIBLE_DEVICES",
+    }
+    assert env["HOME"] == str(jobs.workdir)
+    assert env["PATH"].split(":")[0] == os.path.dirname(sys.executable)
     assert env["JOB_SETTING"] == "42"
-    assert env["CUDA_VISIBLE_DEVICES"] == "0,2"
+    visible = jobs.sandbox.gpu_visible((0, 2)) if jobs.sandbox is not None else "0,2"
+    assert env["CUDA_VISIBLE_DEVICES"] == visible
     assert env["AIOS_GPUS"] == "0,2"
+    assert env["AIOS_JOB_DIR"] == str(jobs.workdir)
     assert env["AIOS_JOB_ID"] == "job-1"
     assert env["AIOS_ATTEMPT"] == "2"
     assert env["AIOS_REPLICA"] == "3"
@@ -143,14 +154,15 @@ def test_shell_command(jobs: Jobs) -> None:
 
 def test_handle_names_the_process_group_and_its_start(jobs: Jobs) -> None:
     """The handle holds the wrapper's pid, which leads its own session and group, its
-    create time as psutil reports it, and an exit file in the job's directory."""
+    create time as psutil reports it, and an exit file in the job's control directory
+    (its own directory when it has none)."""
     executor = jobs.executor()
     handle, _ = jobs.launch(executor, ["sleep", "0.3"], attempt=3, replica=1)
     assert handle.pgid == handle.pid == os.getsid(handle.pid) == os.getpgid(handle.pid)
     assert handle.started == pytest.approx(psutil.Process(handle.pid).create_time(), abs=0.01)
-    assert handle.exit_file == str(jobs.workdir / ".exit-3-1")
+    assert handle.exit_file == str(jobs.exit_file(3, 1))
     jobs.wait_one(executor)
-    assert (jobs.workdir / ".exit-3-1").read_text() == "0\n"
+    assert jobs.exit_file(3, 1).read_text() == "0\n"
 
 
 def test_every_exit_reported_exactly_once(jobs: Jobs) -> None:
@@ -172,7 +184,7 @@ def test_on_exit_is_called_from_the_watcher(jobs: Jobs) -> None:
         seen.append(len(executor.poll()))
         done.set()
 
-    executor = LocalExecutor(on_exit=on_exit)
+    executor = LocalExecutor(on_exit=on_exit, sandbox=jobs.sandbox)
     try:
         handle = executor.launch(jobs.spec(["true"]))
         jobs.handles.append(handle)
@@ -219,16 +231,33 @@ def test_exits_are_noticed_without_pidfds(jobs: Jobs, monkeypatch: pytest.Monkey
     assert exits[ExitReason.TIME_LIMIT].exit_code == 143
 
 
-def test_a_log_that_cannot_be_opened_fails_the_replica_before_its_command(jobs: Jobs) -> None:
-    """The wrapper opens the logs; when it cannot, the replica ends with exit code 125
-    and its command never runs."""
+def test_a_log_that_cannot_be_opened_fails_the_launch(jobs: Jobs) -> None:
+    """The executor opens the logs; when it cannot, launch raises OSError naming the
+    log and the command never runs."""
     executor = jobs.executor()
     marker = jobs.workdir / "ran"
     spec = jobs.spec(["touch", str(marker)])
     unwritable = jobs.workdir / "no-such-directory" / "stdout.log"
-    handle = executor.launch(dataclasses.replace(spec, stdout=unwritable))
-    jobs.handles.append(handle)
-    ended = jobs.wait_one(executor)
-    assert (ended.exit_code, ended.reason) == (125, ExitReason.FAILED)
-    assert "failed setup" in ended.message
+    with pytest.raises(OSError, match="no-such-directory"):
+        executor.launch(dataclasses.replace(spec, stdout=unwritable))
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("plant", ["symlink", "fifo", "directory"])
+def test_a_log_planted_by_the_job_is_refused(jobs: Jobs, tmp_path: Path, plant: str) -> None:
+    """A job may leave anything under its log's name in its own directory: a symlink
+    (which the executor, with its rights, would write through), a FIFO (which would
+    block it) or a directory. The launch refuses each, and writes nothing elsewhere."""
+    executor = jobs.executor()
+    target = tmp_path / "precious"
+    target.write_text("keep\n")
+    log = jobs.workdir / "stdout.log"
+    if plant == "symlink":
+        log.symlink_to(target)
+    elif plant == "fifo":
+        os.mkfifo(log)
+    else:
+        log.mkdir()
+    with pytest.raises(OSError, match=r"stdout\.log"):
+        jobs.launch(executor, ["echo", "overwritten"])
+    assert target.read_text() == "keep\n"

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,12 +24,6 @@ SHOW_CGROUP = (
     "line = next(l for l in open('/proc/self/cgroup') if ':memory:' in l or l.startswith('0::'))\n"
     "print(line.strip().split(':', 2)[2])"
 )
-
-
-@pytest.fixture
-def jobs(tmp_path: Path) -> Iterator[Jobs]:
-    with Jobs(tmp_path) as runner:
-        yield runner
 
 
 def test_cgroup_oom_kill_is_reported(jobs: Jobs) -> None:

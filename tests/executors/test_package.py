@@ -6,7 +6,7 @@ import aios.executors
 
 
 def test_executors_public_names() -> None:
-    """aios.executors exports the contract and the local executor."""
+    """aios.executors exports the contract, the local executor and its sandbox."""
     assert sorted(aios.executors.__all__) == [
         "Executor",
         "ExitReason",
@@ -15,6 +15,9 @@ def test_executors_public_names() -> None:
         "LocalExecutor",
         "MemoryIsolation",
         "ProcessExit",
+        "Sandbox",
+        "SandboxSpec",
+        "SandboxUnavailable",
         "StopReason",
     ]
     for name in aios.executors.__all__:

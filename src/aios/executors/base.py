@@ -8,9 +8,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
 
-__all__ = ["Executor", "ExitReason", "Handle", "LaunchSpec", "ProcessExit", "StopReason"]
+__all__ = [
+    "Executor",
+    "ExitReason",
+    "Handle",
+    "LaunchSpec",
+    "ProcessExit",
+    "SandboxSpec",
+    "StopReason",
+]
 
 
 class ExitReason(StrEnum):
@@ -34,6 +42,29 @@ class StopReason(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class SandboxSpec:
+    """What a replica's sandbox holds besides its own directory (see
+    :mod:`aios.executors.sandbox`).
+
+    ``network`` is ``host`` (the machine's) or ``none`` (a loopback of its own).
+    ``uid`` is the Unix user (and group) it runs as when the executor runs as root (its
+    tenant's); None: an unprivileged user of its own. ``rootfs`` is an unpacked image to
+    run in instead of the host's root, with ``image_env`` the variables its
+    configuration sets (``PATH`` first of all). ``mounts`` are host paths bound
+    read-only at the same path (a serving replica's model files); ``hidden`` are host
+    directories the sandbox shows empty, besides those the executor hides anyway (the
+    control plane's home and data repository).
+    """
+
+    network: Literal["host", "none"] = "host"
+    uid: int | None = None
+    rootfs: Path | None = None
+    image_env: Mapping[str, str] = field(default_factory=dict)
+    mounts: tuple[str, ...] = ()
+    hidden: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class LaunchSpec:
     """One replica of one attempt of a job, with everything its isolation needs.
 
@@ -42,6 +73,18 @@ class LaunchSpec:
     ``stdout``/``stderr``. ``cores`` and ``gpus`` are the ids the scheduler allocated;
     ``memory`` is the limit in bytes (0: none). ``time_limit`` is seconds of running
     (None: none); ``grace`` is the seconds between SIGTERM and SIGKILL.
+
+    ``env`` is the job's whole environment besides the ``AIOS_*`` variables of its
+    allocation and ``PATH``/``LANG``/``HOME`` defaults: nothing of the executor's own
+    environment reaches a job. ``sandbox`` runs the command in a sandbox (None: as a
+    plain process group). ``control_dir`` is a directory of the control plane's that the
+    job cannot reach, for what the executor and the supervisor keep about the replica
+    (exit records, a data plan); None: the job's own directory (no sandbox, or tests).
+
+    ``supervisor`` is trusted code that runs outside the sandbox around the command (the
+    data stage): the executor runs ``supervisor + [str(control_dir), "--"] +`` the
+    sandboxed argv, with ``supervisor_env`` (credentials) in the supervisor's
+    environment and never in the command's.
     """
 
     job_id: str
@@ -60,6 +103,10 @@ class LaunchSpec:
     time_limit: float | None = None
     grace: float = 30.0
     node: str = "local"
+    sandbox: SandboxSpec | None = None
+    control_dir: Path | None = None
+    supervisor: tuple[str, ...] = ()
+    supervisor_env: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

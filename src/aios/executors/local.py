@@ -19,6 +19,7 @@ isolation in :mod:`.isolation`.
 from __future__ import annotations
 
 import contextlib
+import functools
 import heapq
 import itertools
 import logging
@@ -43,19 +44,24 @@ from aios.executors.isolation import (
     remove_cgroup,
 )
 from aios.executors.process import (
+    encode,
     environment,
     exit_code_of,
     find_wrapper,
     has_ended,
     identify,
+    open_log,
     open_pidfd,
     read_exit_file,
     rss_by_group,
+    sandbox_started,
     signal_group,
     spawn,
     stop_marker,
+    supervisor_environment,
 )
 from aios.executors.replica import Replica
+from aios.executors.sandbox import NOBODY, Sandbox, SandboxUnavailable
 
 __all__ = ["LocalExecutor"]
 
@@ -65,6 +71,11 @@ _CGROUP_RETRY = 0.1
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC
 _FALLBACK_POLL = 0.02
 """How often replicas without a pidfd (kernels before 5.3) are checked for an exit."""
+_SANDBOX_START = 5.0
+"""Seconds after which a sandbox is taken to have started its command (it takes
+milliseconds), so a stop need not look for it."""
+_TERM_RETRY = 0.005
+"""How often a stop that reached a sandbox before its command looks again."""
 
 
 class LocalExecutor:
@@ -78,7 +89,8 @@ class LocalExecutor:
     locks held, each time exits have been queued for :meth:`poll`; it must return
     quickly (set an event, wake a loop) and must not call back into this executor
     other than :meth:`poll`. ``watchdog_interval`` is the seconds between two samples
-    of the RSS watchdog.
+    of the RSS watchdog. ``sandbox`` runs the replicas whose spec asks for one (None: a
+    spec that asks is refused at launch).
 
     Methods may be called from any thread. The process that owns the executor must not
     reap children it did not start itself (no ``waitpid(-1)``, no SIGCHLD ignored):
@@ -94,7 +106,9 @@ class LocalExecutor:
         on_exit: Callable[[], None] | None = None,
         isolation: Literal["auto", "cgroup", "rlimit"] = "auto",
         watchdog_interval: float = 0.1,
+        sandbox: Sandbox | None = None,
     ) -> None:
+        self.sandbox = sandbox
         self._cgroups: MemoryCgroups | None = None
         if isolation != "rlimit":
             if cgroup_root is not None:
@@ -143,10 +157,10 @@ class LocalExecutor:
         """Starts the replica under the exit-recording wrapper and returns once its
         process exists: in a new session, on ``spec.cores``, in a memory cgroup of
         ``spec.memory`` bytes (or under the address-space backstop and the watchdog),
-        with ``CUDA_VISIBLE_DEVICES`` and the ``AIOS_*`` variables set. Raises
-        InvalidInput for a malformed command, OSError when the cgroup or the process
-        cannot be created. The wrapper opens the logs: when it cannot, the replica
-        ends with exit code 125 before its command starts."""
+        in its sandbox when it asks for one, with exactly its environment
+        (:func:`~.process.environment`). Raises InvalidInput for a malformed command,
+        OSError when the sandbox, the cgroup, a log file or the process cannot be
+        made (a log that is a symlink or not a regular file is refused)."""
         if not spec.command or (spec.shell and len(spec.command) != 1):
             raise InvalidInput(
                 f"job {spec.job_id}: command must be a non-empty argv list, or exactly "
@@ -154,10 +168,24 @@ class LocalExecutor:
             )
         if self._closed:
             raise RuntimeError("launch() on a closed LocalExecutor")
+        sandbox = self.sandbox if spec.sandbox is not None else None
+        if spec.sandbox is not None and sandbox is None:
+            raise SandboxUnavailable(
+                f"job {spec.job_id} asks for a sandbox and node {spec.node} runs none"
+            )
+        if spec.control_dir is not None:
+            with contextlib.suppress(FileExistsError):
+                os.makedirs(spec.control_dir, 0o700)
         exit_file = _exit_file(spec)
         for stale in (exit_file, stop_marker(exit_file)):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(stale)
+        if sandbox is not None and sandbox.root:
+            _give(spec)
+        command = ["/bin/sh", "-c", spec.command[0]] if spec.shell else list(spec.command)
+        if spec.supervisor:
+            control = spec.control_dir or spec.workdir
+            command = [*spec.supervisor, str(control), "--", *command]
         cgroups, cgroup = self._cgroups, None
         if cgroups is not None and spec.memory > 0:
             cgroup = cgroups.acquire(spec.memory)
@@ -165,23 +193,39 @@ class LocalExecutor:
         backstop = 0
         if cgroup is None and spec.memory > 0 and not spec.gpus:
             backstop = address_space_backstop(spec.memory) // 1024
-        command = ["/bin/sh", "-c", spec.command[0]] if spec.shell else list(spec.command)
+        logs: list[int] = []
         try:
-            pid, started = spawn(
-                command,
+            logs = [open_log(spec.stdout), open_log(spec.stderr)]
+            launch = functools.partial(
+                spawn,
                 workdir=spec.workdir,
-                stdout=spec.stdout,
-                stderr=spec.stderr,
-                env=environment(spec),
+                stdout=logs[0],
+                stderr=logs[1],
                 exit_file=exit_file,
                 cgroup_procs=procs_file(cgroup) if cgroup is not None else None,
                 address_space_kib=backstop,
                 cores=spec.cores,
             )
+            if sandbox is None:
+                env = environment(spec) | dict(spec.supervisor_env)
+                pid, started = launch(command, env=encode(env))
+            else:
+                env = environment(spec, sandbox.job_dir(spec), sandbox.gpu_visible(spec.gpus))
+                if spec.supervisor:  # it runs the sandbox: the job's command follows it
+                    cut = len(spec.supervisor) + 2
+                    command = [*command[:cut], *sandbox.prefix(spec), *command[cut:]]
+                else:
+                    command = [*sandbox.prefix(spec), *command]
+                with sandbox.argument_fds(spec, env) as fds:
+                    trusted = encode(supervisor_environment(spec))
+                    pid, started = launch(command, env=trusted, pass_fds=fds)
         except BaseException:
             if cgroups is not None and cgroup is not None and not cgroups.release(cgroup):
                 remove_cgroup(cgroup)
             raise
+        finally:
+            for fd in logs:
+                os.close(fd)
         handle = Handle(
             job_id=spec.job_id,
             attempt=spec.attempt,
@@ -310,7 +354,7 @@ class LocalExecutor:
         self, handle: Handle, spec: LaunchSpec, pidfd: int | None, *, age: float
     ) -> None:
         """Watches a replica whose process was created ``age`` seconds ago."""
-        replica = Replica.of(handle, spec, pidfd)
+        replica = Replica.of(handle, spec, pidfd, born=time.monotonic() - age)
         wake = False
         with self._lock:
             self._replicas[handle.pid] = replica
@@ -354,11 +398,32 @@ class LocalExecutor:
         if grace <= 0:
             self._kill(replica)
             return
+        # A sandbox that is still starting has no command yet to take the signal (its
+        # namespaces' first processes take none): if so, it is sent again once the
+        # command exists. Looked at before the signal, so that a command that appears
+        # in between is not mistaken for one that had it.
+        starting = (
+            replica.sandboxed
+            and not replica.term_pending
+            and now - replica.born < _SANDBOX_START
+            and not sandbox_started(replica.handle.pgid)
+        )
         signal_group(replica.handle.pgid, signal.SIGTERM)
+        if starting:
+            replica.term_pending = True
+            self._add_timer(now + _TERM_RETRY, "term", replica)
         kill_at = now + grace
         if replica.kill_at is None or kill_at < replica.kill_at:
             replica.kill_at = kill_at
             self._add_timer(kill_at, "kill", replica)
+
+    def _term_again(self, replica: Replica, now: float) -> None:
+        """Sends the SIGTERM a starting sandbox missed once its command exists."""
+        if sandbox_started(replica.handle.pgid):
+            replica.term_pending = False
+            signal_group(replica.handle.pgid, signal.SIGTERM)
+        else:
+            self._add_timer(now + _TERM_RETRY, "term", replica)
 
     def _kill(self, replica: Replica) -> None:
         replica.killed = True
@@ -437,6 +502,8 @@ class LocalExecutor:
             return False
         if kind == "deadline":
             return replica.stop_reason is None
+        if kind == "term":
+            return replica.term_pending and not replica.killed
         return replica.kill_at == at
 
     def _fire_timers(self, now: float) -> None:
@@ -447,6 +514,8 @@ class LocalExecutor:
             replica = timer[3]
             if timer[2] == "deadline":
                 self._stop(replica, StopReason.TIME_LIMIT, replica.grace, now)
+            elif timer[2] == "term":
+                self._term_again(replica, now)
             else:
                 self._kill(replica)
 
@@ -500,4 +569,19 @@ class LocalExecutor:
 
 
 def _exit_file(spec: LaunchSpec) -> Path:
-    return spec.workdir / f".exit-{spec.attempt}-{spec.replica}"
+    """Where the wrapper records the replica's exit: in its control directory, which
+    its job cannot reach (a sandboxed job could otherwise plant a symlink there for
+    the wrapper, which has the executor's rights, to write through)."""
+    control = spec.control_dir or spec.workdir
+    return control / f".exit-{spec.attempt}-{spec.replica}"
+
+
+def _give(spec: LaunchSpec) -> None:
+    """Gives the replica's uid its directory and checkpoint directory (not their
+    contents, and never through a symlink), as an executor running as root must before
+    the replica, which runs as that uid, can write there."""
+    assert spec.sandbox is not None
+    uid = NOBODY if spec.sandbox.uid is None else spec.sandbox.uid
+    for directory in (spec.workdir, spec.checkpoint_dir):
+        with contextlib.suppress(FileNotFoundError):
+            os.chown(directory, uid, uid, follow_symlinks=False)

@@ -2,15 +2,16 @@
 wrapper, how it is recognised again after a restart, and how its exit is read back.
 
 The wrapper is a few lines of ``/bin/sh`` (about a millisecond, where a Python wrapper
-costs tens): it opens the replica's log files, enters its working directory, joins its
-memory cgroup, sets the address-space backstop when asked, runs the command as a
-foreground child and writes the child's exit status to the exit file. The logs are
-opened by the wrapper rather than by ``posix_spawn``'s file actions: until the child
-has exec'd, the spawning thread is suspended holding the interpreter lock, and creating
-two files can take a millisecond on a busy file system (ext4 skips recently freed
-inodes). The wrapper does it on the replica's own core. The wrapper is the process group (and
-session) leader, so the executor's handle names it; a control plane that restarts finds
-the status in the exit file although it was never the wrapper's parent.
+costs tens): it enters the replica's working directory, joins its memory cgroup, sets
+the address-space backstop when asked, runs the command as a foreground child and
+writes the child's exit status to the exit file. Its stdout and stderr are the
+replica's log files, which the executor opens itself (:func:`open_log`): the job may
+have left a symlink or a FIFO in its own directory under a log's name, and the wrapper
+runs with the executor's rights, so the log is opened without following a link and
+only when it is a regular file. The exit file lives in the replica's control
+directory, which the job cannot reach. The wrapper is the process group (and session)
+leader, so the executor's handle names it; a control plane that restarts finds the
+status in the exit file although it was never the wrapper's parent.
 
 Signals. A stop sends SIGTERM to the whole group, wrapper included. The wrapper has
 ``trap : TERM INT HUP`` — a handler, not ``trap ''``: an ignored signal would stay
@@ -18,7 +19,8 @@ ignored in the child across exec, while a caught one is reset to the default the
 child also resets it explicitly). A shell defers its traps while it waits for a
 foreground command, so the wrapper outlives the child and records its status. SIGKILL
 kills the wrapper too, and then no exit file is written; the executor knows it sent
-that SIGKILL.
+that SIGKILL. (A sandboxed command's other processes survive SIGTERM by design; see
+:mod:`.sandbox`.)
 
 Exit codes follow the shell: ``128 + N`` when the command was killed by signal ``N``.
 """
@@ -26,37 +28,43 @@ Exit codes follow the shell: ``128 + N`` when the command was killed by signal `
 from __future__ import annotations
 
 import contextlib
+import errno
 import math
 import os
 import signal
+import stat
 import time
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from aios.executors.base import Handle, LaunchSpec
+from aios.executors.sandbox import default_path
 from aios.executors.spawn import FileAction, posix_spawn
 
 __all__ = [
     "WRAPPER",
     "ProcessStat",
+    "encode",
     "environment",
     "exit_code_of",
     "find_wrapper",
     "has_ended",
     "identify",
+    "open_log",
     "open_pidfd",
     "read_exit_file",
     "read_stat",
     "rss_by_group",
+    "sandbox_started",
     "signal_group",
     "spawn",
     "stop_marker",
+    "supervisor_environment",
 ]
 
 WRAPPER = """trap : TERM INT HUP
 if [ "$7" = 1 ]; then read _ <&3; exec 3<&-; fi
-command exec >>"$5" 2>>"$6" || exit 125
 cd -- "$1" || exit 125
 if [ -n "$2" ]; then echo $$ >"$2" || exit 125; fi
 if [ "$3" != 0 ]; then ulimit -v "$3" || exit 125; fi
@@ -68,11 +76,10 @@ echo $s >"$f"
 exit $s
 """
 """Arguments: workdir, cgroup.procs to join ("" for none), address-space limit in KiB
-("0" for none), exit file, stdout log, stderr log, "1" to wait at the gate on fd 3
-(else "0"), then the command. A step that fails
-ends the wrapper with status 125 before the command starts and without an exit file;
-``command exec`` keeps a log that cannot be opened from ending the shell on the spot
-(with status 2), and the shell's complaint goes to the stderr it inherited.
+("0" for none), exit file, two empty arguments (where earlier versions named the logs
+they opened; :func:`find_wrapper` reads the positions), "1" to wait at the gate on fd 3
+(else "0"), then the command. A step that fails ends the wrapper with status 125 before
+the command starts and without an exit file.
 
 A SIGTERM that reaches the group after the wrapper set its trap but before it forked the
 command would be lost (the command did not exist yet). So a stop first creates the
@@ -86,6 +93,7 @@ would cost a second fork and exec per replica (sh has no rename built in). A fil
 without its final newline is no record."""
 
 _SHELL = "/bin/sh"
+_LOG_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 _STDIN_NULL: list[FileAction] = [(os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0)]
 _SAME_START = 1.0
 """Seconds within which two create times name the same process. A recycled pid needs
@@ -100,42 +108,98 @@ _DEFAULT_SIGNALS = tuple(
 )
 
 
-def environment(spec: LaunchSpec) -> dict[bytes, bytes]:
-    """The replica's environment: this process's, then the job's, then the variables
-    that describe its allocation (last, so a job cannot claim GPUs or cores it was not
-    given). Bytes, as the OS holds it: cheaper to copy and to hand to the kernel."""
-    env = dict(os.environb)
-    for key, value in spec.env.items():
-        env[os.fsencode(key)] = os.fsencode(value)
-    gpus = ",".join(map(str, spec.gpus)).encode()
-    env[b"AIOS_JOB_ID"] = os.fsencode(spec.job_id)
-    env[b"AIOS_ATTEMPT"] = b"%d" % spec.attempt
-    env[b"AIOS_REPLICA"] = b"%d" % spec.replica
-    env[b"AIOS_CHECKPOINT_DIR"] = os.fsencode(spec.checkpoint_dir)
-    env[b"AIOS_NODE"] = os.fsencode(spec.node)
-    env[b"AIOS_CORES"] = ",".join(map(str, spec.cores)).encode()
-    env[b"AIOS_GPUS"] = gpus
-    env[b"AIOS_MEMORY"] = b"%d" % spec.memory
-    env[b"CUDA_VISIBLE_DEVICES"] = gpus
+def environment(
+    spec: LaunchSpec, job_dir: Path | None = None, gpus_visible: str | None = None
+) -> dict[str, str]:
+    """The job's whole environment: ``PATH``, ``LANG`` and ``HOME`` defaults (its
+    image's configuration over them), the variables its spec names, then those that
+    describe its allocation (last, so a job cannot claim GPUs or cores it was not
+    given). Nothing of the executor's own environment gets in. ``job_dir`` is where the
+    job sees its directory (default: ``spec.workdir``) and ``gpus_visible`` what it
+    sees as ``CUDA_VISIBLE_DEVICES`` (default: the allocated indices)."""
+    inside = job_dir or spec.workdir
+    env = {"PATH": default_path(spec.sandbox), "LANG": "C.UTF-8", "HOME": str(inside)}
+    if spec.sandbox is not None:
+        env.update(spec.sandbox.image_env)
+    env.update(spec.env)
+    env.update(_allocation(spec, inside))
+    env["CUDA_VISIBLE_DEVICES"] = (
+        gpus_visible if gpus_visible is not None else ",".join(map(str, spec.gpus))
+    )
     return env
+
+
+def supervisor_environment(spec: LaunchSpec) -> dict[str, str]:
+    """The environment of what runs outside a sandbox around its command (the wrapper,
+    the supervisor): a ``PATH``, the allocation's variables and ``supervisor_env`` —
+    never the job's own variables, which could name a library to preload into a process
+    with the executor's rights."""
+    env = {"PATH": default_path(None), "LANG": "C.UTF-8"}
+    env.update(_allocation(spec, spec.workdir))
+    env.update(spec.supervisor_env)
+    return env
+
+
+def _allocation(spec: LaunchSpec, inside: Path) -> dict[str, str]:
+    checkpoint = spec.checkpoint_dir
+    if checkpoint.is_relative_to(spec.workdir):
+        checkpoint = inside / checkpoint.relative_to(spec.workdir)
+    return {
+        "AIOS_JOB_ID": spec.job_id,
+        "AIOS_ATTEMPT": str(spec.attempt),
+        "AIOS_REPLICA": str(spec.replica),
+        "AIOS_JOB_DIR": str(inside),
+        "AIOS_CHECKPOINT_DIR": str(checkpoint),
+        "AIOS_NODE": spec.node,
+        "AIOS_CORES": ",".join(map(str, spec.cores)),
+        "AIOS_GPUS": ",".join(map(str, spec.gpus)),
+        "AIOS_MEMORY": str(spec.memory),
+    }
+
+
+def encode(env: Mapping[str, str]) -> dict[bytes, bytes]:
+    """``env`` as the OS holds it, for :func:`spawn`."""
+    return {os.fsencode(key): os.fsencode(value) for key, value in env.items()}
+
+
+def open_log(path: Path) -> int:
+    """A descriptor appending to the log file ``path`` (made, mode 0644, when missing),
+    never through a symlink and only to a regular file: a job may leave anything under
+    a log's name in its own directory. Raises OSError naming the path otherwise."""
+    try:
+        fd = os.open(path, _LOG_FLAGS, 0o644)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise OSError(exc.errno, f"{path} is a symlink; refusing to follow it") from None
+        raise
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, f"{path} is not a regular file")
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def spawn(
     command: Sequence[str],
     *,
     workdir: Path,
-    stdout: Path,
-    stderr: Path,
+    stdout: int,
+    stderr: int,
     env: Mapping[bytes, bytes],
     exit_file: Path,
     cgroup_procs: Path | None = None,
     address_space_kib: int = 0,
     cores: Collection[int] = (),
+    pass_fds: Sequence[int] = (),
 ) -> tuple[int, float]:
     """Starts ``command`` under the wrapper in a new session (pgid = sid = pid) and
     returns, once the wrapper has been exec'd, its pid and its create time as
-    :func:`read_stat` gives it. stdin is /dev/null; stdout and stderr are appended to
-    (by the wrapper: a log that cannot be opened ends it with status 125). With
+    :func:`read_stat` gives it. stdin is /dev/null; ``stdout`` and ``stderr`` are
+    descriptors (from :func:`open_log`) that become its 1 and 2. ``pass_fds`` become
+    descriptors 4, 5, … of the wrapper, and of what it runs. With
     ``cores``, the wrapper is pinned to those cores before it starts anything: it
     waits at a gate (the read end of a pipe, as fd 3) until this function has set its
     affinity and closed the write end, so every process of the replica inherits the
@@ -143,6 +207,11 @@ def spawn(
     to the replica's core and make it wait there for its turn, with the interpreter
     lock held, whenever that core is busy.) Raises OSError when the wrapper cannot be
     started or pinned (it is killed then)."""
+    actions: list[FileAction] = [
+        *_STDIN_NULL,
+        (os.POSIX_SPAWN_DUP2, stdout, 1),
+        (os.POSIX_SPAWN_DUP2, stderr, 2),
+    ]
     argv = [
         _SHELL,
         "-c",
@@ -152,17 +221,18 @@ def spawn(
         str(cgroup_procs) if cgroup_procs is not None else "",
         str(address_space_kib),
         str(exit_file),
-        str(stdout),
-        str(stderr),
+        "",
+        "",
         "1" if cores else "0",
         *command,
     ]
-    actions = _STDIN_NULL
     gate = None
     if cores:
         # Both ends close on exec; the copy dup2 makes as fd 3 stays open in the child.
         gate = os.pipe2(os.O_CLOEXEC)
-        actions = [*_STDIN_NULL, (os.POSIX_SPAWN_DUP2, gate[0], 3)]
+        actions.append((os.POSIX_SPAWN_DUP2, gate[0], 3))
+    for number, fd in enumerate(pass_fds, start=4):
+        actions.append((os.POSIX_SPAWN_DUP2, fd, number))
     try:
         before = time.clock_gettime_ns(time.CLOCK_BOOTTIME)
         pid = posix_spawn(
@@ -292,14 +362,50 @@ def rss_by_group(pgids: Collection[int]) -> dict[int, int]:
     return totals
 
 
+def sandbox_started(pgid: int) -> bool:
+    """True once the command of the sandboxed replica that leads group ``pgid`` exists
+    (or has ended): a process of the group that its innermost PID namespace numbers 2,
+    the first child of that namespace's init (:mod:`.sandbox`). One pass over /proc."""
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        fields = _stat_fields(int(name))
+        if fields is None or int(fields[2]) != pgid:
+            continue
+        nspid = _namespace_pids(int(name))
+        if len(nspid) >= 2 and nspid[-1] == 2:
+            return True
+    return False
+
+
+def _namespace_pids(pid: int) -> list[int]:
+    """The ``NSpid`` line of ``/proc/<pid>/status``: the process's pid in each PID
+    namespace it is in, outermost first."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"NSpid:"):
+                    return [int(field) for field in line.split()[1:]]
+    except (OSError, ValueError):
+        pass
+    return []
+
+
 def read_exit_file(path: str | Path) -> int | None:
     """Returns the exit status the wrapper recorded, or None when there is no complete
     record (the wrapper was killed first, or the file is not there)."""
     try:
-        with open(path, "rb") as f:
-            data = f.read(64)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
         return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        data = os.read(fd, 64)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
     if not data.endswith(b"\n"):
         return None
     try:

@@ -40,9 +40,15 @@ class Replica:
     """The executor sent the group SIGKILL (end of a grace, or the watchdog)."""
     watchdog_rss: int = 0
     """The resident memory the watchdog saw when it killed the replica; 0 if it did not."""
+    sandboxed: bool = False
+    born: float = 0.0
+    """When its process was created (monotonic clock)."""
+    term_pending: bool = False
+    """A stop's SIGTERM reached its sandbox before the command existed: it is sent again
+    once the command does."""
 
     @classmethod
-    def of(cls, handle: Handle, spec: LaunchSpec, pidfd: int | None) -> Replica:
+    def of(cls, handle: Handle, spec: LaunchSpec, pidfd: int | None, born: float = 0.0) -> Replica:
         cgroup = Path(handle.cgroup) if handle.cgroup else None
         return cls(
             handle=handle,
@@ -52,6 +58,8 @@ class Replica:
             cgroup=cgroup,
             watchdog=cgroup is None and spec.memory > 0,
             pidfd=pidfd,
+            sandboxed=spec.sandbox is not None,
+            born=born,
         )
 
     def exit(self, code: int | None, *, oom: bool) -> ProcessExit:
