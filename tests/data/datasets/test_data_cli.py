@@ -24,10 +24,10 @@ app.add_typer(backup_app)
 class Aios:
     """Runs the CLI with the repository and passphrase in the environment."""
 
-    def __init__(self, home: Path) -> None:
-        self.env = {"AIOS_DATA_REPO": str(home / "repo"), "AIOS_DATA_PASSPHRASE": PASSPHRASE}
+    def __init__(self, home: Path, passphrase: str | None = PASSPHRASE) -> None:
+        self.env = {"AIOS_DATA_REPO": str(home / "repo"), "AIOS_DATA_PASSPHRASE": passphrase}
 
-    def __call__(self, *args: str | Path, env: dict[str, str] | None = None) -> Result:
+    def __call__(self, *args: str | Path, env: dict[str, str | None] | None = None) -> Result:
         runner = CliRunner(env={**self.env, **(env or {})})
         return runner.invoke(app, [str(a) for a in args])
 
@@ -39,8 +39,9 @@ class Aios:
 
 @pytest.fixture
 def aios(tmp_path: Path) -> Aios:
-    """The CLI on an unencrypted repository: most tests need no key derivation."""
-    cli = Aios(tmp_path)
+    """The CLI on an unencrypted repository, so with no passphrase (one would be
+    refused): most tests need no key derivation."""
+    cli = Aios(tmp_path, passphrase=None)
     cli.ok("data", "init", "--unencrypted")
     return cli
 
