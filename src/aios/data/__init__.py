@@ -8,7 +8,7 @@ way. The design is restic's; see `aios.data.repository`.
 
 from aios.data.backend import Backend, FsspecBackend, LocalBackend
 from aios.data.backup import copy_to
-from aios.data.crypto import Damaged, WrongPassphrase
+from aios.data.crypto import Damaged, UntrustedConfig, WrongPassphrase
 from aios.data.model import (
     CheckResult,
     CopyResult,
@@ -42,6 +42,7 @@ __all__ = [
     "Snapshot",
     "SymlinkNode",
     "TreeResult",
+    "UntrustedConfig",
     "WrongPassphrase",
     "copy_to",
 ]

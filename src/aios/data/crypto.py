@@ -6,7 +6,8 @@ keyed BLAKE3 (so ids reveal nothing about content to someone without the key). T
 master key is kept in ``config`` sealed by a key derived from the passphrase with
 scrypt, a memory-hard KDF whose parameters are recorded next to it; the id key is
 sealed by the master key. An unencrypted repository keeps the id key in the clear and
-seals by compression only.
+seals by compression only. ``config`` itself is authenticated by `authenticator`, an
+HMAC under a key derived from the master key (see `aios.data.config`).
 
 A sealed blob is ``nonce (12) || ciphertext || tag (16)`` of ``flag (1) || payload``,
 where the flag says whether the payload is zstd-compressed.
@@ -15,6 +16,8 @@ where the flag says whether the payload is zstd-compressed.
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import os
 import threading
 from dataclasses import dataclass
@@ -23,7 +26,9 @@ from typing import Any
 import blake3
 import zstandard
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from aios.errors import AiosError, InvalidInput
@@ -32,7 +37,9 @@ __all__ = [
     "Damaged",
     "KdfParams",
     "Sealer",
+    "UntrustedConfig",
     "WrongPassphrase",
+    "authenticator",
     "derive_key",
     "new_kdf_params",
 ]
@@ -52,6 +59,12 @@ class WrongPassphrase(InvalidInput):
 
 class Damaged(AiosError):
     """Stored bytes failed authentication or did not hash to their id."""
+
+
+class UntrustedConfig(InvalidInput):
+    """The repository's ``config`` cannot be trusted with the given passphrase: it says
+    the repository is unencrypted, or it does not match its authenticator (edited or
+    damaged). Nothing was written."""
 
 
 @dataclass(frozen=True)
@@ -90,19 +103,31 @@ def unb64(text: str) -> bytes:
     return base64.b64decode(text.encode("ascii"))
 
 
-def wrap_key(kek: bytes, key: bytes) -> str:
-    """Seals a key with a key-encryption key, for storing in ``config``."""
+def wrap_key(kek: bytes, key: bytes, *, context: bytes = b"") -> str:
+    """Seals a key with a key-encryption key, for storing in ``config``; `context` is
+    authenticated with it (AES-GCM associated data; empty is the same as none)."""
     nonce = os.urandom(_NONCE)
-    return b64(nonce + AESGCM(kek).encrypt(nonce, key, None))
+    return b64(nonce + AESGCM(kek).encrypt(nonce, key, context))
 
 
-def unwrap_key(kek: bytes, wrapped: str) -> bytes:
-    """Opens a key sealed by `wrap_key`; raises `WrongPassphrase` if `kek` is wrong."""
+def unwrap_key(kek: bytes, wrapped: str, *, context: bytes = b"") -> bytes:
+    """Opens a key sealed by `wrap_key` with the same `context`; raises
+    `WrongPassphrase` if `kek` (or `context`) is wrong."""
     raw = unb64(wrapped)
     try:
-        return AESGCM(kek).decrypt(raw[:_NONCE], raw[_NONCE:], None)
+        return AESGCM(kek).decrypt(raw[:_NONCE], raw[_NONCE:], context)
     except InvalidTag:
         raise WrongPassphrase("wrong passphrase for this repository") from None
+
+
+def authenticator(master_key: bytes, data: bytes) -> str:
+    """HMAC-SHA256 of `data` under a key derived from the master key (HKDF, so the
+    AES-GCM key is never used as an HMAC key), base64-encoded; compare with
+    `hmac.compare_digest`."""
+    mac_key = HKDF(
+        algorithm=hashes.SHA256(), length=32, salt=None, info=b"aios repository config mac"
+    ).derive(master_key)
+    return b64(hmac.new(mac_key, data, hashlib.sha256).digest())
 
 
 class Sealer:

@@ -5,7 +5,8 @@ restoring, checking, collecting garbage and copying live in their own modules an
 work through the blob methods here. Blobs are written to packs as they fill; the index
 file naming a pack is written only after the pack, and a snapshot only after the index
 naming every blob it reaches, so a writer killed at any moment leaves a readable
-repository (at worst packs that no index names, which `gc` removes).
+repository (at worst packs that no index names, which `gc` removes). The ``config``
+file, its keys and its authenticator are `aios.data.config`'s.
 """
 
 from __future__ import annotations
@@ -20,19 +21,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from aios.data import config as repo_config
 from aios.data.backend import Backend
-from aios.data.crypto import (
-    Damaged,
-    KdfParams,
-    Sealer,
-    WrongPassphrase,
-    b64,
-    derive_key,
-    new_kdf_params,
-    unb64,
-    unwrap_key,
-    wrap_key,
-)
+from aios.data.crypto import Damaged, Sealer, b64, wrap_key
 from aios.data.index import Index, load_index
 from aios.data.locks import RepoLock, acquire
 from aios.data.model import (
@@ -52,8 +43,6 @@ from aios.data.tree import decode_tree
 from aios.errors import InvalidInput, NotFound
 
 __all__ = ["ChunkerParams", "Repository"]
-
-REPO_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -100,51 +89,32 @@ class Repository:
         if backend.exists("config"):
             raise InvalidInput(f"{backend!r} already holds a repository")
         params = chunker or ChunkerParams()
-        id_key = secrets.token_bytes(32)
-        config: dict[str, Any] = {
-            "version": REPO_VERSION,
-            "id": secrets.token_hex(16),
-            "chunker": {
+        config, master_key, id_key = repo_config.create(
+            passphrase,
+            encrypted=encrypted,
+            chunker={
                 "min_size": params.min_size,
                 "avg_size": params.avg_size,
                 "max_size": params.max_size,
             },
-            "encrypted": encrypted,
-        }
-        master_key: bytes | None = None
-        if encrypted:
-            if not passphrase:
-                raise InvalidInput("an encrypted repository needs a non-empty passphrase")
-            kdf = new_kdf_params()
-            master_key = secrets.token_bytes(32)
-            config["kdf"] = kdf.to_json()
-            config["master_key"] = wrap_key(derive_key(passphrase, kdf), master_key)
-            config["id_key"] = wrap_key(master_key, id_key)
-        else:
-            config["id_key"] = b64(id_key)
-        backend.put("config", json.dumps(config, indent=1).encode())
+        )
+        backend.put("config", repo_config.encode(config))
         return cls(backend, config, master_key, id_key)
 
     @classmethod
     def open(cls, backend: Backend, passphrase: str | None) -> Repository:
-        """Opens a repository; raises `NotFound` if there is none and `WrongPassphrase`
-        if the passphrase does not open it."""
+        """Opens a repository; raises `NotFound` if there is none, `WrongPassphrase` if
+        the passphrase does not open it, and `UntrustedConfig` if its config says it is
+        unencrypted while a passphrase is given or fails its authenticator (see
+        `aios.data.config`; a version-1 config is upgraded and stored here)."""
         try:
-            config = json.loads(backend.get("config"))
+            raw = backend.get("config")
         except NotFound:
             raise NotFound(f"no repository at {backend!r} (create one first)") from None
-        master_key, id_key = cls._keys(config, passphrase)
-        return cls(backend, config, master_key, id_key)
-
-    @staticmethod
-    def _keys(config: dict[str, Any], passphrase: str | None) -> tuple[bytes | None, bytes]:
-        if not config["encrypted"]:
-            return None, unb64(config["id_key"])
-        if not passphrase:
-            raise WrongPassphrase("this repository is encrypted: a passphrase is needed")
-        kek = derive_key(passphrase, KdfParams.from_json(config["kdf"]))
-        master_key = unwrap_key(kek, config["master_key"])
-        return master_key, unwrap_key(master_key, config["id_key"])
+        unlocked = repo_config.unlock(repo_config.decode(raw), passphrase)
+        if unlocked.rewritten:
+            backend.put("config", repo_config.encode(unlocked.config))
+        return cls(backend, unlocked.config, unlocked.master_key, unlocked.id_key)
 
     @property
     def id(self) -> str:
@@ -165,7 +135,8 @@ class Repository:
             config["id_key"] = b64(other.id_key)
         else:
             config["id_key"] = wrap_key(self._master_key, other.id_key)
-        self.backend.put("config", json.dumps(config, indent=1).encode())
+        config = repo_config.reseal(config, self._master_key)
+        self.backend.put("config", repo_config.encode(config))
         self.config, self.id_key = config, other.id_key
         self.chunker = ChunkerParams(**config["chunker"])
         self.sealer = self.packer.sealer = Sealer(self._master_key, other.id_key)

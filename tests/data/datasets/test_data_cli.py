@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 from pathlib import Path
 
@@ -24,10 +26,10 @@ app.add_typer(backup_app)
 class Aios:
     """Runs the CLI with the repository and passphrase in the environment."""
 
-    def __init__(self, home: Path) -> None:
-        self.env = {"AIOS_DATA_REPO": str(home / "repo"), "AIOS_DATA_PASSPHRASE": PASSPHRASE}
+    def __init__(self, home: Path, passphrase: str | None = PASSPHRASE) -> None:
+        self.env = {"AIOS_DATA_REPO": str(home / "repo"), "AIOS_DATA_PASSPHRASE": passphrase}
 
-    def __call__(self, *args: str | Path, env: dict[str, str] | None = None) -> Result:
+    def __call__(self, *args: str | Path, env: dict[str, str | None] | None = None) -> Result:
         runner = CliRunner(env={**self.env, **(env or {})})
         return runner.invoke(app, [str(a) for a in args])
 
@@ -39,8 +41,9 @@ class Aios:
 
 @pytest.fixture
 def aios(tmp_path: Path) -> Aios:
-    """The CLI on an unencrypted repository: most tests need no key derivation."""
-    cli = Aios(tmp_path)
+    """The CLI on an unencrypted repository, so with no passphrase (one would be
+    refused): most tests need no key derivation."""
+    cli = Aios(tmp_path, passphrase=None)
     cli.ok("data", "init", "--unencrypted")
     return cli
 
@@ -145,6 +148,24 @@ def test_wrong_passphrase_is_one_line_and_writes_nothing(
 
     assert result.exit_code == 2
     assert "wrong passphrase" in one_error_line(result)
+    assert files_under(tmp_path / "repo") == before
+
+
+def test_a_config_edited_to_unencrypted_is_one_line_and_writes_nothing(
+    sealed: Aios, tree: Path, tmp_path: Path
+) -> None:
+    """The passphrase in the environment says the repository is encrypted: a config
+    edited to say otherwise is refused, not used to store plaintext."""
+    config = json.loads((tmp_path / "repo" / "config").read_text())
+    config["encrypted"] = False
+    config["id_key"] = base64.b64encode(os.urandom(32)).decode()
+    (tmp_path / "repo" / "config").write_text(json.dumps(config))
+    before = files_under(tmp_path / "repo")
+
+    result = sealed("data", "add", "digits", tree)
+
+    assert result.exit_code == 2
+    assert "says it is not encrypted" in one_error_line(result)
     assert files_under(tmp_path / "repo") == before
 
 

@@ -6,7 +6,7 @@ import dataclasses
 import inspect
 
 import aios.data
-from aios.data import Damaged, Repository, WrongPassphrase, model
+from aios.data import Damaged, Repository, UntrustedConfig, WrongPassphrase, model
 from aios.errors import AiosError, InvalidInput
 
 STORE_NAMES = {
@@ -27,6 +27,7 @@ STORE_NAMES = {
     "Snapshot",
     "SymlinkNode",
     "TreeResult",
+    "UntrustedConfig",
     "WrongPassphrase",
     "copy_to",
 }
@@ -40,6 +41,7 @@ def test_the_package_exports_the_store_api() -> None:
 def test_errors_sit_in_the_aios_hierarchy() -> None:
     assert issubclass(WrongPassphrase, InvalidInput)
     assert issubclass(Damaged, AiosError)
+    assert issubclass(UntrustedConfig, InvalidInput)  # a CLI refusal: one line, exit 2
 
 
 def test_result_types_are_frozen_dataclasses() -> None:
