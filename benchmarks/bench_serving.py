@@ -27,6 +27,10 @@ Contenders, at concurrency 1, 16 and 64 (closed loop, ``serving_load.py``):
 - ``--gateway``: one row through the control plane's gateway against the replica it
   forwards to (``serving_gateway.py``).
 
+Every aios server runs as a deployment's replica does, with a replica secret that
+each request carries (``X-AIOS-Replica-Secret``): the check is part of what is measured
+(a ``--compare-src`` package that predates it ignores both).
+
 Fair on 2 cores: every server (all of Ray's processes too) and the limit run pinned to
 CPU 0 with one onnxruntime thread; the load generator is pinned to CPU 1. ``--runs``
 repeats every contender that many times, interleaved, and the table gives medians:
@@ -59,6 +63,8 @@ SERVER_CPU = 0
 CLIENT_CPU = 1
 CONCURRENCY = (1, 16, 64)
 MAX_BATCH_ROWS = 1024
+SECRET = {"X-AIOS-Replica-Secret": "b3" * 32}
+"""The header of the replica secret every aios server here is given."""
 """Rows per batch at most, for the servers and the limit alike: onnxruntime's rows/s on
 the MLP peaks between 64 and 1,024 rows and falls past that (caches)."""
 LIMIT = "limit: onnxruntime in-process"
@@ -128,7 +134,9 @@ def start_server(
         *("--ready-file", str(ready), "--threads", "1", "--max-queue-size", "1024"),
         *("--max-batch-size", str(max_batch_rows), "--max-queue-delay-ms", str(delay_ms)),
     ]
-    env = {**os.environ, "PYTHONPATH": str(source)} if source is not None else None
+    env = {**os.environ, "AIOS_REPLICA_SECRET": SECRET["X-AIOS-Replica-Secret"]}
+    if source is not None:
+        env["PYTHONPATH"] = str(source)
     server = subprocess.Popen(command, stdout=subprocess.DEVNULL, env=env)
     deadline = time.monotonic() + 60
     while not ready.exists():
@@ -152,7 +160,7 @@ def measure_server(
     server, port = start_server(model, path, max_batch, args.delay_ms, args.workdir, source)
     try:
         address, target = f"127.0.0.1:{port}", f"/v2/models/{model.name}/infer"
-        request = v2_request(address, target, model.sample(rows), {})
+        request = v2_request(address, target, model.sample(rows), SECRET)
         figures = {}
         for concurrency in CONCURRENCY:
             before = _batch_totals(port)
@@ -171,7 +179,7 @@ def _batch_totals(port: int) -> tuple[float, float]:
     import httpx
 
     totals = {"sum": 0.0, "count": 0.0}
-    for line in httpx.get(f"http://127.0.0.1:{port}/metrics").text.splitlines():
+    for line in httpx.get(f"http://127.0.0.1:{port}/metrics", headers=SECRET).text.splitlines():
         for key in totals:
             if line.startswith(f"aios_inference_batch_size_{key}"):
                 totals[key] = float(line.rsplit(" ", 1)[1])
@@ -201,7 +209,8 @@ def check_with_tritonclient(model: BenchModel, path: Path, workdir: Path) -> Non
         features = model.sample(8)
         tensor = triton.InferInput(INPUT, list(features.shape), "FP32")
         tensor.set_data_from_numpy(features)
-        served = client.infer(model.name, [tensor]).as_numpy(OUTPUT)
+        # a copy: tritonclient adds its own headers to the dict it is given
+        served = client.infer(model.name, [tensor], headers=dict(SECRET)).as_numpy(OUTPUT)
         client.close()
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         expected = session.run([OUTPUT], {INPUT: features})[0]

@@ -7,7 +7,9 @@ places the replica there too); the model is registered and deployed with one rep
 CPU 1, sends the same tritonclient body to ``/v2/models/{deployment}/infer`` on the
 control plane and to the replica's own ``/v2/models/{model}/versions/1/infer``. "CPU
 ms/request" counts the replica alone for the direct path and the control plane plus the
-replica through the gateway: the server-side cost of one request either way.
+replica through the gateway: the server-side cost of one request either way. The
+direct requests carry the replica's secret, read from its environment as only its own
+user can.
 """
 
 from __future__ import annotations
@@ -47,6 +49,15 @@ def _replica_pid(port: int) -> int:
             except OSError:
                 continue
     raise RuntimeError(f"no replica process serves port {port}")
+
+
+def _replica_secret(pid: int) -> str:
+    """The secret the controller gave the replica ``pid`` (from its environment)."""
+    for entry in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0"):
+        name, _, value = entry.partition(b"=")
+        if name == b"AIOS_REPLICA_SECRET":
+            return value.decode()
+    raise RuntimeError(f"replica {pid} was given no secret")
 
 
 def measure_gateway(
@@ -90,7 +101,10 @@ def measure_gateway(
         replica = _replica_pid(replica_port)
         body = model.sample(rows)
         direct = v2_request(
-            f"127.0.0.1:{replica_port}", f"/v2/models/{model.name}/versions/1/infer", body, {}
+            f"127.0.0.1:{replica_port}",
+            f"/v2/models/{model.name}/versions/1/infer",
+            body,
+            {"X-AIOS-Replica-Secret": _replica_secret(replica)},
         )
         routed = v2_request(f"127.0.0.1:{port}", f"/v2/models/{model.name}/infer", body, {})
         pin(CLIENT_CPU)

@@ -20,7 +20,7 @@ import tritonclient.http as triton
 
 from aios.client import ApiError
 from tests.control.control_harness import Running, start_plane, stop_plane
-from tests.deploy.deploy_harness import undeploy_all
+from tests.deploy.deploy_harness import replica_headers, undeploy_all
 from tests.registry.artifacts import iris, write_sklearn
 
 pytestmark = pytest.mark.slow
@@ -88,9 +88,11 @@ def test_two_replicas_serve_the_official_client_through_the_gateway(plane: Runni
 
     for _ in range(10):
         _infer(plane, "iris-prod", features[:1])
+    secret = replica_headers(plane, "iris-prod")  # a replica answers its gateway only
     for replica in view.replicas:  # both took requests: replicas equally idle take turns
         assert replica.url is not None
-        served = _counter(httpx.get(f"{replica.url}/metrics").text, "aios_inference_requests_total")
+        exposition = httpx.get(f"{replica.url}/metrics", headers=secret).text
+        served = _counter(exposition, "aios_inference_requests_total")
         assert served >= 3
     gateway = _counter(httpx.get(f"{plane.url}/metrics").text, "aios_gateway_requests_total")
     assert gateway == 11

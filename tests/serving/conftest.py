@@ -1,13 +1,17 @@
-"""Fixtures of the serving tests: model artifacts built once per session."""
+"""Fixtures of the serving tests: model artifacts built once per session, and what the
+wire-level tests watch on servers in this process (errors logged, heads parsed)."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from aios.serving.protocol import InferProtocol
 from tests.serving.models import (
     train_logistic,
     train_mlp,
@@ -17,6 +21,7 @@ from tests.serving.models import (
     write_scale_graph,
     write_shouter,
 )
+from tests.serving.wire import SERVER_ERRORS, ServerErrors
 
 
 @dataclass(frozen=True)
@@ -50,3 +55,33 @@ def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Artifacts:
         adder_v2=write_adder(root / "adder2.py", 2.0),
         shouter=write_shouter(root / "shouter"),
     )
+
+
+@pytest.fixture
+def server_errors() -> Iterator[ServerErrors]:
+    """Errors the servers of this process log, from now on: a test waiting on a
+    :class:`~tests.serving.wire.Wire` fails with the first one at once."""
+    SERVER_ERRORS.messages.clear()
+    loggers = [logging.getLogger(name) for name in ("asyncio", "aios.serving")]
+    for logger in loggers:
+        logger.addHandler(SERVER_ERRORS)
+    try:
+        yield SERVER_ERRORS
+    finally:
+        for logger in loggers:
+            logger.removeHandler(SERVER_ERRORS)
+
+
+@pytest.fixture
+def parsed_heads(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """The URL of every request head the parser takes apart, from now on (the servers
+    of the test run in this process)."""
+    heads: list[bytes] = []
+    parse = InferProtocol.on_headers_complete
+
+    def counting(protocol: InferProtocol) -> None:
+        heads.append(protocol.url)
+        parse(protocol)
+
+    monkeypatch.setattr(InferProtocol, "on_headers_complete", counting)
+    return heads

@@ -149,3 +149,43 @@ def write_shouter(directory: Path) -> Path:
     (directory / "model.py").write_text(SHOUTER)
     (directory / "suffix.txt").write_bytes(b"!")
     return directory
+
+
+ENV_PROBE = """
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+NAME = "AIOS_REPLICA_SECRET"
+
+
+class Model:
+    \"\"\"Where its code finds the replica secret: at load, at predict, in a child.\"\"\"
+
+    signature = {
+        "inputs": [{"name": "x", "datatype": "FP32", "shape": [-1]}],
+        "outputs": [{"name": "found", "datatype": "FP32", "shape": [-1]}],
+    }
+
+    def load(self, path):
+        self.at_load = NAME in os.environ
+
+    def predict(self, inputs):
+        child = subprocess.run(
+            [sys.executable, "-c", f"import os; print(os.environ.get({NAME!r}, ''))"],
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()
+        places = [self.at_load, NAME in os.environ, bool(child)]
+        return {"found": np.array(places, dtype=np.float32)}
+"""
+
+
+def write_env_probe(directory: Path) -> Path:
+    """A Python-class model directory whose ``found`` output is 1.0 for each place its
+    code finds the replica secret: ``os.environ`` at load, at predict, and a child
+    process's environment (input ``x``, any FP32 vector)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "model.py").write_text(ENV_PROBE)
+    return directory

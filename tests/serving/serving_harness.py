@@ -40,11 +40,17 @@ class _Announcing(uvicorn.Server):
 
 @contextmanager
 def serving(
-    repository: ModelRepository, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    repository: ModelRepository,
+    *,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    secret: str | None = None,
 ) -> Iterator[Served]:
+    """``repository`` served until the block ends; with ``secret``, as a deployment's
+    replica serves it (answering only requests that carry it)."""
     listener = socket.create_server(("127.0.0.1", 0))
     port = listener.getsockname()[1]
-    server = _Announcing(inference_config(repository, max_body_bytes=max_body_bytes))
+    config = inference_config(repository, max_body_bytes=max_body_bytes, secret=secret)
+    server = _Announcing(config)
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [listener]}, name="aios-serving", daemon=True
     )

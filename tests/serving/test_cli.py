@@ -1,6 +1,8 @@
 """``aios serve`` as a replica runs it: a real process (``python -m aios.serving``) on
 port 0 that writes its address to the ready file, answers tritonclient, and on SIGTERM
-finishes the request it holds before it exits 0. Bad arguments are one line, exit 2."""
+finishes the request it holds before it exits 0; given a secret in its environment, it
+answers only requests that carry it and hides it from model code. Bad arguments are one
+line, exit 2."""
 
 from __future__ import annotations
 
@@ -16,14 +18,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import pytest
 import tritonclient.http as triton
 
 from aios.cli.serve import parse_model
 from aios.errors import InvalidInput
+from aios.serving.secret import SECRET_ENV
 from tests.serving.conftest import Artifacts
-from tests.serving.models import digits
+from tests.serving.models import digits, write_env_probe
 
 WAIT = 60.0
 """Seconds a process may take to start or stop before the test fails."""
@@ -68,7 +72,9 @@ def _await_file(path: Path, process: subprocess.Popen[str]) -> None:
 
 
 @contextmanager
-def replica(*models: str, ready_file: Path) -> Iterator[subprocess.Popen[str]]:
+def replica(
+    *models: str, ready_file: Path, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[str]]:
     arguments = [arg for model in models for arg in ("--model", model)]
     process = subprocess.Popen(
         [
@@ -78,6 +84,7 @@ def replica(*models: str, ready_file: Path) -> Iterator[subprocess.Popen[str]]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        env={**os.environ, **(env or {})},
     )
     try:
         _await_file(ready_file, process)
@@ -127,7 +134,48 @@ def test_a_replica_announces_itself_serves_and_drains_on_sigterm(
     assert held["y"] == [10.0, 20.0]
     assert process.returncode == 0, stderr
     assert f"aios: serving digits:3, holding:1 at http://127.0.0.1:{address['port']}" in stdout
+    assert f"aios: requests need no secret ({SECRET_ENV} is not set)" in stdout
     assert not ready_file.exists()
+
+
+def test_a_replica_given_a_secret_answers_only_with_it_and_hides_it_from_model_code(
+    tmp_path: Path,
+) -> None:
+    """With the secret in its environment: requests without it get 401, with it 200;
+    the model finds it neither in ``os.environ`` (at load or predict) nor in a child's
+    environment; and the server says that requests need it."""
+    probe = write_env_probe(tmp_path / "probe")
+    ready_file = tmp_path / "ready.json"
+    secret = "a1b2" * 16
+    with replica(f"probe=python:{probe}", ready_file=ready_file, env={SECRET_ENV: secret}) as p:
+        url = f"http://127.0.0.1:{json.loads(ready_file.read_text())['port']}"
+        body = {"inputs": [{"name": "x", "shape": [1], "datatype": "FP32", "data": [0]}]}
+        infer = f"{url}/v2/models/probe/infer"
+        assert httpx.post(infer, json=body).status_code == 401
+        assert httpx.get(f"{url}/metrics").status_code == 401
+        assert httpx.get(f"{url}/v2/health/ready").status_code == 200
+        answer = httpx.post(infer, json=body, headers={"X-AIOS-Replica-Secret": secret})
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["outputs"][0]["data"] == [0.0, 0.0, 0.0]
+        p.send_signal(signal.SIGTERM)
+        stdout, stderr = p.communicate(timeout=WAIT)
+    assert p.returncode == 0, stderr
+    assert f"aios: requests need the secret of {SECRET_ENV} in x-aios-replica-secret" in stdout
+
+
+def test_a_blank_secret_is_one_line_and_exit_2(artifacts: Artifacts) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "aios.serving", "--model", f"d=onnx:{artifacts.mlp_onnx}"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=WAIT,
+        env={**os.environ, SECRET_ENV: " "},
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"aios: error: {SECRET_ENV} is set but empty: unset it to serve without a secret"
+    ]
 
 
 @pytest.mark.parametrize(

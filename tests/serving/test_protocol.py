@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import logging
 import socket
 import threading
 import time
@@ -25,17 +24,14 @@ import pytest
 import uvicorn
 
 from aios.serving import BatchingConfig, BatchRecord, ModelRepository, ServedModel
-from aios.serving.protocol import InferProtocol
 from aios.serving.server import inference_config
 from aios.serving.tensors import HEADER_LENGTH
 from tests.serving.conftest import Artifacts
 from tests.serving.models import digits
 from tests.serving.serving_harness import STARTUP, Served, serving
 from tests.serving.wire import (
-    SERVER_ERRORS,
     TIMEOUT,
     Response,
-    ServerErrors,
     Wire,
     chunked,
     get,
@@ -51,17 +47,7 @@ KEEP_ALIVE = 1
 FEATURES = digits()[0]
 
 
-@pytest.fixture(autouse=True)
-def server_errors() -> Iterator[ServerErrors]:
-    SERVER_ERRORS.messages.clear()
-    loggers = [logging.getLogger(name) for name in ("asyncio", "aios.serving")]
-    for logger in loggers:
-        logger.addHandler(SERVER_ERRORS)
-    try:
-        yield SERVER_ERRORS
-    finally:
-        for logger in loggers:
-            logger.removeHandler(SERVER_ERRORS)
+pytestmark = pytest.mark.usefixtures("server_errors")
 
 
 DIGITS = "/v2/models/digits/versions/1/infer"
@@ -364,21 +350,6 @@ def test_many_quick_answers_pipelined_behind_a_late_inference_all_come_back(
 
 
 # 11. The same request head again: recognised without the parser
-
-
-@pytest.fixture
-def parsed_heads(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
-    """The URL of every request head the parser takes apart, from now on (the servers
-    of this module run in this process)."""
-    heads: list[bytes] = []
-    parse = InferProtocol.on_headers_complete
-
-    def counting(protocol: InferProtocol) -> None:
-        heads.append(protocol.url)
-        parse(protocol)
-
-    monkeypatch.setattr(InferProtocol, "on_headers_complete", counting)
-    return heads
 
 
 SAME_LENGTH = (1.5, 2.5, 3.5, 9.5, 0.0)

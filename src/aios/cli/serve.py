@@ -4,6 +4,11 @@ This is the command a serving replica runs (``python -m aios.serving`` takes the
 arguments). It loads every ``--model`` first, refusing a file that does not load with
 the loader's reason (exit code 2), then serves the Open Inference Protocol until
 SIGTERM or Ctrl-C, both of which drain: requests already taken are answered.
+
+With ``AIOS_REPLICA_SECRET`` in its environment (a deployment's replica: the controller
+puts it there) it answers only requests carrying that secret in
+``X-AIOS-Replica-Secret``, health checks aside; without it (started by hand for local
+use) it answers everyone. It says which when it starts. See :mod:`aios.serving.secret`.
 """
 
 from __future__ import annotations
@@ -90,8 +95,13 @@ def serve(
         typer.Option(help='Where to write {"host", "port"} as JSON once listening.'),
     ] = None,
 ) -> None:
-    """Serves model files over the Open Inference Protocol (KServe V2) until Ctrl-C."""
+    """Serves model files over the Open Inference Protocol (KServe V2) until Ctrl-C.
+
+    Requests need the X-AIOS-Replica-Secret header when AIOS_REPLICA_SECRET is set."""
     from aios.serving import BatchingConfig, ServedModel, serve_models
+    from aios.serving.secret import SECRET_ENV, SECRET_HEADER, take_secret
+
+    secret = take_secret()  # before any model code runs, so none of it finds the secret
 
     batching = BatchingConfig(
         max_batch_size=max_batch_size,
@@ -114,6 +124,10 @@ def serve(
     def announce(bound_host: str, bound_port: int) -> None:
         shown = f"[{bound_host}]" if ":" in bound_host else bound_host
         typer.echo(f"aios: serving {refs} at http://{shown}:{bound_port}")
+        if secret is None:
+            typer.echo(f"aios: requests need no secret ({SECRET_ENV} is not set)")
+        else:
+            typer.echo(f"aios: requests need the secret of {SECRET_ENV} in {SECRET_HEADER}")
 
     try:
         serve_models(
@@ -124,6 +138,7 @@ def serve(
             max_body_bytes=max_body_bytes,
             graceful_seconds=timeout,
             on_ready=announce,
+            secret=secret,
         )
     except OSError as exc:
         fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}", FAILURE)

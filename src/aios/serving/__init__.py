@@ -10,6 +10,8 @@
   place, without ASGI.
 - :mod:`~aios.serving.server`: the FastAPI app and :func:`serve_models`, what a serving
   replica (``aios serve``) runs.
+- :mod:`~aios.serving.secret`: the per-deployment secret a replica asks of every
+  request, which its gateway adds.
 """
 
 from aios.serving.batching import Batcher, BatchingConfig, BatchRecord

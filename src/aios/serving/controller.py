@@ -6,7 +6,9 @@ autoscaler's answer between min and max) with the replica jobs that live, submit
 cancels service jobs through the control plane (the scheduler places them under the
 deployment's queue, quota and priority, exactly as any job), finds each running
 replica's address in the ``endpoint.json`` it writes once listening, checks it is
-ready, and publishes the ready ones to the gateway's :class:`Routes`.
+ready, and publishes the ready ones to the gateway's :class:`Routes`. Each replica is
+handed its deployment's secret in its job's environment, and the gateway is given it
+with the route (:mod:`~aios.serving.secret`): a replica answers no one else.
 
 A replica that dies (a failed job, a lost node) just stops being live: the next pass
 starts another. One that fails right after starting, again and again, backs off
@@ -30,6 +32,7 @@ import httpx
 from sqlalchemy import delete, select
 
 from aios.control.auth import ADMIN, Principal
+from aios.control.keys import control_key
 from aios.control.plane import ControlOps
 from aios.control.records import job_dir
 from aios.control.specs import JobSpec
@@ -37,6 +40,7 @@ from aios.errors import AiosError
 from aios.serving.autoscale import Autoscaler, ScalePolicy
 from aios.serving.deployments import DeploymentOps, ReplicaView
 from aios.serving.routes import Endpoint, Route, Routes
+from aios.serving.secret import KEY_NAME, SECRET_ENV, deployment_secret
 from aios.store import Database, JobRow
 from aios.store.models import DeploymentRow, ReplicaRow
 
@@ -51,7 +55,8 @@ MAX_BACKOFF = 60.0
 def replica_command(config: dict[str, Any], host: str = "127.0.0.1") -> list[str]:
     """The command a replica job runs: the V2 server on a free port of its node (bound
     to ``host``), every version of the deployment loaded, its address written to
-    ``endpoint.json``."""
+    ``endpoint.json``. Its secret is not among the arguments (the job's environment
+    carries it: every user may read a process's command line)."""
     command = [sys.executable, "-m", "aios.serving"]
     for v in config["versions"]:
         command += ["--model", f"{v['model']}:{v['version']}={v['format']}:{v['path']}"]
@@ -114,6 +119,7 @@ class DeploymentController:
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
         self._http = httpx.Client(timeout=1.0, trust_env=False)
+        self._key: bytes | None = None  # the control plane's key of replica secrets
         self.bind_host = "127.0.0.1"
         """Where replicas listen: all addresses (``0.0.0.0``) when they run on other
         machines (a Ray cluster), and the gateway reaches them at their node's address."""
@@ -189,8 +195,9 @@ class DeploymentController:
         desired = tracked.scaler.desired(now, max(len(current), 1))
 
         owner = Principal(row.owner, row.tenant, bool(config.get("admin")))
+        secret = self._secret(row)
         if len(current) < desired and now >= tracked.not_before:
-            self._submit(row, owner, desired - len(current), now)
+            self._submit(row, owner, desired - len(current), now, secret)
         elif len(current) > desired:
             extra = sorted(current, key=lambda r: (r.job_id in ready, -r.job_id))
             self._cancel(owner, extra[: len(current) - desired])
@@ -199,7 +206,7 @@ class DeploymentController:
 
         endpoints = [tracked.endpoints[r.job_id] for r in live if r.job_id in ready]
         versions = [(v["model"], v["version"], v["weight"]) for v in config["versions"]]
-        self.routes.set(Route(row.name, row.tenant, versions, endpoints))
+        self.routes.set(Route(row.name, row.tenant, versions, endpoints, secret=secret))
         message = f"{len(ready)}/{desired} replicas ready"
         if old:
             message += f"; rolling out generation {row.generation}"
@@ -308,7 +315,15 @@ class DeploymentController:
         except httpx.HTTPError:
             return False
 
-    def _submit(self, row: DeploymentRow, owner: Principal, count: int, now: float) -> None:
+    def _secret(self, row: DeploymentRow) -> str:
+        """The secret the replicas of ``row`` ask of every request."""
+        if self._key is None:
+            self._key = control_key(self.db, KEY_NAME)
+        return deployment_secret(self._key, row.name, row.id, row.created_at)
+
+    def _submit(
+        self, row: DeploymentRow, owner: Principal, count: int, now: float, secret: str
+    ) -> None:
         config = row.config
         spec = JobSpec.model_validate(
             {
@@ -322,6 +337,7 @@ class DeploymentController:
                 "priority": config["priority"],
                 "kind": "service",
                 "grace": 10.0,
+                "env": {SECRET_ENV: secret},
             }
         )
         serves = [[v["model"], v["version"]] for v in config["versions"]]

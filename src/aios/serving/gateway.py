@@ -10,7 +10,9 @@ request is tried on another; inference is idempotent, so a retry is safe. The co
 of requests in flight are what the autoscaler scales on.
 
 ``/v2/models/{deployment}/versions/{v}/infer`` pins a version. The bearer token and
-tenant rules are those of the REST API.
+tenant rules are those of the REST API. Every request forwarded carries the
+deployment's replica secret (:mod:`~aios.serving.secret`), without which its replicas
+answer nothing.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from aios.control.api import caller
 from aios.control.auth import Principal
 from aios.serving.routes import Route, Routes
+from aios.serving.secret import SECRET_HEADER
 from aios.serving.upstream import Upstream, UpstreamError
 
 __all__ = ["Gateway", "GatewayEndpoint"]
@@ -135,6 +138,8 @@ class Gateway:
             what = f"version {pinned}" if pinned is not None else "any version"
             return _failure(503, f"deployment {name}: no ready replica serves {what}")
         model, version = chosen
+        if route.secret is not None:
+            headers = {**headers, SECRET_HEADER: route.secret}
         tried: set[int] = set()
         answer = _failure(503, f"deployment {name}: no ready replica")
         for attempt in range(ATTEMPTS):

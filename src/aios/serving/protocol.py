@@ -18,6 +18,12 @@ same ``Content-Length``): what parsing that head found is kept per connection
 same length that starts with the same bytes is taken as the same request with another
 body, without the parser and its dozen callbacks. Same bytes, same parse: the parser
 would find nothing else in them.
+
+A server with a replica secret (:mod:`~aios.serving.secret`) checks an inference
+request's ``X-AIOS-Replica-Secret`` once its headers are parsed; one without it, or with
+a wrong one, is answered 401/403 once its body has gone by (never kept, never decoded)
+and is never kept as a repeat. A repeated head needs no second check: the header is
+among the bytes it repeats.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from uvicorn.protocols.http.httptools_impl import (
 from uvicorn.server import ServerState
 
 from aios.serving.infer import DISCARD_LIMIT, Headers, InferEndpoint, picked_headers
+from aios.serving.secret import Refusal, refusal_of
 
 __all__ = ["InferProtocol", "infer_protocol"]
 
@@ -45,6 +52,7 @@ _TARGETS: dict[bytes, tuple[str, str | None] | None] = {}
 """What :meth:`InferEndpoint.target` said for each URL seen lately (clients repeat theirs)."""
 _TARGET_CACHE_SIZE = 1024
 _CLOSE = b"connection: close\r\n"
+_JSON = [(b"content-type", b"application/json")]
 
 
 class _Exchange:
@@ -60,6 +68,7 @@ class _Exchange:
         "headers",
         "keep_alive",
         "more_body",
+        "refusal",
         "response_complete",
         "size",
         "target",
@@ -76,6 +85,7 @@ class _Exchange:
         self.body: list[bytes] = []
         self.size = 0
         self.too_large = False  # the body is over the limit: refused, and not kept
+        self.refusal: Refusal | None = None  # without the replica's secret: not kept either
         self.more_body = True
         self.active = False  # answered next on its connection (not waiting behind another)
         self.response_complete = False
@@ -96,9 +106,11 @@ class _Repeat:
 
 
 class InferProtocol(HttpToolsProtocol):
-    """uvicorn's protocol with ``…/infer`` requests given to :attr:`endpoint`."""
+    """uvicorn's protocol with ``…/infer`` requests given to :attr:`endpoint` when they
+    carry :attr:`secret` (any request does when it is None)."""
 
     endpoint: InferEndpoint
+    secret: bytes | None
 
     def __init__(
         self,
@@ -108,9 +120,11 @@ class InferProtocol(HttpToolsProtocol):
         _loop: asyncio.AbstractEventLoop | None = None,
         *,
         endpoint: InferEndpoint,
+        secret: bytes | None = None,
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
         self.endpoint = endpoint
+        self.secret = secret
         self._idle_since: float | None = None
         self._idle_timer: asyncio.TimerHandle | None = None
         self._repeat: _Repeat | None = None
@@ -162,6 +176,8 @@ class InferProtocol(HttpToolsProtocol):
         keep_alive = self.parser.get_http_version() != "1.0" and self.parser.should_keep_alive()
         exchange = _Exchange(target, picked_headers(self.headers), keep_alive)
         exchange.expect_100 = self.expect_100_continue
+        if self.secret is not None:
+            exchange.refusal = refusal_of(self.secret, self.headers)
         declared = exchange.headers.get("content-length", "")
         exchange.too_large = declared.isdigit() and int(declared) > self.endpoint.max_body_bytes
         previous: RequestResponseCycle | _Exchange | None = self.cycle
@@ -180,8 +196,8 @@ class InferProtocol(HttpToolsProtocol):
         if exchange.response_complete:
             return
         exchange.size += len(body)
-        if exchange.too_large or exchange.size > self.endpoint.max_body_bytes:
-            exchange.too_large = True
+        exchange.too_large = exchange.too_large or exchange.size > self.endpoint.max_body_bytes
+        if exchange.too_large or exchange.refusal is not None:  # answered without it
             exchange.body.clear()
             if exchange.size > DISCARD_LIMIT and exchange.active:  # not worth reading on
                 self._run(exchange)
@@ -273,10 +289,12 @@ class InferProtocol(HttpToolsProtocol):
 
     def _repeatable(self, exchange: _Exchange) -> bool:
         """Whether another request with the head of ``exchange`` would be handled the
-        same: kept alive, no 100-continue, a body under the limit and framed by its
-        ``Content-Length`` (not chunked: the parser refuses a request that says both)."""
+        same: admitted (its secret checked), kept alive, no 100-continue, a body under the
+        limit and framed by its ``Content-Length`` (not chunked: the parser refuses a
+        request that says both)."""
         return (
-            exchange.keep_alive
+            exchange.refusal is None
+            and exchange.keep_alive
             and not exchange.expect_100
             and not exchange.too_large
             and exchange.headers.get("content-length") == str(exchange.size)
@@ -304,14 +322,18 @@ class InferProtocol(HttpToolsProtocol):
         if not exchange.more_body:
             self._run(exchange)
             return
-        if exchange.expect_100 and exchange.too_large:  # refused before it is uploaded
-            self._run(exchange)
+        if exchange.expect_100 and (exchange.too_large or exchange.refusal is not None):
+            self._run(exchange)  # refused before it is uploaded
             return
         if exchange.expect_100 and not self.transport.is_closing():
             self.transport.write(_CONTINUE)
         self.flow.resume_reading()
 
     def _run(self, exchange: _Exchange) -> None:
+        if exchange.refusal is not None:
+            exchange.body = []
+            self._respond(exchange, exchange.refusal[0], exchange.refusal[1], _JSON)
+            return
         body = exchange.body[0] if len(exchange.body) == 1 else b"".join(exchange.body)
         exchange.body = []
         respond = functools.partial(self._respond, exchange)
@@ -342,7 +364,8 @@ class InferProtocol(HttpToolsProtocol):
         self.on_response_complete()
 
 
-def infer_protocol(endpoint: InferEndpoint) -> type[InferProtocol]:
-    """:class:`InferProtocol` bound to ``endpoint``, as uvicorn's ``Config(http=…)``
-    takes a protocol class and builds one per connection."""
-    return cast(type[InferProtocol], functools.partial(InferProtocol, endpoint=endpoint))
+def infer_protocol(endpoint: InferEndpoint, secret: bytes | None = None) -> type[InferProtocol]:
+    """:class:`InferProtocol` bound to ``endpoint`` and ``secret``, as uvicorn's
+    ``Config(http=…)`` takes a protocol class and builds one per connection."""
+    bound = functools.partial(InferProtocol, endpoint=endpoint, secret=secret)
+    return cast(type[InferProtocol], bound)

@@ -46,6 +46,9 @@ class Route:
     """(model, version, weight in percent)."""
     endpoints: list[Endpoint] = field(default_factory=list)
     turn: int = 0
+    secret: str | None = None
+    """What the deployment's replicas ask of each request (:mod:`~aios.serving.secret`),
+    which the gateway adds; None for replicas that ask nothing."""
 
     def pick_version(self, rng: random.Random, pinned: int | None = None) -> Version | None:
         """A version by traffic weight among those a ready replica serves (or the

@@ -3,7 +3,9 @@
 Routes (the Open Inference Protocol over REST): ``/v2/health/live``,
 ``/v2/health/ready``, ``/v2`` (server metadata), ``/v2/models/{m}[/versions/{v}]``
 (model metadata), ``…/ready``, ``…/infer`` (POST), and ``/metrics`` (Prometheus). A
-request without a version goes to the model's default version.
+request without a version goes to the model's default version. A server given a
+secret (a deployment's replica) answers nothing but the health endpoints to a request
+without it (:mod:`~aios.serving.secret`): 401 when it is missing, 403 when it is wrong.
 
 Every error is ``{"error": "<message>"}``: 400 for a request that is malformed or does
 not fit the model, 404 for an unknown model, version or route, 413 for a body over
@@ -41,6 +43,7 @@ from aios.errors import AiosError
 from aios.serving.infer import BodyTooLarge, InferEndpoint, status_of
 from aios.serving.protocol import infer_protocol
 from aios.serving.repository import ModelRepository, ServedModel
+from aios.serving.secret import OPEN_PATHS, Refusal, refusal_of
 
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
@@ -62,9 +65,13 @@ def error_response(status: int, message: str) -> JSONResponse:
 
 
 def create_inference_app(
-    repository: ModelRepository, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    repository: ModelRepository,
+    *,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    secret: str | None = None,
 ) -> InferenceApp:
-    """The ASGI app serving ``repository``; its shutdown drains every model version."""
+    """The ASGI app serving ``repository``; its shutdown drains every model version.
+    With a ``secret``, it answers only the requests that carry it (and health checks)."""
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -136,6 +143,7 @@ def create_inference_app(
         return response
 
     app.endpoint = InferEndpoint(app.framework, repository, max_body_bytes)
+    app.secret = None if secret is None else secret.encode()
     return app
 
 
@@ -145,8 +153,17 @@ class InferenceApp(FastAPI):
     cost more than a batched small model does."""
 
     endpoint: InferEndpoint
+    secret: bytes | None = None
+    """What a request must carry in ``X-AIOS-Replica-Secret``; None asks nothing."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # Every request but inference on InferProtocol's fast path comes here (that
+        # path checks the secret itself): refused before its body is read.
+        if self.secret is not None and scope["type"] == "http" and scope["path"] not in OPEN_PATHS:
+            refusal = refusal_of(self.secret, scope["headers"])
+            if refusal is not None:
+                await _refuse(send, refusal)
+                return
         await self.endpoint(scope, receive, send)
 
     async def framework(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -163,6 +180,7 @@ def serve_models(
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     graceful_seconds: float = 30.0,
     on_ready: Callable[[str, int], None] | None = None,
+    secret: str | None = None,
 ) -> None:
     """Loads ``models`` and serves them on ``host:port`` until SIGTERM or Ctrl-C.
 
@@ -170,15 +188,20 @@ def serve_models(
     atomically to ``ready_file`` (a replica's launcher waits for it) and ``on_ready`` is
     called with the address. SIGTERM drains: readiness turns false, new connections are
     refused, requests already taken are answered (up to ``graceful_seconds``), the file
-    is removed, and the call returns. Raises InvalidInput when a model does not load and
-    OSError when the address cannot be listened on, both before anything is served.
+    is removed, and the call returns. With a ``secret``, only requests that carry it
+    are answered (see :mod:`~aios.serving.secret`). Raises InvalidInput when a model
+    does not load and OSError when the address cannot be listened on, both before
+    anything is served.
     """
     repository = ModelRepository()
     for model in models:
         repository.add(model)
     listener = _listen(host, port)
     config = inference_config(
-        repository, max_body_bytes=max_body_bytes, graceful_seconds=graceful_seconds
+        repository,
+        max_body_bytes=max_body_bytes,
+        graceful_seconds=graceful_seconds,
+        secret=secret,
     )
     server = _ReplicaServer(config, repository, ready_file, on_ready)
     # The model runs in a worker thread that needs the GIL back after each batch; with
@@ -203,14 +226,15 @@ def inference_config(
     *,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     graceful_seconds: float = 30.0,
+    secret: str | None = None,
 ) -> uvicorn.Config:
     """uvicorn's configuration for serving ``repository``: the app of
     :func:`create_inference_app`, with ``…/infer`` parsed and answered by
     :class:`~aios.serving.protocol.InferProtocol` instead of going through ASGI."""
-    app = create_inference_app(repository, max_body_bytes=max_body_bytes)
+    app = create_inference_app(repository, max_body_bytes=max_body_bytes, secret=secret)
     return uvicorn.Config(
         app,
-        http=infer_protocol(app.endpoint),
+        http=infer_protocol(app.endpoint, app.secret),
         log_level="warning",
         access_log=False,
         lifespan="on",
@@ -221,6 +245,13 @@ def inference_config(
         server_header=False,
         date_header=False,
     )
+
+
+async def _refuse(send: Send, refusal: Refusal) -> None:
+    status, body = refusal
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def _ignore(_signal: int, _frame: FrameType | None) -> None:
