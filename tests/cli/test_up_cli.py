@@ -101,7 +101,7 @@ def test_up_on_a_port_in_use_is_one_line_and_exit_1(tmp_path: Path) -> None:
 def test_a_control_plane_that_is_down_is_one_line_and_exit_1(args: list[str]) -> None:
     url = f"http://127.0.0.1:{free_port()}"
 
-    result = CliRunner(env={**PLAIN, "AIOS_URL": url}).invoke(app, ["--token", "t", *args])
+    result = CliRunner(env={**PLAIN, "AIOS_URL": url, "AIOS_TOKEN": "t"}).invoke(app, args)
 
     assert result.exit_code == 1
     assert one_error_line(result).startswith(f"cannot reach the control plane at {url}")
@@ -110,8 +110,8 @@ def test_a_control_plane_that_is_down_is_one_line_and_exit_1(args: list[str]) ->
 def test_url_option_overrides_the_environment() -> None:
     url = f"http://127.0.0.1:{free_port()}"
 
-    result = CliRunner(env={**PLAIN, "AIOS_URL": "http://127.0.0.1:1"}).invoke(
-        app, ["--url", url, "--token", "t", "whoami"]
+    result = CliRunner(env={**PLAIN, "AIOS_URL": "http://127.0.0.1:1", "AIOS_TOKEN": "t"}).invoke(
+        app, ["--url", url, "whoami"]
     )
 
     assert result.exit_code == 1
