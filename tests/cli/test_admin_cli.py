@@ -3,6 +3,8 @@ real control plane on loopback."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from typer.testing import CliRunner, Result
 
@@ -11,9 +13,9 @@ from tests.cli.cli_harness import Cluster, eventually, one_error_line, row_of
 
 
 def as_user(cluster: Cluster, token: str, *args: str | int) -> Result:
-    """Runs the CLI with ``--token``, as a user other than the admin."""
-    env = {**cluster.env(), "AIOS_HOME": "/nonexistent"}
-    return CliRunner(env=env).invoke(app, ["--token", token, *(str(a) for a in args)])
+    """Runs the CLI with ``AIOS_TOKEN``, as a user other than the admin."""
+    env = {**cluster.env(), "AIOS_HOME": "/nonexistent", "AIOS_TOKEN": token}
+    return CliRunner(env=env).invoke(app, [str(a) for a in args])
 
 
 def test_queue_create_then_ls_shows_quota_against_usage(cluster: Cluster) -> None:
@@ -118,7 +120,7 @@ def test_nodes_shows_cores_memory_and_the_job_on_each_gpu(cluster: Cluster) -> N
 
 
 def test_a_tenant_token_sees_its_own_queue_only(cluster: Cluster) -> None:
-    """A token made with --tenant works with --token, and the jobs of another queue are
+    """A token made with --tenant works as AIOS_TOKEN, and the jobs of another queue are
     'not found' to it, as if they did not exist."""
     assert cluster.aios("queue", "create", "team-a").exit_code == 0
     made = cluster.aios("token", "create", "alice", "--tenant", "team-a")
@@ -150,3 +152,38 @@ def test_whoami_of_the_admin(cluster: Cluster) -> None:
 
     assert result.exit_code == 0
     assert result.stdout == f"admin (admin) at {cluster.url}\n"
+
+
+def test_a_token_file_names_the_user(cluster: Cluster, tmp_path: Path) -> None:
+    """``--token-file`` reads the token from a file: the secret is never an argument."""
+    if "team-f" not in {q.name for q in cluster.admin.queues()}:
+        cluster.admin.create_queue("team-f")
+    token_file = tmp_path / "fiona.token"
+    token_file.write_text(cluster.admin.create_token("fiona", tenant="team-f") + "\n")
+    env = {**cluster.env(), "AIOS_HOME": "/nonexistent"}
+
+    result = CliRunner(env=env).invoke(app, ["--token-file", str(token_file), "whoami"])
+
+    assert result.stdout == f"fiona (tenant team-f) at {cluster.url}\n", result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--token", "aios_secret", "whoami"], "--token: a token on the command line is visible"),
+        (["--token-file", "/nonexistent/token", "whoami"], "--token-file: cannot read"),
+    ],
+)
+def test_a_token_on_the_command_line_or_an_unreadable_file_is_refused(
+    cluster: Cluster, args: list[str], message: str
+) -> None:
+    """A token given as an argument (which ``ps`` shows every user) is refused before
+    anything is sent: one line naming --token-file and AIOS_TOKEN, exit code 2."""
+    result = CliRunner(env=cluster.env()).invoke(app, args)
+
+    assert result.exit_code == 2
+    line = one_error_line(result)
+    assert line.startswith(message)
+    assert "aios_secret" not in line
+    if args[0] == "--token":
+        assert "--token-file" in line and "AIOS_TOKEN" in line

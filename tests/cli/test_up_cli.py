@@ -83,6 +83,19 @@ def test_up_without_auth_on_a_public_address_is_refused(tmp_path: Path) -> None:
     assert not home.exists()
 
 
+@pytest.mark.parametrize("host", ["http://aios.example", "aios.example:8470", "a/b"])
+def test_up_with_an_allowed_host_that_is_no_host_is_refused(tmp_path: Path, host: str) -> None:
+    home = tmp_path / "home"
+
+    result = CliRunner(env=PLAIN).invoke(
+        app, ["up", "--home", str(home), "--port", str(free_port()), "--allowed-host", host]
+    )
+
+    assert result.exit_code == 2
+    assert one_error_line(result).startswith(f"--allowed-host: {host!r} is not a host name")
+    assert not home.exists()
+
+
 def test_up_on_a_port_in_use_is_one_line_and_exit_1(tmp_path: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -101,7 +114,7 @@ def test_up_on_a_port_in_use_is_one_line_and_exit_1(tmp_path: Path) -> None:
 def test_a_control_plane_that_is_down_is_one_line_and_exit_1(args: list[str]) -> None:
     url = f"http://127.0.0.1:{free_port()}"
 
-    result = CliRunner(env={**PLAIN, "AIOS_URL": url}).invoke(app, ["--token", "t", *args])
+    result = CliRunner(env={**PLAIN, "AIOS_URL": url, "AIOS_TOKEN": "t"}).invoke(app, args)
 
     assert result.exit_code == 1
     assert one_error_line(result).startswith(f"cannot reach the control plane at {url}")
@@ -110,8 +123,8 @@ def test_a_control_plane_that_is_down_is_one_line_and_exit_1(args: list[str]) ->
 def test_url_option_overrides_the_environment() -> None:
     url = f"http://127.0.0.1:{free_port()}"
 
-    result = CliRunner(env={**PLAIN, "AIOS_URL": "http://127.0.0.1:1"}).invoke(
-        app, ["--url", url, "--token", "t", "whoami"]
+    result = CliRunner(env={**PLAIN, "AIOS_URL": "http://127.0.0.1:1", "AIOS_TOKEN": "t"}).invoke(
+        app, ["--url", url, "whoami"]
     )
 
     assert result.exit_code == 1

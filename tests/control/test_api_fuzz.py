@@ -74,7 +74,14 @@ def plane(
         db = server.create_migrated_database()
     node = Node.build("local", cpus=len(os.sched_getaffinity(0)), memory="8G", gpus=2)
     control = ControlPlane(
-        Settings(home=home, db=db, tick=0.05, nodes=[node], executor=DryRunExecutor())
+        Settings(
+            home=home,
+            db=db,
+            tick=0.05,
+            nodes=[node],
+            executor=DryRunExecutor(),
+            allowed_hosts=["testserver"],  # the Host schemathesis's ASGI client sends
+        )
     )
     control.start()
     yield control
@@ -91,7 +98,7 @@ def _request(plane: ControlPlane, method: str, path: str, **kwargs: Any) -> http
 
     async def send() -> httpx.Response:
         transport = httpx.ASGITransport(app=plane.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://aios") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
             return await client.request(method, f"/api/v1{path}", headers=_admin(plane), **kwargs)
 
     return asyncio.run(send())

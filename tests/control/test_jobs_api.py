@@ -227,7 +227,8 @@ def test_nodes_report_capacity_and_which_job_holds_each_gpu(control: Running) ->
 
 def test_metrics_expose_jobs_resources_and_cycle_time(control: Running) -> None:
     control.admin.wait(control.admin.submit(["true"], memory="64M").id, timeout=20)
-    text = httpx.get(f"{control.url}/metrics").text
+    admin = {"Authorization": f"Bearer {_token(control)}"}
+    text = httpx.get(f"{control.url}/metrics", headers=admin).text
     assert 'aios_jobs{queue="default",state="succeeded"} 1.0' in text
     assert 'aios_resource_allocatable{resource="gpu"} 2.0' in text
     assert "aios_queue_wait_seconds_count" in text

@@ -80,10 +80,10 @@ def test_cli_switches_and_shows_the_policy(control: Running) -> None:
     """``aios queue set-policy`` switches, ``aios queue policy`` shows the policy against
     the configured one; an unknown policy is one line on stderr and exit code 2."""
     with_history_routes(control)
-    token = (control.home / "admin.token").read_text().strip()
+    token = str(control.home / "admin.token")
 
     def aios(*args: str) -> Result:
-        return CliRunner().invoke(app, ["--url", control.url, "--token", token, *args])
+        return CliRunner().invoke(app, ["--url", control.url, "--token-file", token, *args])
 
     switched = aios("queue", "set-policy", "las")
     assert (switched.exit_code, switched.stdout) == (0, "scheduling policy las\n")

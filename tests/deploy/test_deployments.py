@@ -94,7 +94,8 @@ def test_two_replicas_serve_the_official_client_through_the_gateway(plane: Runni
         exposition = httpx.get(f"{replica.url}/metrics", headers=secret).text
         served = _counter(exposition, "aios_inference_requests_total")
         assert served >= 3
-    gateway = _counter(httpx.get(f"{plane.url}/metrics").text, "aios_gateway_requests_total")
+    metrics = httpx.get(f"{plane.url}/metrics", headers=_auth(plane)).text
+    gateway = _counter(metrics, "aios_gateway_requests_total")
     assert gateway == 11
     metadata = httpx.get(f"{plane.url}/v2/models/iris-prod", headers=_auth(plane))
     assert metadata.status_code == 200

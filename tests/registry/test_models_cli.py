@@ -16,9 +16,9 @@ from tests.registry.artifacts import write_onnx, write_sklearn
 
 
 def aios(plane: Running, *args: str | Path) -> Result:
-    token = (plane.home / "admin.token").read_text().strip()
+    token = str(plane.home / "admin.token")
     runner = CliRunner(env={**PLAIN, "AIOS_URL": None, "AIOS_TOKEN": None})
-    return runner.invoke(app, ["--url", plane.url, "--token", token, *map(str, args)])
+    return runner.invoke(app, ["--url", plane.url, "--token-file", token, *map(str, args)])
 
 
 def test_register_prints_the_reference_and_show_prints_signature_and_lineage(

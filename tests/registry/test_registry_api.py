@@ -298,7 +298,7 @@ def test_a_tenant_neither_sees_nor_touches_another_tenants_model(
     plane: Running, tmp_path: Path
 ) -> None:
     """Tenant red's model is a 404 for tenant blue on every route, and its name is
-    taken (409); the admin sees every model."""
+    not available to blue (409); the admin sees every model."""
     plane.admin.create_queue("red")
     plane.admin.create_queue("blue")
     red = plane.client(plane.admin.create_token("rita", tenant="red"))
@@ -331,5 +331,32 @@ def test_a_tenant_neither_sees_nor_touches_another_tenants_model(
     assert "secret" not in {m.name for m in blue.models()}
     assert [m.name for m in red.models()] == ["secret"]
     assert "secret" in {m.name for m in plane.admin.models()}
+    red.close()
+    blue.close()
+
+
+def test_a_name_another_tenant_holds_is_refused_as_a_reserved_one_is(
+    plane: Running, tmp_path: Path
+) -> None:
+    """Registering under a name another tenant holds tells a tenant no more than a
+    name reserved for the system, which no model holds: the same status and words, at
+    the same step (before a job named as lineage is looked up); a name no one holds
+    is free."""
+    plane.admin.create_queue("crimson")
+    plane.admin.create_queue("azure")
+    red = plane.client(plane.admin.create_token("rosa", tenant="crimson"))
+    blue = plane.client(plane.admin.create_token("bill", tenant="azure"))
+    model = write_onnx(tmp_path / "m.onnx")
+    red.register_model("held-by-red", model, "onnx")
+
+    def refusal(name: str) -> tuple[int, str]:
+        with pytest.raises(ApiError) as refused:
+            blue.register_model(name, model, "onnx", from_job=2**31 - 1)
+        return refused.value.status, str(refused.value).replace(repr(name), "NAME")
+
+    held, reserved = refusal("held-by-red"), refusal("aios-never-made")
+    assert held == reserved == (409, "model name NAME is not available; choose another")
+    assert refusal("free-name")[0] == 400  # its from_job is checked, as for any free name
+    assert blue.register_model("free-name", model, "onnx").version == 1
     red.close()
     blue.close()

@@ -185,3 +185,38 @@ def test_a_label_may_differ_only_where_the_probabilities_tie() -> None:
     largest, _ = compare_outputs([np.array([0, 1]), tie], [np.array([1, 1]), tie])
 
     assert largest == 0.0
+
+
+def test_the_store_keeps_other_users_out_and_its_artifacts_readable_by_sandboxes(
+    tmp_path: Path,
+) -> None:
+    """Every directory of the store is 0700 (made so, or tightened when an earlier
+    version left it open); blobs and an artifact's own view are readable by all (a
+    sandboxed replica runs as its tenant's uid) and writable by none."""
+    root = tmp_path / "registry"
+    store = BlobStore(root)
+    digest = hashlib.sha256(b"weights").hexdigest()
+    (store.tmp / "w").write_bytes(b"weights")
+    store.add(store.tmp / "w", digest)
+    entries = scan_directory(write_python_model(tmp_path / "model"))
+    for entry in entries:
+        staged = store.tmp / "part"
+        staged.write_bytes((tmp_path / "model" / entry.path).read_bytes())
+        store.add(staged, entry.sha256)
+    tree = store.view(store.add_bytes(manifest_bytes(entries)), "model", entries)
+    single = store.view(digest, "w.bin", None)
+
+    def modes() -> tuple[set[int], set[int], set[int]]:
+        inside_views = {tree, *tree.rglob("*"), single}
+        holders = [root, *(p for p in root.rglob("*") if p.is_dir() and p not in inside_views)]
+        return (
+            {stat.S_IMODE(p.stat().st_mode) for p in holders},
+            {stat.S_IMODE(p.stat().st_mode) for p in root.rglob("*") if p.is_file()},
+            {stat.S_IMODE(p.stat().st_mode) for p in [tree, *tree.rglob("*")] if p.is_dir()},
+        )
+
+    assert modes() == ({0o700}, {0o444}, {0o555})
+    for holder in (root, root / "blobs", store.blobs, store.path(digest).parent, tree.parent):
+        holder.chmod(0o755)
+    BlobStore(root)
+    assert modes() == ({0o700}, {0o444}, {0o555})

@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from aios.control.perimeter import JSON_LIMIT
 from tests.control.control_harness import Running
 from tests.registry.artifacts import tar_with, write_onnx
 
@@ -150,3 +151,16 @@ def test_a_bad_model_name_or_reference_in_the_path_is_refused(http: httpx.Client
     assert http.get("/models/-bad").status_code == 422
     assert http.get("/models/ok/versions/0").status_code == 404
     assert http.get("/models/ok/versions/a@b").status_code == 422
+
+
+def test_an_upload_larger_than_a_json_body_is_still_registered(
+    plane: Running, tmp_path: Path
+) -> None:
+    """A registration has its own limit (the registry's), not the 16 MiB of a JSON
+    body of the API."""
+    model = write_onnx(tmp_path / "large.onnx", features=2100, outputs=2048)
+    assert model.stat().st_size > JSON_LIMIT
+
+    version = plane.admin.register_model("large", model, "onnx")
+
+    assert (version.version, version.size) == (1, model.stat().st_size)

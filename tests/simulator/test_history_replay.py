@@ -114,14 +114,13 @@ def test_what_if_replay_matches_a_direct_simulator_run(history: Running) -> None
     """``aios simulate --from-history`` prints, for each policy, the metrics that the
     simulator gives for the same jobs on the same cluster."""
     direct = direct_trace(history.admin.jobs(limit=100))
-    token = (history.home / "admin.token").read_text().strip()
     result = runner.invoke(
         app,
         [
             "--url",
             history.url,
-            "--token",
-            token,
+            "--token-file",
+            str(history.home / "admin.token"),
             "simulate",
             "--from-history",
             "--since",
@@ -142,9 +141,9 @@ def test_what_if_replay_matches_a_direct_simulator_run(history: Running) -> None
 def test_history_without_jobs_in_the_window_is_a_clear_error(tmp_path: Path) -> None:
     running = with_history_routes(start_plane(tmp_path / "home"))
     try:
-        token = (running.home / "admin.token").read_text().strip()
+        token = str(running.home / "admin.token")
         result = runner.invoke(
-            app, ["--url", running.url, "--token", token, "simulate", "--from-history"]
+            app, ["--url", running.url, "--token-file", token, "simulate", "--from-history"]
         )
     finally:
         stop_plane(running)

@@ -5,6 +5,7 @@ message naming it."""
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 
 import pytest
@@ -116,6 +117,25 @@ def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path: Path) -> None:
         assert connection.execute(text("pragma journal_mode")).scalar() == "wal"
         assert connection.execute(text("pragma foreign_keys")).scalar() == 1
     db.close()
+
+
+def test_a_sqlite_database_and_its_wal_files_are_the_owners_alone(tmp_path: Path) -> None:
+    """A new database file, and the WAL files SQLite makes beside it, are 0600 (they
+    hold every job's environment); an existing file readable by others is tightened."""
+    path = tmp_path / "state.db"
+    files = [path, Path(f"{path}-wal"), Path(f"{path}-shm")]
+    db = Database(sqlite_url(path))
+    with db.transaction() as session:
+        session.add(QueueRow(name="q", weight=1.0, borrowing_limit={}, created_at=0.0))
+    assert [stat.S_IMODE(f.stat().st_mode) for f in files] == [0o600] * 3
+    db.close()
+    for file in files:
+        if file.exists():
+            file.chmod(0o644)
+    reopened = Database(sqlite_url(path))
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert all(stat.S_IMODE(f.stat().st_mode) == 0o600 for f in files if f.exists())
+    reopened.close()
 
 
 def test_a_postgresql_url_without_a_driver_opens_with_psycopg(postgres: PostgresServer) -> None:

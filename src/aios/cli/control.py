@@ -49,6 +49,17 @@ def up(
         str | None,
         typer.Option(help="Data repository for job inputs and outputs (default: home/data)."),
     ] = None,
+    allowed_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A name clients reach the API by (repeatable); requests naming another "
+            "Host are refused. Always allowed: localhost, loopback and the --host address "
+            "(on 0.0.0.0 or ::, also any address and this machine's name)."
+        ),
+    ] = None,
+    public_metrics: Annotated[
+        bool, typer.Option("--public-metrics", help="Serve /metrics without a token.")
+    ] = False,
 ) -> None:
     """Runs the control plane (API, scheduler, executor) here until Ctrl-C."""
     from aios.control import ControlPlane, Settings, default_home
@@ -64,6 +75,8 @@ def up(
         auth=not no_auth,
         ray=ray,
         data_repo=data_repo,
+        allowed_hosts=list(allowed_host or ()),
+        public_metrics=public_metrics,
     )
     if not no_auth or is_loopback(host):
         # Before the database and the executor start; ControlPlane refuses --no-auth

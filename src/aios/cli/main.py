@@ -7,8 +7,10 @@ Every command is registered through :func:`reports_invalid_input`, so a user mis
 that is not a number). A control plane that cannot be reached, or that failed (HTTP 5xx),
 is one line and exit code 1. Any other exception is a bug and keeps its traceback.
 
-``aios --url URL --token TOKEN COMMAND`` names the control plane; without them the
-commands use ``AIOS_URL`` and ``AIOS_TOKEN`` (or ``$AIOS_HOME/admin.token``).
+``aios --url URL --token-file PATH COMMAND`` names the control plane and the file
+holding the bearer token; without them the commands use ``AIOS_URL`` and
+``AIOS_TOKEN`` (or ``$AIOS_HOME/admin.token``). A token is never an argument: every
+user of the machine reads a process's arguments (``ps``, ``/proc/PID/cmdline``).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Annotated, Any, ParamSpec
 
 import typer
@@ -24,7 +27,7 @@ from typer.core import TyperGroup
 from aios.cli import admin, control, deploy, jobs, lineage, models, packaging, pipelines
 from aios.cli.backup import backup_app
 from aios.cli.data import data_app
-from aios.cli.remote import FAILURE, USAGE_ERROR, Remote, exit_code, fail
+from aios.cli.remote import FAILURE, USAGE_ERROR, Remote, exit_code, fail, read_token
 from aios.cli.serve import serve
 from aios.cli.simulate import simulate
 from aios.errors import AiosError
@@ -93,13 +96,23 @@ def options(
         str | None,
         typer.Option(help="The control plane (default: $AIOS_URL or http://127.0.0.1:8470)."),
     ] = None,
-    token: Annotated[
-        str | None,
-        typer.Option(help="Bearer token (default: $AIOS_TOKEN or $AIOS_HOME/admin.token)."),
+    token_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="File holding the bearer token (default: $AIOS_TOKEN or $AIOS_HOME/admin.token).",
+            dir_okay=False,
+        ),
     ] = None,
+    token: Annotated[str | None, typer.Option(hidden=True)] = None,
 ) -> None:
     """AIOS: an operating system for AI work."""
-    ctx.obj = Remote(url, token)
+    if token is not None:
+        fail(
+            "--token: a token on the command line is visible to every user of this "
+            "machine (ps); give --token-file PATH, or set AIOS_TOKEN",
+            USAGE_ERROR,
+        )
+    ctx.obj = Remote(url, read_token(token_file) if token_file is not None else None)
 
 
 def reports_invalid_input(command: Callable[P, None]) -> Callable[P, None]:

@@ -1,9 +1,11 @@
 """How the CLI's commands reach a control plane, and how they end when it refuses.
 
-The global options ``aios --url URL --token TOKEN`` become a :class:`Remote` on the Click
-context; a command calls :func:`connect` for a :class:`~aios.client.Client`. What is not
-given comes from the environment as the SDK reads it: ``AIOS_URL`` (default
-``http://127.0.0.1:8470``), then ``AIOS_TOKEN``, else ``$AIOS_HOME/admin.token``.
+The global options ``aios --url URL --token-file PATH`` become a :class:`Remote` on the
+Click context; a command calls :func:`connect` for a :class:`~aios.client.Client`. What
+is not given comes from the environment as the SDK reads it: ``AIOS_URL`` (default
+``http://127.0.0.1:8470``), then ``AIOS_TOKEN``, else ``$AIOS_HOME/admin.token``. The
+token is read from a file or the environment, never taken as an argument, which every
+user of the machine can read.
 
 The SDK (httpx, pydantic) is imported only when a command connects, so ``aios --help``
 and ``aios simulate`` do not pay for it.
@@ -12,6 +14,7 @@ and ``aios simulate`` do not pay for it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 import typer
@@ -21,7 +24,7 @@ from aios.errors import AiosError
 if TYPE_CHECKING:
     from aios.client import Client
 
-__all__ = ["FAILURE", "USAGE_ERROR", "Remote", "connect", "exit_code", "fail"]
+__all__ = ["FAILURE", "USAGE_ERROR", "Remote", "connect", "exit_code", "fail", "read_token"]
 
 USAGE_ERROR = 2
 """The exit code of a user mistake, as for Typer's (and Click's) own usage errors."""
@@ -35,6 +38,19 @@ class Remote:
 
     url: str | None = None
     token: str | None = None
+
+
+def read_token(path: Path) -> str:
+    """The token in the file ``path`` (its first line); ends the program with one line
+    and exit code 2 when there is none to read."""
+    try:
+        token = path.read_text().strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not text"
+        fail(f"--token-file: cannot read {str(path)!r}: {reason}", USAGE_ERROR)
+    if not token or "\n" in token:
+        fail(f"--token-file: {str(path)!r} holds no token (one line, the token alone)", USAGE_ERROR)
+    return token
 
 
 def connect(ctx: typer.Context) -> Client:

@@ -1,4 +1,5 @@
-"""The REST API under ``/api/v1`` (FastAPI), plus ``/metrics`` and ``/healthz``.
+"""The REST API under ``/api/v1`` (FastAPI), plus ``/metrics`` (an admin's, unless
+public) and ``/healthz``.
 
 Handlers are thin: they check the bearer token, call :class:`ControlOps` and map the
 AIOS error hierarchy to HTTP (InvalidInput 400, Forbidden 403, NotFound 404, Conflict
@@ -97,6 +98,7 @@ def create_app(
     tokens: TokenBook,
     metrics: ControlMetrics,
     auth: bool = True,
+    public_metrics: bool = False,
     registry: RegistryOps | None = None,
     routers: Sequence[APIRouter] = (),
     root_routers: Sequence[APIRouter] = (),
@@ -105,7 +107,8 @@ def create_app(
     """The app: the jobs API, the registry's routes when given, further ``routers``
     under ``/api/v1`` and ``root_routers`` at the root (the inference gateway), and
     ``on_shutdown`` awaited when the server stops (in its event loop: the gateway's
-    connections to replicas are closed there)."""
+    connections to replicas are closed there). ``/metrics`` answers an admin only
+    (its series name every tenant's queues and deployments) unless ``public_metrics``."""
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -284,8 +287,18 @@ def create_app(
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/metrics", include_in_schema=False)
-    def prometheus() -> Response:
+    def exposition() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    if public_metrics:
+        app.get("/metrics", include_in_schema=False)(exposition)
+    else:
+
+        @app.get("/metrics", include_in_schema=False)
+        def prometheus(user: User) -> Response:
+            user.require_admin(
+                "read the metrics (or start the control plane with --public-metrics)"
+            )
+            return exposition()
 
     return app

@@ -10,6 +10,7 @@ import hashlib
 import ipaddress
 import logging
 import os
+import stat
 import sys
 import threading
 import time
@@ -23,6 +24,7 @@ from aios.control.api import create_app
 from aios.control.auth import ADMIN, Principal, TokenBook
 from aios.control.history_api import history_router, restore_policy
 from aios.control.metrics import ControlMetrics
+from aios.control.perimeter import AllowedHosts, BodyLimits, Perimeter
 from aios.control.plane import ControlOps
 from aios.control.reconciler import Reconciler
 from aios.dashboard import dashboard_router, page_router
@@ -30,6 +32,7 @@ from aios.errors import InvalidInput, NotFound
 from aios.executors.base import Executor
 from aios.lineage.api import lineage_router
 from aios.lineage.catalog import DataCatalog, default_location
+from aios.registry.api import FORM_OVERHEAD
 from aios.registry.service import RegistryOps
 from aios.resources import Node, detect_local_node
 from aios.scheduler import make_policy
@@ -38,6 +41,7 @@ from aios.serving.deploy_api import deployment_router
 from aios.serving.deployments import DeploymentOps
 from aios.serving.gateway import Gateway, GatewayEndpoint
 from aios.serving.routes import Routes
+from aios.serving.server import DEFAULT_MAX_BODY_BYTES
 from aios.store import Database, sqlite_url
 
 if TYPE_CHECKING:
@@ -53,6 +57,19 @@ log = logging.getLogger("aios.control")
 
 def default_home() -> Path:
     return Path(os.environ.get("AIOS_HOME") or Path.home() / ".aios")
+
+
+def private_home(home: Path) -> None:
+    """Makes ``home`` (mode 0700), or takes an existing one's access from other users:
+    it holds the database, the admin's token and every job's files. A directory of
+    another user's, or a shared one (sticky, as ``/tmp``), is left as it is."""
+    home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    status = home.stat()
+    if status.st_mode & 0o077 and status.st_uid == os.geteuid():
+        if status.st_mode & stat.S_ISVTX:
+            log.warning("home %s is a shared directory: its mode is left as it is", home)
+        else:
+            home.chmod(0o700)
 
 
 def is_loopback(host: str) -> bool:
@@ -83,6 +100,11 @@ class Settings:
     data_repo: str | None = None
     """The data repository jobs read and publish datasets in (default:
     ``$AIOS_DATA_REPO`` or ``home/data``)."""
+    allowed_hosts: list[str] = field(default_factory=list)
+    """Names (or addresses) clients reach the API by, beyond those allowed anyway (see
+    :mod:`aios.control.perimeter`): a request naming another ``Host`` is refused."""
+    public_metrics: bool = False
+    """Serve ``/metrics`` to anyone; by default it needs an admin's token."""
 
 
 class ControlPlane:
@@ -96,8 +118,9 @@ class ControlPlane:
             )
         self.settings = settings
         policy = make_policy(settings.policy)  # an unknown policy fails before any file
+        hosts = AllowedHosts.build(settings.host, settings.allowed_hosts)
         home = settings.home
-        home.mkdir(parents=True, exist_ok=True)
+        private_home(home)
         (home / "jobs").mkdir(exist_ok=True)
         self.home = home
         self.db = Database(settings.db or sqlite_url(home / "aios.db"))
@@ -143,6 +166,7 @@ class ControlPlane:
             self.tokens,
             self.metrics,
             auth=settings.auth,
+            public_metrics=settings.public_metrics,
             registry=self.registry,
             routers=[
                 deployment_router(self.deployments, self.controller),
@@ -156,6 +180,16 @@ class ControlPlane:
         # Inference requests skip FastAPI (see GatewayEndpoint): added last, runs first.
         self.app.add_middleware(
             GatewayEndpoint, gateway=self.gateway, authenticate=self._authenticate
+        )
+        # Added after the gateway's endpoint, so it runs before it: inference requests
+        # pass the host, origin and size checks too.
+        self.app.add_middleware(
+            Perimeter,
+            hosts=hosts,
+            limits=BodyLimits(
+                upload=self.registry.max_upload + FORM_OVERHEAD, inference=DEFAULT_MAX_BODY_BYTES
+            ),
+            authenticate=self._authenticate if settings.auth else None,
         )
         self.admin_token_path: str | None = None
         self._started = False

@@ -2,6 +2,10 @@
 
 Requests forbid unknown fields and check every quantity, so bad input is refused with
 a 422 that names the field before anything reaches the scheduler or the database.
+Free-form fields are bounded too: a command and an environment by what ``execve`` can
+take at all (an argument or a variable of at most 128 KiB, ``MAX_ARG_STRLEN``), and in
+all by :data:`MAX_COMMAND_BYTES` and :data:`MAX_ENV_BYTES`, well inside its 2 MiB; a
+function's pickle by the request body's limit (:mod:`aios.control.perimeter`).
 """
 
 from __future__ import annotations
@@ -43,6 +47,17 @@ MAX_CPUS = 1_000_000  # in millicores: a thousand cores
 MAX_MEMORY = 1 << 50  # a pebibyte
 MAX_GPUS = 1024
 MAX_SECONDS = 365 * 86400.0
+MAX_ARG = 128 << 10
+"""Bytes of one argument or one ``NAME=value``: Linux's ``MAX_ARG_STRLEN``, past which
+``execve`` fails."""
+MAX_ARGS = 4096
+MAX_COMMAND_BYTES = 256 << 10
+MAX_ENV_VARS = 1024
+MAX_ENV_BYTES = 256 << 10
+"""Bytes of a job's environment as ``execve`` is given it (``NAME=value`` and a NUL
+each)."""
+MAX_RESOURCES = 64
+"""Resources one quota may name (cpu, memory, gpu and custom ones)."""
 MAX_ID = 2**31 - 1
 """The largest id a job, pipeline or event can have: their ids are 32-bit integers on
 PostgreSQL, where a larger one in a query is an error, not a row that is absent."""
@@ -53,7 +68,7 @@ JobStateName = Literal[
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 def _millicores(value: Any) -> int:
@@ -121,7 +136,7 @@ class JobSpec(Strict):
     after: list[Annotated[int, Field(ge=1, le=MAX_ID)]] = Field(
         default_factory=list, max_length=1000
     )
-    env: dict[str, str] = Field(default_factory=dict)
+    env: dict[str, str] = Field(default_factory=dict, max_length=MAX_ENV_VARS)
     time_limit: float | str | None = Field(None, description="seconds, or '30m', '1h'")
     grace: float = Field(30.0, ge=0, le=3600)
     retries: int = Field(0, ge=0, le=100)
@@ -182,11 +197,18 @@ class JobSpec(Strict):
     @field_validator("env")
     @classmethod
     def _env(cls, value: dict[str, str]) -> dict[str, str]:
+        total = 0
         for key, text in value.items():
-            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
-                raise ValueError(f"env: {key!r} is not a valid variable name")
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,255}", key):
+                raise ValueError(f"env: {key[:64]!r} is not a valid variable name")
             if "\0" in text:
                 raise ValueError(f"env: {key} contains a NUL byte")
+            size = _utf8(key) + 1 + _utf8(text) + 1
+            if size > MAX_ARG:
+                raise ValueError(f"env: {key} is {size} bytes, over the {MAX_ARG} of one variable")
+            total += size
+        if total > MAX_ENV_BYTES:
+            raise ValueError(f"env: {total} bytes in all, over the limit of {MAX_ENV_BYTES}")
         return value
 
     @model_validator(mode="after")
@@ -198,8 +220,12 @@ class JobSpec(Strict):
                 raise ValueError("command: the argv list must name a program")
             if any("\0" in arg for arg in self.command):
                 raise ValueError("command: an argument contains a NUL byte")
-        elif isinstance(self.command, str) and (not self.command.strip() or "\0" in self.command):
-            raise ValueError("command: the shell string must be non-empty and without NUL")
+            _check_argv(self.command)
+        elif isinstance(self.command, str):
+            if not self.command.strip() or "\0" in self.command:
+                raise ValueError("command: the shell string must be non-empty and without NUL")
+            if (size := _utf8(self.command) + 1) > MAX_ARG:
+                raise ValueError(f"command: the shell string is {size} bytes, over {MAX_ARG}")
         if len(set(self.after)) != len(self.after):
             raise ValueError("after: a dependency is listed twice")
         return self
@@ -215,6 +241,25 @@ class JobSpec(Strict):
     @property
     def time_limit_seconds(self) -> float | None:
         return None if self.time_limit is None else _seconds(self.time_limit)
+
+
+def _utf8(text: str) -> int:
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def _check_argv(argv: list[str]) -> None:
+    """Refuses a command ``execve`` could not run: too many arguments, one too long,
+    or too many bytes in all (ValueError naming which)."""
+    if len(argv) > MAX_ARGS:
+        raise ValueError(f"command: {len(argv)} arguments, over the limit of {MAX_ARGS}")
+    total = 0
+    for index, arg in enumerate(argv):
+        size = _utf8(arg) + 1
+        if size > MAX_ARG:
+            raise ValueError(f"command: argument {index} is {size} bytes, over {MAX_ARG}")
+        total += size
+    if total > MAX_COMMAND_BYTES:
+        raise ValueError(f"command: {total} bytes in all, over the limit of {MAX_COMMAND_BYTES}")
 
 
 class AttemptView(BaseModel):
@@ -278,10 +323,10 @@ class QueueSpec(Strict):
     absent: unlimited), weight, cohort and borrowing limits."""
 
     name: Name
-    quota: dict[str, float | str] | None = None
+    quota: dict[str, float | str] | None = Field(None, max_length=MAX_RESOURCES)
     weight: float = Field(1.0, gt=0, le=1_000_000)
     cohort: Name | None = None
-    borrowing_limit: dict[str, float | str] = Field(default_factory=dict)
+    borrowing_limit: dict[str, float | str] = Field(default_factory=dict, max_length=MAX_RESOURCES)
 
     @field_validator("quota", "borrowing_limit")
     @classmethod
@@ -292,10 +337,10 @@ class QueueSpec(Strict):
 
 
 class QueueUpdate(Strict):
-    quota: dict[str, float | str] | None = None
+    quota: dict[str, float | str] | None = Field(None, max_length=MAX_RESOURCES)
     weight: float | None = Field(None, gt=0, le=1_000_000)
     cohort: Name | None = None
-    borrowing_limit: dict[str, float | str] | None = None
+    borrowing_limit: dict[str, float | str] | None = Field(None, max_length=MAX_RESOURCES)
 
     @field_validator("quota", "borrowing_limit")
     @classmethod
@@ -350,7 +395,7 @@ class NodeView(BaseModel):
 class PipelineStep(JobSpec):
     """A job of a pipeline; ``needs`` names the steps that must succeed first."""
 
-    needs: list[str] = Field(default_factory=list)
+    needs: list[Annotated[str, Field(max_length=64)]] = Field(default_factory=list, max_length=1000)
 
 
 class PipelineSpec(Strict):

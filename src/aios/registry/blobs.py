@@ -6,6 +6,14 @@ crash left there was never registered) and ``views/<digest>/<name>`` (an artifac
 its own file or directory name, made of hard links to the blobs, for a loader to open).
 A blob is written to ``tmp/``, fsynced and renamed into place, so a blob that exists is
 whole.
+
+Modes: every directory of the store itself (the root, ``blobs/sha256/<ab>``, ``tmp/``,
+``views/<digest>``) is 0700, made so and tightened at every start, and that is what
+keeps the host's other users out. What lies inside them stays readable by everyone:
+blobs are 0444, and an artifact's own view (a file, or a directory artifact's tree of
+0555 directories and 0444 files) the same, because a sandboxed serving replica runs as
+its tenant's uid and is handed its artifact by a read-only bind mount, which only the
+file's own mode then guards. Nothing in the store is writable after it is placed.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ __all__ = ["BlobStore", "remove_tree"]
 
 READ_ONLY = 0o444
 EXECUTABLE = 0o555
+PRIVATE = 0o700
 
 
 def _fsync_dir(path: Path) -> None:
@@ -55,7 +64,14 @@ class BlobStore:
         self.tmp = root / "tmp"
         self.views = root / "views"
         for directory in (self.blobs, self.tmp, self.views):
-            directory.mkdir(parents=True, exist_ok=True)
+            directory.mkdir(PRIVATE, parents=True, exist_ok=True)
+        # An earlier version made them with the default mode: tightened, with the
+        # directories that hold blobs and views (not the views' own trees).
+        for directory in (root, root / "blobs", self.blobs, self.tmp, self.views):
+            directory.chmod(PRIVATE)
+        for holder in (*self.blobs.iterdir(), *self.views.iterdir()):
+            if holder.is_dir() and not holder.is_symlink():
+                holder.chmod(PRIVATE)
 
     def clear_staging(self) -> None:
         """Removes uploads a crash left half-staged (none of them was registered)."""
@@ -83,7 +99,7 @@ class BlobStore:
         target = self.path(digest)
         if target.exists():
             return
-        target.parent.mkdir(exist_ok=True)
+        target.parent.mkdir(PRIVATE, exist_ok=True)
         with source.open("rb") as data:
             os.fsync(data.fileno())
         os.chmod(source, READ_ONLY)
@@ -115,7 +131,7 @@ class BlobStore:
         final = self.views / digest / name
         if final.exists():
             return final
-        final.parent.mkdir(parents=True, exist_ok=True)
+        final.parent.mkdir(PRIVATE, exist_ok=True)
         if entries is None:
             building = final.parent / f".building-{os.getpid()}-{os.urandom(4).hex()}"
             _place(self.path(digest), building, executable=False)

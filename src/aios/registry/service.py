@@ -3,8 +3,17 @@
 Model names are unique across the registry, so ``NAME@VERSION`` names one artifact
 wherever it is used (a deployment, ``in_use``); each model belongs to one tenant, whose
 members see it and act on it, and an admin sees all. A caller of another tenant is told
-that a model does not exist (404), except when it tries to register a name that is
-taken (409).
+that a model does not exist (404 on every route, as for a name no one holds).
+
+Registering a new model under a name another tenant holds cannot succeed (names are
+global), so its refusal cannot help telling that the name is not free: the one bit a
+global namespace leaks (as S3's bucket names do; per-tenant names would need names
+unique per tenant in the schema). It tells nothing more: not that a model holds it,
+whose, or anything of it. It is the 409 "model name 'NAME' is not available; choose
+another" (:func:`~aios.registry.specs.name_unavailable`), word for word the refusal of
+a name reserved for the system (``aios-…``), given at the same step, before the upload
+is read and before lineage or the tenant are checked, so no other answer tells the two
+apart.
 
 A registration stages the upload, loads the model in a child process (its signature,
 or the loader's reason it does not load), and only then moves the blobs into the store
@@ -46,6 +55,8 @@ from aios.registry.specs import (
     RegisterSpec,
     VersionUpdate,
     check_filename,
+    is_reserved,
+    name_unavailable,
 )
 from aios.registry.staging import Staged, keep, stage_file, stage_upload
 from aios.store import Database, EventRow, JobRow, QueueRow
@@ -163,9 +174,10 @@ class RegistryOps:
         refuses a name another tenant holds, a tenant the caller is not in, and lineage
         that names a job the caller cannot see."""
         model = session.scalars(select(ModelRow).where(ModelRow.name == name)).first()
+        held_elsewhere = model is not None and not may_see(user, model.tenant)
+        if held_elsewhere or (model is None and is_reserved(name)):
+            raise name_unavailable("model", name)
         if model is not None:
-            if not may_see(user, model.tenant):
-                raise Conflict(f"model name {name!r} is taken; choose another")
             if spec.tenant is not None and spec.tenant != model.tenant:
                 raise InvalidInput(f"tenant: model {name!r} belongs to {model.tenant!r}")
             tenant = model.tenant

@@ -13,11 +13,12 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
-from aios.errors import InvalidInput
+from aios.errors import Conflict, InvalidInput
 from aios.registry.refs import ALIAS, DATASET, NAME
 
 __all__ = [
     "FORMATS",
+    "RESERVED_PREFIX",
     "AliasSpec",
     "ArtifactKind",
     "ConversionView",
@@ -31,6 +32,8 @@ __all__ = [
     "check_filename",
     "check_reference",
     "check_text",
+    "is_reserved",
+    "name_unavailable",
 ]
 
 FORMATS = ("onnx", "sklearn", "torchscript", "python")
@@ -53,6 +56,23 @@ def check_text(value: str) -> str:
     return value
 
 
+RESERVED_PREFIX = "aios-"
+"""New model and deployment names that begin so are kept for the system's own, as
+Kubernetes keeps ``kube-``."""
+
+
+def name_unavailable(kind: str, name: str) -> Conflict:
+    """The one refusal of a new ``kind`` name (``model``, ``deployment``) that the caller
+    may not take, whatever the reason: reserved, or held by another tenant. Word for
+    word the same for both, so that it tells a tenant nothing of what others hold
+    beyond what a global name cannot hide (see :mod:`aios.registry.service`)."""
+    return Conflict(f"{kind} name {name!r} is not available; choose another")
+
+
+def is_reserved(name: str) -> bool:
+    return name.lower().startswith(RESERVED_PREFIX)
+
+
 def check_reference(ref: str) -> str:
     """``ref`` (what follows ``NAME@``) unless it is a version number past
     :data:`MAX_VERSION`, which no version has (ValueError naming it)."""
@@ -66,7 +86,7 @@ Description = Annotated[str, Field(max_length=4096), AfterValidator(check_text)]
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 def check_filename(name: str, field: str = "filename") -> str:

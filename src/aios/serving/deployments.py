@@ -10,7 +10,13 @@ themselves starts a new *generation* of replicas, and the old ones stop only onc
 new ones are ready (see :mod:`aios.serving.controller`).
 
 Same tenant rules as jobs and models: a deployment belongs to its creator's tenant,
-whose members see and change it; an admin sees all; others are told it does not exist.
+whose members see and change it; an admin sees all; others are told it does not exist
+(404, as for a name no one holds). Names are global, as the gateway's
+``/v2/models/NAME`` is: creating a deployment under a name another tenant holds is
+refused with the registry's one refusal of an unavailable name, word for word that of
+a name reserved for the system (``aios-…``), so it says only that the name is not free
+(see :mod:`aios.registry.service`). A name the caller's own tenant holds is reported as
+existing, since the caller sees that deployment anyway.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from aios.control.auth import Principal
 from aios.control.specs import _bytes, _millicores, some_cpu, some_memory
 from aios.errors import Conflict, InvalidInput, NotFound
 from aios.registry.service import RegistryOps
-from aios.registry.specs import check_reference
+from aios.registry.specs import check_reference, is_reserved, name_unavailable
 from aios.store import Database, EventRow
 from aios.store.models import DeploymentRow
 
@@ -247,7 +253,12 @@ class DeploymentOps:
         name = spec.name or versions[0]["model"]
         now = time.time()
         with self.db.transaction() as session:
-            if session.scalar(select(DeploymentRow).where(DeploymentRow.name == name)):
+            held = session.scalar(select(DeploymentRow).where(DeploymentRow.name == name))
+            if (held is None and is_reserved(name)) or (
+                held is not None and not user.may_see(held.tenant)
+            ):
+                raise name_unavailable("deployment", name)
+            if held is not None:
                 raise Conflict(
                     f"a deployment named {name!r} exists already (update it with --update)"
                 )

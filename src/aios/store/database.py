@@ -3,8 +3,9 @@ brought up to date by Alembic on every open."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -15,13 +16,30 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from aios.errors import InvalidInput
 
-__all__ = ["Database", "sqlite_url"]
+__all__ = ["Database", "private_sqlite", "sqlite_url"]
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def sqlite_url(path: Path) -> str:
     return f"sqlite:///{path}"
+
+
+def private_sqlite(path: Path) -> None:
+    """Creates the SQLite file ``path`` readable by its owner alone (0600), or takes
+    an existing one's (and its ``-wal`` and ``-shm`` files') access from other users:
+    it holds every job's environment. SQLite gives the files it creates beside the
+    database the database's own mode, so they follow."""
+    if not path.parent.is_dir():
+        return  # SQLite says so when it opens the file
+    fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+    for suffix in ("-wal", "-shm", "-journal"):
+        with suppress(FileNotFoundError):
+            os.chmod(f"{path}{suffix}", 0o600, follow_symlinks=False)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -68,6 +86,8 @@ class Database:
                 f"({exc.name}); for PostgreSQL: pip install 'aios[postgres]'"
             ) from None
         if parsed.get_backend_name() == "sqlite":
+            if parsed.database and parsed.database != ":memory:":
+                private_sqlite(Path(parsed.database))
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         if migrate:
