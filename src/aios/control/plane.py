@@ -187,7 +187,9 @@ class ControlOps:
         one waits for publishes that dataset (then it is resolved when this job starts,
         and only the caller's right to read it is checked now). Inside a pipeline, a
         dataset that another step publishes is guarded by that step's output check
-        (:meth:`_claim_outputs`)."""
+        (:meth:`_claim_outputs`). This check is the only one: the stage wrapper resolves
+        the references again when the job starts, without the caller's rights, so a
+        share revoked in between does not stop the job."""
         for ref in spec.inputs:
             name, _ = parse_version(ref)
             if name not in produced:
@@ -267,7 +269,7 @@ class ControlOps:
                 except InvalidInput as exc:
                     raise InvalidInput(f"jobs[{index}]: {exc}") from None
                 self._claim_outputs(session, user, rows[-1], existing, f"jobs[{index}]: ", now)
-            session.flush()  # one INSERT for all the rows
+            session.flush()  # one INSERT for the rows (those with outputs are in already)
             self._store_payloads(list(zip(rows, payloads, strict=True)))
             for row in rows:
                 self.reconciler.admit(session, row, now)
