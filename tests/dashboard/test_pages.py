@@ -133,8 +133,9 @@ def test_a_deployment_page_shows_traffic_and_shifts_the_canary(
 def test_a_dataset_page_lists_its_versions_and_diffs_two(
     page: Any, cluster: Cluster, shots: Path, tmp_path: Path
 ) -> None:
-    """A dataset with two versions in the plane's repository: the Datasets page lists
-    it, its page shows both versions, and Diff names the file that changed."""
+    """A dataset with two versions in the plane's repository, assigned to alpha: the
+    Datasets page lists it, its page shows both versions, and Diff names the file that
+    changed."""
     from aios.data.backend import LocalBackend
     from aios.data.datasets import DataStore
     from aios.data.repository import Repository
@@ -149,6 +150,7 @@ def test_a_dataset_page_lists_its_versions_and_diffs_two(
         store.add("digits", source, "first")
         (source / "train.csv").write_text("x,label\n1,0\n2,1\n")
         store.add("digits", source, "more rows")
+    cluster.running.admin.assign_dataset("digits", "alpha")  # added by hand: no one's yet
     log_in(page, cluster.alpha_token, "datasets")
     page.wait_for_selector("a[href='#datasets/digits']")
     page.click("a[href='#datasets/digits']")

@@ -29,6 +29,7 @@ def test_the_demo_pipeline_succeeds_and_prints_its_schedule_and_results(
     assert text.count("succeeded") >= 8
     assert re.search(r"best model: (logistic|forest|svm|knn) \(0\.9\d{3}\)", text)
     assert "mean JCT las vs fifo" in text
+    assert "digits owned by vision, shared read-only with speech" in text
     assert re.search(r"registered digits@1: \w+ .* on digits@1", text)
     assert "<- dataset digits-raw@1" in text  # the deployed model's lineage, to the raw data
     assert re.search(r"prepare again as job \d+: succeeded .* reused the outputs of job", text)

@@ -78,8 +78,11 @@ def test_a_reused_run_is_a_reader_but_not_the_producer(
 def test_another_tenant_sees_neither_the_jobs_nor_the_model(
     data_plane: Running, chain: dict[str, int]
 ) -> None:
+    """Olga's queue is given clean (the default queue's) to read: its version shows,
+    neither the jobs around it nor the model trained on it."""
     admin = data_plane.admin
     admin.create_queue("other")
+    admin.share_dataset("clean", "other", read_only=True)
     token = admin.create_token("olga", tenant="other")
     with data_plane.client(token) as olga:
         view = olga.lineage("dataset", "clean@1")

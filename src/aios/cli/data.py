@@ -8,7 +8,8 @@ dataset) is one line ``aios: error: …`` on stderr and exit code 2, with nothin
 Answers go to stdout, progress to stderr.
 
 ``aios backup …`` lives in :mod:`aios.cli.backup`; both open the repository through
-:mod:`aios.cli.data_repo`.
+:mod:`aios.cli.data_repo`. ``aios data share|unshare|own|shares`` ask the control plane
+instead (:mod:`aios.cli.sharing`).
 """
 
 from __future__ import annotations

@@ -24,7 +24,17 @@ from typing import Annotated, Any, ParamSpec
 import typer
 from typer.core import TyperGroup
 
-from aios.cli import admin, control, deploy, jobs, lineage, models, packaging, pipelines
+from aios.cli import (
+    admin,
+    control,
+    deploy,
+    jobs,
+    lineage,
+    models,
+    packaging,
+    pipelines,
+    sharing,
+)
 from aios.cli.backup import backup_app
 from aios.cli.data import data_app
 from aios.cli.remote import FAILURE, USAGE_ERROR, Remote, exit_code, fail, read_token
@@ -170,6 +180,10 @@ _COMMANDS: tuple[tuple[typer.Typer, str, Callable[..., None]], ...] = (
     (queue_app, "policy", admin.show_policy),
     (queue_app, "set-policy", admin.set_policy),
     (token_app, "create", admin.create_token),
+    (data_app, "share", sharing.share),
+    (data_app, "unshare", sharing.unshare),
+    (data_app, "own", sharing.own),
+    (data_app, "shares", sharing.shares),
     (model_app, "register", models.register),
     (model_app, "ls", models.list_models),
     (model_app, "show", models.show),

@@ -35,6 +35,7 @@ from aios.serving.deployments import DeploymentSpec, DeploymentView
 if TYPE_CHECKING:
     from aios.control.history_api import PolicyView
     from aios.lineage.api import LineageView
+    from aios.lineage.sharing import SharingView
     from aios.simulator.history import History
 
 __all__ = ["DEFAULT_URL", "TERMINAL", "ApiError", "Client"]
@@ -265,6 +266,38 @@ class Client:
         import cloudpickle
 
         return cloudpickle.loads(self._request("GET", f"/jobs/{job_id}/result").content)
+
+    # -- datasets -------------------------------------------------------------------
+    def dataset_shares(self, name: str) -> SharingView:
+        """The queue dataset ``name`` belongs to and the queues it is shared with (its
+        owner's members and admins may ask)."""
+        from aios.lineage.sharing import SharingView
+
+        response = self._request("GET", f"/datasets/{quote(name, safe='')}/shares")
+        return SharingView.model_validate(response.json())
+
+    def share_dataset(self, name: str, queue: str, read_only: bool = False) -> SharingView:
+        """Lets the members of ``queue`` read dataset ``name`` as a job's input and,
+        unless ``read_only``, publish versions of it as a job's output."""
+        from aios.lineage.sharing import SharingView
+
+        body = {"queue": queue, "read_only": read_only}
+        response = self._request("POST", f"/datasets/{quote(name, safe='')}/shares", json=body)
+        return SharingView.model_validate(response.json())
+
+    def unshare_dataset(self, name: str, queue: str) -> None:
+        """Takes the share of dataset ``name`` away from ``queue`` (jobs already
+        submitted keep it)."""
+        self._request("DELETE", f"/datasets/{quote(name, safe='')}/shares/{quote(queue, safe='')}")
+
+    def assign_dataset(self, name: str, queue: str) -> SharingView:
+        """Makes dataset ``name`` belong to ``queue`` (an admin only): how a dataset
+        added to the repository with ``aios data add`` becomes a tenant's."""
+        from aios.lineage.sharing import SharingView
+
+        body = {"queue": queue}
+        response = self._request("PUT", f"/datasets/{quote(name, safe='')}/owner", json=body)
+        return SharingView.model_validate(response.json())
 
     # -- queues, nodes, users ---------------------------------------------------------
     def queues(self) -> list[QueueView]:

@@ -42,6 +42,7 @@ from aios.control.tenants import next_uid
 from aios.control.views import job_view, spec_of
 from aios.data.datasets import parse_version
 from aios.errors import Busy, Conflict, InvalidInput, NotFound
+from aios.lineage.access import DatasetAccess
 from aios.lineage.catalog import DataCatalog, default_location
 from aios.lineage.jobs import data_plan, has_data
 from aios.resources import Resources, format_bytes
@@ -74,6 +75,7 @@ class ControlOps:
         self.reconciler = reconciler
         self.home = home
         self.data = data or DataCatalog(default_location(home))
+        self.datasets = DatasetAccess(db, self.data)
 
     def _change(self, work: Callable[[Session, float], T], timeout: float = 30.0) -> T:
         """Runs ``work`` on the loop; when the loop is too busy to start it within
@@ -171,13 +173,45 @@ class ControlOps:
             self._discard_payloads(written)
             raise
 
-    def _check_inputs(self, spec: JobSpec, produced: set[str], where: str) -> None:
-        """Refuses an input that names no version, unless a job this one waits for
-        publishes that dataset (then it is resolved when this job starts)."""
+    def _check_inputs(
+        self,
+        user: Principal,
+        spec: JobSpec,
+        produced: set[str],
+        where: str,
+        *,
+        in_pipeline: bool = False,
+    ) -> None:
+        """Refuses an input that names no version, or a dataset the caller may not read
+        (in the same words: another tenant's dataset is not revealed), unless a job this
+        one waits for publishes that dataset (then it is resolved when this job starts,
+        and only the caller's right to read it is checked now). Inside a pipeline, a
+        dataset that another step publishes is guarded by that step's output check
+        (:meth:`_claim_outputs`). This check is the only one: the stage wrapper resolves
+        the references again when the job starts, without the caller's rights, so a
+        share revoked in between does not stop the job."""
         for ref in spec.inputs:
             name, _ = parse_version(ref)
             if name not in produced:
-                self.data.resolve(ref, f"{where}inputs:")
+                self.datasets.resolve(user, ref, f"{where}inputs:")
+            elif not in_pipeline:
+                self.datasets.check_read(user, ref, f"{where}inputs:")
+
+    def _claim_outputs(
+        self,
+        session: Session,
+        user: Principal,
+        row: JobRow,
+        existing: frozenset[str],
+        where: str,
+        now: float,
+    ) -> None:
+        """In the submission's transaction: refuses an output the caller may not
+        publish and makes each new one the job's queue's (see
+        :mod:`aios.lineage.access`)."""
+        if row.outputs:
+            outputs = [str(name) for name in row.outputs]
+            self.datasets.claim(session, user, row.queue, outputs, existing, where, now)
 
     def _produced_by(self, parents: Sequence[int]) -> set[str]:
         """The datasets that the jobs ``parents`` publish."""
@@ -199,11 +233,13 @@ class ControlOps:
         """Queues a job and returns it; refuses one no node could ever hold."""
         queue = spec.queue or user.tenant or "default"
         self._check_fits(spec, "")
-        self._check_inputs(spec, self._produced_by(spec.after), "")
+        self._check_inputs(user, spec, self._produced_by(spec.after), "")
+        existing = self.datasets.existing(spec.outputs)
         payload = function_payload(spec)
 
         def work(session: Session, now: float) -> JobView:
             row = self._new_row(session, user, spec, now, queue)
+            self._claim_outputs(session, user, row, existing, "", now)
             session.flush()
             self._store_payloads([(row, payload)])
             self.reconciler.admit(session, row, now)
@@ -217,11 +253,12 @@ class ControlOps:
         payloads = []
         for index, spec in enumerate(specs):
             self._check_fits(spec, f"jobs[{index}]: ")
-            self._check_inputs(spec, self._produced_by(spec.after), f"jobs[{index}]: ")
+            self._check_inputs(user, spec, self._produced_by(spec.after), f"jobs[{index}]: ")
             try:
                 payloads.append(function_payload(spec))
             except InvalidInput as exc:
                 raise InvalidInput(f"jobs[{index}]: {exc}") from None
+        existing = self.datasets.existing(o for spec in specs for o in spec.outputs)
 
         def work(session: Session, now: float) -> list[JobView]:
             rows: list[JobRow] = []
@@ -231,7 +268,8 @@ class ControlOps:
                     rows.append(self._new_row(session, user, spec, now, queue))
                 except InvalidInput as exc:
                     raise InvalidInput(f"jobs[{index}]: {exc}") from None
-            session.flush()  # one INSERT for all the rows
+                self._claim_outputs(session, user, rows[-1], existing, f"jobs[{index}]: ", now)
+            session.flush()  # one INSERT for the rows (those with outputs are in already)
             self._store_payloads(list(zip(rows, payloads, strict=True)))
             for row in rows:
                 self.reconciler.admit(session, row, now)
@@ -479,11 +517,12 @@ class ControlOps:
             if step.after:
                 raise InvalidInput(f"steps.{name}.after: use needs: inside a pipeline")
             self._check_fits(step, f"steps.{name}: ")
-            self._check_inputs(step, produced, f"steps.{name}.")
+            self._check_inputs(user, step, produced, f"steps.{name}.", in_pipeline=True)
             try:
                 payloads[name] = function_payload(step)
             except InvalidInput as exc:
                 raise InvalidInput(f"steps.{name}.{exc}") from None
+        existing = self.datasets.existing(produced)
 
         def work(session: Session, now: float) -> PipelineView:
             # The pipeline's own queue decides who sees it and may cancel it: the same
@@ -510,6 +549,7 @@ class ControlOps:
                 )
                 row = self._new_row(session, user, job_spec, now, step.queue or queue)
                 row.pipeline_id, row.step = pipeline.id, name
+                self._claim_outputs(session, user, row, existing, f"steps.{name}.", now)
                 session.flush()  # the steps that need this one name its id
                 ids[name] = row.id
                 rows.append(row)

@@ -2,9 +2,10 @@
 with their versions, sizes, tags and label sets, and the diff of two versions.
 
 They read the control plane's data repository through its
-:class:`~aios.lineage.catalog.DataCatalog`. Datasets belong to the repository, not to
-a tenant, as with ``aios data``; the lineage graph (``/api/v1/lineage``) is where the
-tenant rules leave out other tenants' jobs and models.
+:class:`~aios.lineage.catalog.DataCatalog`, with the tenant rules of
+:mod:`aios.lineage.access`: a tenant sees the datasets its queue owns or has a share
+of, an admin every dataset; any other is answered as one the repository does not hold
+(404 ``no dataset``, or 400 when there is no repository at all).
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from aios.control.api import caller
 from aios.control.auth import Principal
 from aios.data.datasets import DatasetVersion, DataStore
 from aios.data.labelsets import LabelStore
-from aios.errors import InvalidInput
+from aios.errors import InvalidInput, NotFound
+from aios.lineage.access import DatasetAccess
 from aios.lineage.catalog import DataCatalog
 
 __all__ = ["DatasetDetail", "DatasetSummaryView", "DiffView", "dataset_router"]
@@ -98,24 +100,36 @@ def _read(catalog: DataCatalog, work: Callable[[DataStore], T], empty: T) -> T:
         return empty if store is None else work(store)
 
 
-def dataset_router(catalog: DataCatalog) -> APIRouter:
+def dataset_router(catalog: DataCatalog, access: DatasetAccess) -> APIRouter:
     router = APIRouter(prefix="/datasets", tags=["datasets"])
 
     @router.get("", response_model=list[DatasetSummaryView])
     def list_datasets(user: User) -> list[DatasetSummaryView]:
-        """Every dataset with its latest version (none without a repository)."""
+        """Every dataset the caller may read, with its latest version (none without a
+        repository)."""
+        may_read = access.readable(user)
 
         def work(store: DataStore) -> list[DatasetSummaryView]:
             return [
                 DatasetSummaryView(name=s.name, versions=s.versions, latest=_version(s.latest))
                 for s in store.datasets()
+                if may_read(s.name)
             ]
 
         return _read(catalog, work, [])
 
+    def check_read(may_read: Callable[[str], bool], name: str) -> None:
+        """Called once the repository is open (that there is none is said first, as
+        for a dataset that does not exist): another tenant's dataset does not exist."""
+        if not may_read(name):
+            raise NotFound(f"no dataset {name!r}")
+
     @router.get("/{name}", response_model=DatasetDetail)
     def get_dataset(name: DatasetName, user: User) -> DatasetDetail:
+        may_read = access.readable(user)
+
         def work(store: DataStore) -> DatasetDetail:
+            check_read(may_read, name)
             versions = [_version(v) for v in reversed(store.versions(name))]
             labels = [
                 LabelSetView(
@@ -138,8 +152,10 @@ def dataset_router(catalog: DataCatalog) -> APIRouter:
     @router.get("/{name}/diff", response_model=DiffView)
     def diff(name: DatasetName, a: Ref, b: Ref, user: User) -> DiffView:
         """What changed from version ``a`` to ``b`` (numbers or tags)."""
+        may_read = access.readable(user)
 
         def work(store: DataStore) -> DiffView:
+            check_read(may_read, name)
             d = store.diff(name, a, b)
             return DiffView(
                 a=d.a.ref,

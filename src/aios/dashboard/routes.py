@@ -95,7 +95,7 @@ def dashboard_router(plane: ControlPlane) -> APIRouter:
         return await deployment_traffic(name, plane.metrics.registry, urls, meter)
 
     router.include_router(stream_router(plane.ops, plane.db, tickets))
-    router.include_router(dataset_router(plane.data))
+    router.include_router(dataset_router(plane.data, plane.ops.datasets))
 
     def history(since: float, limit: int) -> History:
         return gather_history(plane.ops, since, limit)

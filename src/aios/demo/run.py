@@ -4,7 +4,10 @@ It starts a control plane on a temporary ``$AIOS_HOME`` (SQLite, local executor,
 API on a free loopback port), creates two queues that share the machine by fair share,
 and runs one pipeline through the SDK: prepare scikit-learn's digits → train four
 models in parallel, two per queue → evaluate → pick the best → replay a slice of the
-bundled cluster trace through the scheduler under three policies. Then it registers
+bundled cluster trace through the scheduler under three policies. The raw data, added
+to the repository with the library, is assigned to vision, and the prepared dataset
+(vision's, taken by the prepare step) is shared read-only with speech
+(:mod:`aios.lineage.access`). Then it registers
 the two best models with their lineage, deploys them (two replicas, a 10 % canary),
 sends real requests through the gateway and shifts the canary
 (:mod:`aios.demo.serving`). It prints the schedule (which job ran where and when), the
@@ -144,10 +147,19 @@ def run_demo(console: Console | None = None) -> int:
             console.print(
                 f"queues vision and speech: {share} core(s) each, borrowing in cohort lab"
             )
+            # Added with the library, the raw data is no tenant's until an admin says.
+            client.assign_dataset(RAW, "vision")
             submitted = time.time()
             spec = demo_pipeline(workdir)
             pipeline = client.submit_pipeline(spec)
             console.print(f"pipeline {pipeline.id} submitted: {len(pipeline.steps)} steps")
+            # Its prepare step took the name digits for vision at submission; speech's
+            # members, whose models train on it, read it (lineage, dashboard) once shared.
+            sharing = client.share_dataset(DATASET, "speech", read_only=True)
+            console.print(
+                f"datasets: {RAW} assigned to vision; {DATASET} owned by {sharing.owner}, "
+                f"shared read-only with {', '.join(s.queue for s in sharing.shares)}"
+            )
             done = client.wait_pipeline(pipeline.id, timeout=900)
             jobs = [client.get(step.id) for step in done.steps.values()]
             console.print(_schedule(jobs, submitted))

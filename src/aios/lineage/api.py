@@ -1,5 +1,8 @@
 """``GET /api/v1/lineage/{kind}/{ref}``: the lineage graph upstream and downstream of a
-dataset version, a job or a model version, with the caller's tenant rules."""
+dataset version, a job or a model version, with the caller's tenant rules: another
+tenant's jobs, models and datasets are left out, and a dataset the caller may not read
+is answered as one that does not exist (:mod:`aios.lineage.access`). The routes that
+share datasets (:mod:`aios.lineage.sharing`) come with it."""
 
 from __future__ import annotations
 
@@ -12,8 +15,10 @@ from pydantic import AfterValidator, BaseModel, Field
 from aios.control.api import caller
 from aios.control.auth import Principal
 from aios.control.specs import MAX_ID, NAME_PART
+from aios.lineage.access import DatasetAccess
 from aios.lineage.catalog import DataCatalog
 from aios.lineage.graph import LineageTree, lineage
+from aios.lineage.sharing import sharing_router
 from aios.registry.specs import check_reference
 from aios.store import Database
 
@@ -71,6 +76,8 @@ class LineageView(BaseModel):
 
 
 def lineage_router(db: Database, catalog: DataCatalog) -> APIRouter:
+    """``/lineage/…`` and ``/datasets/{name}/shares|owner``."""
+    access = DatasetAccess(db, catalog)
     router = APIRouter(prefix="/lineage", tags=["lineage"])
 
     @router.get("/{kind}/{ref}", response_model=LineageView)
@@ -81,10 +88,14 @@ def lineage_router(db: Database, catalog: DataCatalog) -> APIRouter:
         version (``NAME@NUMBER`` or ``NAME@ALIAS``)."""
 
         def resolve(text: str) -> str:
-            return catalog.resolve(text, "dataset").ref
+            return access.resolve(user, text, "dataset").ref
 
+        may_read = access.readable(user)
         with db.sessions() as session:
-            up, down = lineage(session, kind, ref, user.may_see, resolve)
+            up, down = lineage(session, kind, ref, user.may_see, may_read, resolve)
         return LineageView(upstream=TreeView.of(up), downstream=TreeView.of(down))
 
-    return router
+    routes = APIRouter()
+    routes.include_router(router)
+    routes.include_router(sharing_router(access))
+    return routes

@@ -88,6 +88,11 @@ class DataCatalog:
                 return False
             return bool(store.versions(name, missing_ok=True))
 
+    def names(self) -> frozenset[str]:
+        """Every dataset the repository holds (none without a repository)."""
+        with self.opened() as store:
+            return frozenset() if store is None else frozenset(s.name for s in store.datasets())
+
     def close(self) -> None:
         with self._lock:
             if self._store is not None:

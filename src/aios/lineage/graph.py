@@ -5,7 +5,8 @@ Edges come from the control plane's database: ``job_datasets`` (a job read or
 published a version) and the registry's model versions (``from_job``, ``dataset``).
 A job that reused an earlier run's outputs is a reader of its inputs and names the
 versions it reused, but is not their producer: upstream of a version is the job that
-ran. Nodes the caller may not see (another tenant's jobs and models) are left out.
+ran. Nodes the caller may not see (another tenant's jobs, models and datasets) are
+left out.
 """
 
 from __future__ import annotations
@@ -53,9 +54,15 @@ class LineageTree:
 
 
 class _Graph:
-    def __init__(self, session: Session, may_see: Callable[[str], bool]) -> None:
+    def __init__(
+        self,
+        session: Session,
+        may_see: Callable[[str], bool],
+        may_read: Callable[[str], bool],
+    ) -> None:
         self.session = session
         self.may_see = may_see
+        self.may_read = may_read
 
     # -- nodes --------------------------------------------------------------------------
     def job(self, job_id: int) -> LineageNode | None:
@@ -83,8 +90,9 @@ class _Graph:
             .where(ModelRow.name == name, ModelAliasRow.alias == version)
         )
 
-    @staticmethod
-    def dataset(name: str, version: int) -> LineageNode:
+    def dataset(self, name: str, version: int) -> LineageNode | None:
+        if not self.may_read(name):
+            return None
         return LineageNode("dataset", f"{name}@{version}")
 
     # -- edges --------------------------------------------------------------------------
@@ -106,7 +114,7 @@ class _Graph:
                 .where(JobDatasetRow.job_id == int(node.ref), JobDatasetRow.role == "input")
                 .order_by(JobDatasetRow.dataset)
             )
-            return [self.dataset(row.dataset, row.version) for row in read]
+            return _present(self.dataset(row.dataset, row.version) for row in read)
         found = self._model_version(node.ref)
         linked: list[LineageNode | None] = []
         if found is not None and found.from_job is not None:
@@ -192,12 +200,15 @@ def lineage(
     kind: NodeKind,
     ref: str,
     may_see: Callable[[str], bool],
+    may_read: Callable[[str], bool],
     resolve_dataset: Callable[[str], str] | None = None,
 ) -> tuple[LineageTree, LineageTree]:
     """The upstream and downstream trees of the node ``ref`` names: a dataset version
     (``NAME@REF``, resolved to its number by ``resolve_dataset``), a job id or a model
-    version (``NAME@NUMBER``). NotFound when there is no such node for the caller."""
-    graph = _Graph(session, may_see)
+    version (``NAME@NUMBER``). ``may_see`` says which queues' jobs and tenants' models
+    the caller sees, ``may_read`` which datasets. NotFound when there is no such node
+    for the caller."""
+    graph = _Graph(session, may_see, may_read)
     root: LineageNode | None
     if kind == "job":
         if not (ref.isascii() and ref.isdigit()):

@@ -1,7 +1,8 @@
 """The control plane's persistent state as SQLAlchemy tables.
 
-Jobs, their attempts, queues, users and their tokens, pipelines, the event log, and
-the model registry's models, versions and aliases.
+Jobs, their attempts, queues, users and their tokens, pipelines, the event log, the
+model registry's models, versions and aliases, and which tenant each dataset belongs
+to and is shared with.
 The same models run on SQLite (the embedded default) and PostgreSQL; the schema is
 created and upgraded by the Alembic migrations in :mod:`aios.store.migrations`.
 """
@@ -29,6 +30,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 __all__ = [
     "AttemptRow",
     "Base",
+    "DatasetOwnerRow",
+    "DatasetShareRow",
     "DeploymentRow",
     "EventRow",
     "JobDatasetRow",
@@ -213,6 +216,30 @@ class JobDatasetRow(Base):
     version: Mapped[int] = mapped_column(Integer)
     snapshot: Mapped[str] = mapped_column(String(64))
     cached_from: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class DatasetOwnerRow(Base):
+    """The queue (tenant) a dataset of the data repository belongs to: the queue of
+    the first job submitted to publish it, or the one an admin assigned. A dataset with
+    no row is no tenant's (see :mod:`aios.lineage.access`)."""
+
+    __tablename__ = "dataset_owners"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    queue: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class DatasetShareRow(Base):
+    """Dataset ``name`` shared with the members of ``queue``: to read, and unless
+    ``read_only`` also to publish versions of."""
+
+    __tablename__ = "dataset_shares"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    queue: Mapped[str] = mapped_column(String(64), primary_key=True)
+    read_only: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[float] = mapped_column(Float)
 
 
 class AttemptRow(Base):
