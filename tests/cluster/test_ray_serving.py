@@ -26,8 +26,9 @@ def test_two_replicas_on_two_ray_nodes_answer_through_the_gateway(
     view = admin.wait_deployment("iris", ready=2, timeout=120)
     nodes = {admin.get(r.job_id).attempts[-1].node for r in view.replicas}
     assert len(nodes) == 2 and all(node.startswith("ray-") for node in nodes)
-    # Each node loads the model from its own copy, sent with the replica's launch.
-    copies = sorted(ray_plane.home.glob("nodes/*/shipped/*/*"))
+    # Each node loads the model from its own copy, sent with the replica's launch (the
+    # uploaded pickle went to the node that ran its load job, as iris.pkl).
+    copies = sorted(ray_plane.home.glob("nodes/*/shipped/*/iris.onnx"))
     assert len(copies) == 2 and len({c.parent.parent.parent for c in copies}) == 2
     features, labels = iris()
     rows = np.asarray(features[:8], np.float32)

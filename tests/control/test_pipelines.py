@@ -13,22 +13,29 @@ from tests.control.control_harness import Running
 
 
 def test_a_pipeline_runs_its_steps_in_dependency_order(control: Running, tmp_path: Path) -> None:
-    out = tmp_path / "order"
+    """Each step starts only once the steps it needs have ended (each job sees only its
+    own directory, so the order is read from the jobs' times and logs)."""
     path = tmp_path / "pipe.yaml"
     path.write_text(
-        f"""
+        """
 name: small
 steps:
-  first:  {{command: "echo first >> {out}", memory: 64M}}
-  second: {{command: "echo second >> {out}", memory: 64M, needs: [first]}}
-  third:  {{command: "echo third >> {out}", memory: 64M, needs: [first, second]}}
+  first:  {command: "echo first", memory: 64M}
+  second: {command: "echo second", memory: 64M, needs: [first]}
+  third:  {command: "echo third", memory: 64M, needs: [first, second]}
 """
     )
     view = control.admin.submit_pipeline(path)
     assert set(view.steps) == {"first", "second", "third"}
     done = control.admin.wait_pipeline(view.id, timeout=30)
     assert done.state == "succeeded"
-    assert out.read_text().split() == ["first", "second", "third"]
+    steps = {name: control.admin.get(step.id) for name, step in done.steps.items()}
+    for name, step in steps.items():
+        assert "".join(control.admin.logs(step.id)) == f"{name}\n"
+    first, second, third = steps["first"], steps["second"], steps["third"]
+    assert first.finished_at is not None and second.finished_at is not None
+    assert second.started_at is not None and second.started_at >= first.finished_at
+    assert third.started_at is not None and third.started_at >= second.finished_at
     assert done.steps["third"].after == [done.steps["first"].id, done.steps["second"].id]
 
 

@@ -51,12 +51,11 @@ def test_jobs_survive_a_killed_control_plane_and_none_starts_twice(
     """A job still running is adopted and finishes as succeeded; a job that ended while
     the control plane was down is recorded with its real exit code and retried per its
     policy; a queued job runs after the restart; each job started exactly once per
-    attempt."""
-    starts = tmp_path / "starts"
-    release = tmp_path / "release"
+    attempt (each job logs its starts to its own stdout: it sees only its directory,
+    where the test leaves the file that releases it)."""
     client = plane.start()
-    log = f'echo "$AIOS_JOB_ID $AIOS_ATTEMPT" >> {starts}'
-    survivor = client.submit(f"{log}; while [ ! -e {release} ]; do sleep 0.05; done", memory="64M")
+    log = 'echo "$AIOS_JOB_ID $AIOS_ATTEMPT"'
+    survivor = client.submit(f"{log}; while [ ! -e release ]; do sleep 0.05; done", memory="64M")
     dies = client.submit(f"{log}; sleep 0.5; exit 5", retries=1, retry_backoff=0, memory="64M")
     _wait_running(client, survivor.id)
     _wait_running(client, dies.id)
@@ -66,7 +65,7 @@ def test_jobs_survive_a_killed_control_plane_and_none_starts_twice(
     plane.kill()
     time.sleep(1.0)  # `dies` exits while no control plane is watching
     client = plane.start()
-    release.touch()
+    (plane.home / "jobs" / str(survivor.id) / "release").touch()
     assert client.wait(survivor.id, timeout=30).state == "succeeded"
     assert client.wait(waiting.id, timeout=30).state == "succeeded"
     dead = client.wait(dies.id, timeout=30)
@@ -74,8 +73,8 @@ def test_jobs_survive_a_killed_control_plane_and_none_starts_twice(
     assert [(a.reason, a.exit_code) for a in dead.attempts] == [("failed", 5), ("failed", 5)]
     kinds = [e.kind for e in client.events(survivor.id)]
     assert "adopted" in kinds
-    lines = starts.read_text().split("\n")
-    started = sorted(line for line in lines if line)
+    logs = [plane.home / "jobs" / str(job.id) / "stdout.log" for job in (survivor, dies, waiting)]
+    started = sorted(line for path in logs for line in path.read_text().split("\n") if line)
     assert started == sorted(
         [f"{survivor.id} 1", f"{dies.id} 1", f"{dies.id} 2", f"{waiting.id} 1"]
     )

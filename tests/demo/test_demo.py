@@ -37,12 +37,16 @@ def test_the_demo_pipeline_succeeds_and_prints_its_schedule_and_results(
     assert "control plane stopped" in text
 
 
-def test_the_demo_trains_each_model_after_prepare_and_in_two_queues(tmp_path: object) -> None:
-    from pathlib import Path
-
-    spec = demo_pipeline(Path(str(tmp_path)))
+def test_the_demo_trains_each_model_after_prepare_and_in_two_queues() -> None:
+    """Steps hand each other dataset versions (each sees only its own directory): the
+    models are published by their training steps and read by the evaluation."""
+    spec = demo_pipeline()
     train = [name for name in spec.steps if name.startswith("train-")]
     assert len(train) == len(MODELS)
     assert {spec.steps[name].queue for name in train} == {"vision", "speech"}
     assert all(spec.steps[name].needs == ["prepare"] for name in train)
     assert spec.steps["evaluate"].needs == train
+    models = {output for name in train for output in spec.steps[name].outputs}
+    assert models == {f"model-{m}" for m in MODELS}
+    assert {ref.split("@")[0] for ref in spec.steps["evaluate"].inputs} >= models
+    assert all(not step.env for name, step in spec.steps.items() if name != "replay")

@@ -124,11 +124,12 @@ def test_a_replica_adopted_after_a_restart_answers_the_gateway(
 
 
 def _replica_process(home: Path, job_id: int) -> psutil.Process:
-    """The server process of a replica job (not the job's shell wrapper)."""
+    """The server process of a replica job (not the job's shell wrapper, nor the
+    sandbox's processes, whose command lines end with the server's)."""
     for process in psutil.process_iter(["cmdline", "cwd"]):
         try:
             cmdline = process.info["cmdline"] or []
-            if "aios.serving" in cmdline and process.info["cwd"] == str(
+            if cmdline[1:3] == ["-m", "aios.serving"] and process.info["cwd"] == str(
                 home / "jobs" / str(job_id)
             ):
                 return process

@@ -1,5 +1,6 @@
 """Jobs read dataset versions materialised read-only in their directory and publish
-their outputs as new versions; a rerun on the same inputs reuses them."""
+their outputs as new versions; a rerun on the same inputs reuses them. (A job sees only
+its own directory: whether its command ran is read from its log.)"""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from tests.lineage.conftest import open_store
 UPPER = (
     'for f in "$AIOS_INPUTS"/raw/*.txt; do '
     'tr a-z A-Z < "$f" > "$AIOS_OUTPUTS/clean/$(basename $f)"; '
-    "done; echo ran >> {marker}"
+    "done; echo ran"
 )
 
 
@@ -33,11 +34,21 @@ def _stderr(running: Running, job_id: int) -> str:
     return path.read_text() if path.exists() else ""
 
 
+def _stdout(running: Running, job_id: int, replica: int = 0) -> str:
+    name = "stdout.log" if replica == 0 else f"stdout.{replica}.log"
+    path = running.home / "jobs" / str(job_id) / name
+    return path.read_text() if path.exists() else ""
+
+
+def _ran(running: Running, *job_ids: int) -> int:
+    """How many of the jobs ran their command (it prints "ran")."""
+    return sum(_stdout(running, job_id).split().count("ran") for job_id in job_ids)
+
+
 def test_a_job_reads_an_input_version_and_publishes_its_output(
     data_plane: Running, tmp_path: Path
 ) -> None:
-    marker = tmp_path / "marker"
-    job_id = _run(data_plane, UPPER.format(marker=marker), inputs=["raw@1"], outputs=["clean"])
+    job_id = _run(data_plane, UPPER, inputs=["raw@1"], outputs=["clean"])
     store = open_store(data_plane)
     try:
         clean = store.version("clean", "latest")
@@ -56,38 +67,31 @@ def test_a_job_reads_an_input_version_and_publishes_its_output(
     assert stat.S_IMODE(materialised.stat().st_mode) == 0o555
 
 
-def test_the_passphrase_does_not_reach_the_command(data_plane: Running, tmp_path: Path) -> None:
-    seen = tmp_path / "seen"
-    _run(
-        data_plane,
-        f'echo "[${{AIOS_DATA_PASSPHRASE:-none}}]" > {seen}',
-        inputs=["raw"],
-    )
-    assert seen.read_text() == "[none]\n"
+def test_the_passphrase_does_not_reach_the_command(data_plane: Running) -> None:
+    job_id = _run(data_plane, 'echo "[${AIOS_DATA_PASSPHRASE:-none}]"', inputs=["raw"])
+    assert _stdout(data_plane, job_id) == "[none]\n"
 
 
 def test_a_rerun_on_the_same_inputs_reuses_the_outputs_without_running(
-    data_plane: Running, tmp_path: Path
+    data_plane: Running,
 ) -> None:
-    marker = tmp_path / "marker"
-    command = UPPER.format(marker=marker)
+    command = UPPER
     first = _run(data_plane, command, inputs=["raw@latest"], outputs=["clean"])
     second = _run(data_plane, command, inputs=["raw@1"], outputs=["clean"])
-    assert marker.read_text() == "ran\n"  # the second did not run the command
+    assert (_ran(data_plane, first), _ran(data_plane, second)) == (1, 0)
     assert f"reused the outputs of job {first}" in data_plane.admin.get(second).message
     store = open_store(data_plane)
     try:
         assert [v.version for v in store.versions("clean")] == [1]
     finally:
         store.repo.close()
-    _run(data_plane, command, inputs=["raw@1"], outputs=["clean"], cache=False)
-    assert marker.read_text() == "ran\nran\n"
+    third = _run(data_plane, command, inputs=["raw@1"], outputs=["clean"], cache=False)
+    assert _ran(data_plane, third) == 1
 
 
 def test_a_new_input_version_runs_the_command_again(data_plane: Running, tmp_path: Path) -> None:
-    marker = tmp_path / "marker"
-    command = UPPER.format(marker=marker)
-    _run(data_plane, command, inputs=["raw@latest"], outputs=["clean"])
+    command = UPPER
+    first = _run(data_plane, command, inputs=["raw@latest"], outputs=["clean"])
     source = tmp_path / "raw2"
     source.mkdir()
     (source / "a.txt").write_text("gamma\n")
@@ -96,8 +100,8 @@ def test_a_new_input_version_runs_the_command_again(data_plane: Running, tmp_pat
         store.add("raw", source, "second")
     finally:
         store.repo.close()
-    _run(data_plane, command, inputs=["raw@latest"], outputs=["clean"])
-    assert marker.read_text() == "ran\nran\n"
+    second = _run(data_plane, command, inputs=["raw@latest"], outputs=["clean"])
+    assert _ran(data_plane, first, second) == 2
     store = open_store(data_plane)
     try:
         assert store.version("clean", 2).lineage["inputs"] == ["raw@2"]
@@ -141,14 +145,13 @@ def test_bad_data_references_are_refused_at_submission(
 def test_a_pipeline_step_reads_what_an_earlier_step_published(
     data_plane: Running, tmp_path: Path
 ) -> None:
-    marker = tmp_path / "marker"
     pipeline = data_plane.admin.submit_pipeline(
         PipelineSpec.model_validate(
             {
                 "name": "prep-and-count",
                 "steps": {
                     "prepare": {
-                        "command": UPPER.format(marker=marker),
+                        "command": UPPER,
                         "inputs": ["raw@1"],
                         "outputs": ["clean"],
                     },
@@ -179,9 +182,11 @@ def test_a_pipeline_step_reads_what_an_earlier_step_published(
     assert os.environ.get("AIOS_DATA_PASSPHRASE")
 
 
-def test_every_replica_of_a_gang_skips_a_reused_run(data_plane: Running, tmp_path: Path) -> None:
-    marker = tmp_path / "marker"
-    command = f'echo "$AIOS_REPLICA" >> {marker}; echo x > "$AIOS_OUTPUTS/g/x"'
-    for _ in range(2):
+def test_every_replica_of_a_gang_skips_a_reused_run(data_plane: Running) -> None:
+    command = 'echo "ran $AIOS_REPLICA"; echo x > "$AIOS_OUTPUTS/g/x"'
+    jobs = [
         _run(data_plane, command, inputs=["raw@1"], outputs=["g"], replicas=2, cpus="500m")
-    assert sorted(marker.read_text().split()) == ["0", "1"]  # the first run only
+        for _ in range(2)
+    ]
+    ran = {job: [_stdout(data_plane, job, r).count("ran ") for r in (0, 1)] for job in jobs}
+    assert ran == {jobs[0]: [1, 1], jobs[1]: [0, 0]}  # the first run only

@@ -1,5 +1,6 @@
-"""The stage wrapper run directly, as each replica of a job runs it on its node: the
-order in which a gang's replicas reach it must not change what they do."""
+"""The stage wrapper run directly, as each replica of a job runs it on its node (its
+plan in the job's control directory, the command after ``--``): the order in which a
+gang's replicas reach it must not change what they do."""
 
 from __future__ import annotations
 
@@ -29,14 +30,18 @@ def repo(tmp_path: Path) -> Path:
 
 def _stage(plan: DataPlan, workdir: Path, replica: int) -> subprocess.CompletedProcess[str]:
     workdir.mkdir(parents=True, exist_ok=True)
-    plan.write(workdir)
+    control = workdir.with_name(f"{workdir.name}.control")
+    control.mkdir(exist_ok=True)
+    plan.write(control)
     env = {
         "AIOS_DATA_PASSPHRASE": PASSPHRASE,
         "AIOS_REPLICA": str(replica),
+        "AIOS_OUTPUTS": str(workdir / "outputs"),
         "PATH": "/bin:/usr/bin",
     }
+    command = ["/bin/sh", "-c", plan.command[0]]
     return subprocess.run(
-        [sys.executable, "-m", "aios.lineage.stage", "data-plan.json"],
+        [sys.executable, "-I", "-m", "aios.lineage.stage", str(control), "--", *command],
         check=False,
         cwd=workdir,
         env=env,

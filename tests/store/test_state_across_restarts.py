@@ -50,16 +50,14 @@ def test_a_killed_control_plane_finds_its_state_again_in_the_database(
 ) -> None:
     """After SIGKILL and a restart: the tenant's queue (with its quota) and token still
     hold, the job still running is adopted and succeeds, the job waiting on it runs,
-    and each job started exactly once."""
-    starts, release = tmp_path / "starts", tmp_path / "release"
-    log = f'echo "$AIOS_JOB_ID $AIOS_ATTEMPT" >> {starts}'
+    and each job started exactly once (each logs its starts to its own stdout: it sees
+    only its directory, where the test leaves the file that releases it)."""
+    log = 'echo "$AIOS_JOB_ID $AIOS_ATTEMPT"'
     admin = plane.start()
     admin.create_queue("team", quota={"cpu": 1})
     token = admin.create_token("alice", tenant="team")
     with Client(plane.url, token=token) as alice:
-        survivor = alice.submit(
-            f"{log}; while [ ! -e {release} ]; do sleep 0.05; done", memory="64M"
-        )
+        survivor = alice.submit(f"{log}; while [ ! -e release ]; do sleep 0.05; done", memory="64M")
         _wait_running(alice, survivor.id)
         waiting = alice.submit(log, memory="64M", after=[survivor.id])
     admin.close()
@@ -70,10 +68,11 @@ def test_a_killed_control_plane_finds_its_state_again_in_the_database(
     assert team.quota == {"cpu": 1000}
     with Client(plane.url, token=token) as alice:
         assert alice.whoami().tenant == "team"
-        release.touch()
+        (plane.home / "jobs" / str(survivor.id) / "release").touch()
         assert alice.wait(survivor.id, timeout=30).state == "succeeded"
         assert alice.wait(waiting.id, timeout=30).state == "succeeded"
         assert "adopted" in [event.kind for event in alice.events(survivor.id)]
     admin.close()
-    started = sorted(line for line in starts.read_text().splitlines() if line)
+    logs = [plane.home / "jobs" / str(job.id) / "stdout.log" for job in (survivor, waiting)]
+    started = sorted(line for path in logs for line in path.read_text().splitlines() if line)
     assert started == sorted([f"{survivor.id} 1", f"{waiting.id} 1"])

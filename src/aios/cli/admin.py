@@ -1,4 +1,7 @@
-"""``aios queue …``, ``aios nodes``, ``aios token create`` and ``aios whoami``.
+"""``aios queue …``, ``aios nodes``, ``aios token create|ls|revoke`` and ``aios whoami``.
+
+Tokens may be given an expiry (``--expires 30d``); ``aios token revoke --job ID`` ends a
+running job's own token before the job does.
 
 Quotas are written as the scheduler counts them per resource, ``cpu=8,memory=32G,gpu=2``;
 the control plane checks each amount and names the one it refuses.
@@ -6,6 +9,7 @@ the control plane checks each amount and names the one it refuses.
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Any
 
 import typer
@@ -22,8 +26,10 @@ __all__ = [
     "create_queue",
     "create_token",
     "list_queues",
+    "list_tokens",
     "nodes",
     "parse_amounts",
+    "revoke_token",
     "set_policy",
     "set_queue",
     "show_policy",
@@ -175,13 +181,68 @@ def create_token(
     name: Annotated[str, typer.Argument(help="The user the token is for.")],
     tenant: Annotated[str | None, typer.Option(help="The queue the user belongs to.")] = None,
     admin: Annotated[bool, typer.Option("--admin", help="An admin, of every queue.")] = False,
+    expires: Annotated[
+        str | None, typer.Option(help="How long it works: 30d, 12h, 3600 (default: ever).")
+    ] = None,
 ) -> None:
     """Creates a user and prints its token (shown only this once)."""
     if (tenant is None) == (not admin):
         raise InvalidInput("token create: give exactly one of --tenant QUEUE or --admin")
     with connect(ctx) as client:
-        token = client.create_token(name, tenant=tenant, admin=admin)
+        token = client.create_token(name, tenant=tenant, admin=admin, expires=expires)
     typer.echo(token)
+
+
+def list_tokens(ctx: typer.Context) -> None:
+    """Lists tokens (never their text): yours and your queue's running jobs' own; an
+    admin's, every one."""
+    with connect(ctx) as client:
+        listed = client.tokens()
+    table = Table(box=None)
+    for column in ("id", "user", "rights", "created", "expires", "state"):
+        table.add_column(column)
+    now = time.time()
+    for token in listed:
+        rights = "admin" if token.admin else f"queue {token.tenant}"
+        if token.revoked_at is not None:
+            state = "revoked"
+        elif token.expires_at is not None and token.expires_at <= now:
+            state = "expired"
+        else:
+            state = "active"
+        table.add_row(
+            str(token.id) if token.id is not None else f"job {token.job}",
+            escape(token.user),
+            escape(rights),
+            _when(token.created_at),
+            _when(token.expires_at) if token.expires_at is not None else "never",
+            state,
+        )
+    stdout_console().print(table)
+
+
+def revoke_token(
+    ctx: typer.Context,
+    token_id: Annotated[int | None, typer.Argument(help="The token's id (aios token ls).")] = None,
+    job: Annotated[
+        int | None, typer.Option(help="Revoke this running job's own token instead.")
+    ] = None,
+) -> None:
+    """Revokes a token now: a user's (by id) or a running job's own (--job)."""
+    if (token_id is None) == (job is None):
+        raise InvalidInput("token revoke: give a token id or --job JOB, not both")
+    with connect(ctx) as client:
+        if job is not None:
+            client.revoke_job_token(job)
+            typer.echo(f"job {job}'s token revoked")
+        else:
+            assert token_id is not None
+            client.revoke_token(token_id)
+            typer.echo(f"token {token_id} revoked")
+
+
+def _when(moment: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(moment))
 
 
 def whoami(ctx: typer.Context) -> None:

@@ -58,6 +58,13 @@ class Stream(StrEnum):
     STDERR = "stderr"
 
 
+class Network(StrEnum):
+    """A job's network inside its sandbox."""
+
+    host = "host"
+    none = "none"
+
+
 def parse_env(pairs: list[str]) -> dict[str, str]:
     """``["K=V", …]`` as a mapping; raises InvalidInput naming a pair without ``=``."""
     env = {}
@@ -110,11 +117,27 @@ def submit(
     no_cache: Annotated[
         bool, typer.Option(help="Run even if the same command ran on the same inputs.")
     ] = False,
+    image: Annotated[
+        str | None,
+        typer.Option(
+            help="OCI image to run in: a layout directory or a docker/podman save archive, "
+            "PATH[:TAG] (default: the host's root, read-only)."
+        ),
+    ] = None,
+    network: Annotated[
+        Network, typer.Option(help="host: the machine's network; none: a loopback of its own.")
+    ] = Network.host,
+    as_admin: Annotated[
+        bool,
+        typer.Option(help="Give the job's own token your admin rights, not its queue's."),
+    ] = False,
     wait_: Annotated[
         bool, typer.Option("--wait", help="Wait until the job ends; exit 1 unless it succeeded.")
     ] = False,
 ) -> None:
-    """Submits a command as a job and prints its id.
+    """Submits a command as a job and prints its id. The job runs in a sandbox: its own
+    directory, the host's root read-only (or ``--image``), its own processes, and a
+    token of its own in AIOS_TOKEN.
 
     Example: ``aios submit --cpus 2 --mem 4G --gpus 1 -- python train.py --epochs 3``
     """
@@ -139,6 +162,9 @@ def submit(
             inputs=input_ or [],
             outputs=output or [],
             cache=not no_cache,
+            image=image,
+            network=network.value,
+            as_admin=as_admin,
         )
         typer.echo(job.id)
         if wait_:

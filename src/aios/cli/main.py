@@ -180,6 +180,8 @@ _COMMANDS: tuple[tuple[typer.Typer, str, Callable[..., None]], ...] = (
     (queue_app, "policy", admin.show_policy),
     (queue_app, "set-policy", admin.set_policy),
     (token_app, "create", admin.create_token),
+    (token_app, "ls", admin.list_tokens),
+    (token_app, "revoke", admin.revoke_token),
     (data_app, "share", sharing.share),
     (data_app, "unshare", sharing.unshare),
     (data_app, "own", sharing.own),

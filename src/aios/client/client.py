@@ -25,6 +25,7 @@ from aios.control.specs import (
     PipelineSpec,
     PipelineView,
     QueueView,
+    TokenListing,
     TokenView,
     WhoAmI,
 )
@@ -146,13 +147,20 @@ class Client:
         inputs: Sequence[str] = (),
         outputs: Sequence[str] = (),
         cache: bool = True,
+        network: Literal["host", "none"] = "host",
+        image: str | None = None,
+        as_admin: bool = False,
     ) -> JobView:
         """Submits a command (argv list, or a shell string) or a Python function.
 
         ``inputs`` are dataset versions (``NAME@REF``) the job finds read-only at
         ``$AIOS_INPUTS/NAME``; ``outputs`` are datasets it publishes a new version of
         from ``$AIOS_OUTPUTS/NAME`` when it succeeds. With ``cache``, a run of the same
-        command on the same input versions reuses the earlier run's outputs."""
+        command on the same input versions reuses the earlier run's outputs.
+        ``network="none"`` leaves the job's sandbox a loopback of its own; ``image``
+        runs it in an OCI image (a layout directory or a saved archive on the control
+        plane's machine, ``PATH[:TAG]``); ``as_admin`` (admins only) gives its own token
+        its submitter's admin rights instead of its queue's."""
         body: dict[str, Any] = {
             "name": name,
             "cpus": cpus,
@@ -172,6 +180,9 @@ class Client:
             "inputs": list(inputs),
             "outputs": list(outputs),
             "cache": cache,
+            "network": network,
+            "image": image,
+            "as_admin": as_admin,
         }
         if function is not None:
             import cloudpickle
@@ -327,9 +338,29 @@ class Client:
     def nodes(self) -> list[NodeView]:
         return [NodeView.model_validate(n) for n in self._request("GET", "/nodes").json()]
 
-    def create_token(self, name: str, tenant: str | None = None, admin: bool = False) -> str:
-        body = {"name": name, "tenant": tenant, "admin": admin}
+    def create_token(
+        self,
+        name: str,
+        tenant: str | None = None,
+        admin: bool = False,
+        expires: float | str | None = None,
+    ) -> str:
+        """Creates user ``name`` and returns its token; ``expires`` (seconds, ``30d``)
+        bounds how long it works."""
+        body = {"name": name, "tenant": tenant, "admin": admin, "expires": expires}
         return TokenView.model_validate(self._request("POST", "/tokens", json=body).json()).token
+
+    def tokens(self) -> list[TokenListing]:
+        """Your tokens and your queue's running jobs' own (an admin: every one)."""
+        return [TokenListing.model_validate(t) for t in self._request("GET", "/tokens").json()]
+
+    def revoke_token(self, token_id: int) -> TokenListing:
+        return TokenListing.model_validate(self._request("DELETE", f"/tokens/{token_id}").json())
+
+    def revoke_job_token(self, job_id: int) -> TokenListing:
+        """Revokes a running job's own token (its end would)."""
+        response = self._request("POST", f"/jobs/{job_id}/token/revoke")
+        return TokenListing.model_validate(response.json())
 
     def whoami(self) -> WhoAmI:
         return WhoAmI.model_validate(self._request("GET", "/whoami").json())

@@ -3,11 +3,16 @@ with the local executor — the same process groups, core pinning, memory limits
 masks, signals and exit records as on a single machine.
 
 The control plane's job directory is not on this node. The agent keeps its own, under
-its ``home`` (``jobs/PLANE/ID``), and the files cross by value: the files a replica needs to
-start (a function's payload, a data plan) come with the launch; its log lines, and the
-files it leaves for the control plane (a function's result, what its data stage did, a
-serving replica's endpoint), go back with :meth:`NodeAgent.wait`, which a thread of the
-control plane calls in a loop. Core ids are the scheduler's, counted from 0 on this node;
+its ``home`` (``jobs/PLANE/ID``, and the job's control directory ``run/PLANE/ID``), and
+the files cross by value: the files a replica needs to start (a function's payload into
+its directory, a data plan into its control directory) come with the launch; its log
+lines, and the files it leaves for the control plane (a function's result and a serving
+replica's endpoint from its directory, what its data stage did from the control
+directory), go back with :meth:`NodeAgent.wait`, which a thread of the control plane
+calls in a loop. The job's own directory is the job's: files are written there and read
+from there without following a link it left (:mod:`aios.files`). Replicas run in the
+node's sandbox, as on one machine; a node that cannot make one refuses the replicas that
+ask for it. Core ids are the scheduler's, counted from 0 on this node;
 they are mapped onto the cores this process may use.
 
 The agent is a detached, named actor (one per node): it outlives a restart of the
@@ -25,11 +30,26 @@ from pathlib import Path
 
 from aios.cluster.shipping import unpack
 from aios.executors.base import Handle, LaunchSpec, ProcessExit, StopReason
+from aios.files import NotARegularFile, open_in, write_in
 
-__all__ = ["LIVE_FILES", "RESULT_FILES", "LogChunk", "NodeAgent", "Shipment", "key_of"]
+__all__ = [
+    "CONTROL_FILES",
+    "LIVE_FILES",
+    "RESULT_FILES",
+    "LogChunk",
+    "NodeAgent",
+    "Shipment",
+    "key_of",
+]
 
-RESULT_FILES = ("result.pkl", "data-result.json")
-"""Files a replica leaves for the control plane, shipped back when it ends."""
+RESULT_FILES = ("result.pkl", "data-result.json", "probe-answer.json", "converted.onnx")
+"""Files a replica leaves for the control plane, shipped back when it ends: a function's
+result, a data stage's outputs, a model load's answer and its ONNX conversion
+(:mod:`aios.control.probes`)."""
+CONTROL_FILES = frozenset({"data-plan.json", "data-result.json"})
+"""Files of the job's control directory, not of its own."""
+MAX_FILE = 1 << 30
+"""The largest file shipped back."""
 LIVE_FILES = ("endpoint.json",)
 """Files shipped back as soon as they appear or change (a serving replica's address)."""
 MAX_CHUNK = 1 << 20
@@ -72,15 +92,25 @@ class NodeAgent:
     """Runs replicas on its node (made a Ray actor by the Ray executor)."""
 
     def __init__(self, home: str) -> None:
+        from aios.executors.images import ImageCache
         from aios.executors.local import LocalExecutor
+        from aios.executors.sandbox import Sandbox, SandboxUnavailable
 
         self.home = Path(home)
         (self.home / "jobs").mkdir(parents=True, exist_ok=True)
+        (self.home / "run").mkdir(mode=0o700, exist_ok=True)
         self._event = threading.Event()
         self._lock = threading.Lock()
         self._tracked: dict[Key, _Tracked] = {}
         self._cores = sorted(os.sched_getaffinity(0))
-        self.executor = LocalExecutor(on_exit=self._event.set)
+        sandbox: Sandbox | None
+        try:
+            sandbox = Sandbox.detect([self.home])
+        except SandboxUnavailable:
+            sandbox = None
+        self.executor = LocalExecutor(
+            on_exit=self._event.set, sandbox=sandbox, images=ImageCache(self.home / "images")
+        )
 
     # -- where things live on this node ----------------------------------------------
     def local_spec(self, spec: LaunchSpec) -> LaunchSpec:
@@ -90,6 +120,10 @@ class NodeAgent:
         plane = hashlib.sha256(os.fsencode(spec.workdir.parent)).hexdigest()[:12]
         workdir = self.home / "jobs" / plane / spec.job_id
         suffix = "" if spec.replica == 0 else f".{spec.replica}"
+        env = dict(spec.env)
+        for name in ("AIOS_INPUTS", "AIOS_OUTPUTS"):  # the stage wrapper's, on this node
+            if name in env and env[name].startswith(f"{spec.workdir}/"):
+                env[name] = f"{workdir}{env[name][len(str(spec.workdir)) :]}"
         return dataclasses.replace(
             spec,
             workdir=workdir,
@@ -97,6 +131,8 @@ class NodeAgent:
             stderr=workdir / f"stderr{suffix}.log",
             checkpoint_dir=workdir / "checkpoint",
             cores=tuple(self._cores[c % len(self._cores)] for c in spec.cores),
+            control_dir=self.home / "run" / plane / spec.job_id,
+            env=env,
         )
 
     # -- the executor's calls ----------------------------------------------------------
@@ -107,8 +143,12 @@ class NodeAgent:
             unpack(archive, Path(path))
         local = self.local_spec(spec)
         local.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-        for name, data in files.items():
-            (local.workdir / Path(name).name).write_bytes(data)
+        assert local.control_dir is not None
+        local.control_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        for given, data in files.items():
+            name = Path(given).name
+            where = local.control_dir if name in CONTROL_FILES else local.workdir
+            write_in(where, name, data)
         for stream in (local.stdout, local.stderr):
             stream.unlink(missing_ok=True)  # a retry's log restarts at offset 0 here
         handle = self.executor.launch(local)
@@ -174,12 +214,16 @@ class NodeAgent:
     def _ship_files(key: Key, replica: _Tracked, shipment: Shipment, *, ended: bool) -> None:
         names = (*LIVE_FILES, *RESULT_FILES) if ended else LIVE_FILES
         for name in names:
-            path = replica.spec.workdir / name
+            spec = replica.spec
+            where = spec.control_dir if name in CONTROL_FILES else spec.workdir
+            assert where is not None
             try:
-                changed = path.stat().st_mtime
-                if name in LIVE_FILES and replica.live.get(name) == changed:
-                    continue
-                shipment.files.append((key, name, path.read_bytes()))
-                replica.live[name] = changed
-            except FileNotFoundError:
-                continue
+                with open_in(where, name) as handle:
+                    changed = os.fstat(handle.fileno()).st_mtime
+                    if name in LIVE_FILES and replica.live.get(name) == changed:
+                        continue
+                    data = handle.read(MAX_FILE)
+            except (FileNotFoundError, NotARegularFile):
+                continue  # a link or a FIFO the job left there is not shipped
+            shipment.files.append((key, name, data))
+            replica.live[name] = changed

@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from aios.cluster.agent import Key, NodeAgent, Shipment, key_of
+from aios.cluster.agent import CONTROL_FILES, Key, NodeAgent, Shipment, key_of
 from aios.cluster.nodes import NODE_ID_LABEL
 from aios.cluster.shipping import Shipping
 from aios.executors.base import ExitReason, Handle, LaunchSpec, ProcessExit, StopReason
@@ -37,7 +37,8 @@ log = logging.getLogger("aios.cluster")
 
 NAMESPACE = "aios"
 STAGED_IN = ("function.pkl", "data-plan.json")
-"""Files of the control plane's job directory a replica needs on its node."""
+"""Files of the control plane's job directory (a data plan: of its control directory) a
+replica needs on its node."""
 CALL_TIMEOUT = 30.0
 WAIT_SECONDS = 0.25
 """How long one ``wait`` on an agent may block: the latency of log lines."""
@@ -193,11 +194,11 @@ class RayExecutor:
 
         agent, node_home = self._placed(spec.node)
         spec, bundles = self.shipped.prepare(spec, node_home)
-        files = {
-            name: (spec.workdir / name).read_bytes()
-            for name in STAGED_IN
-            if (spec.workdir / name).is_file()
-        }
+        files = {}
+        for name in STAGED_IN:
+            where = spec.control_dir if name in CONTROL_FILES else spec.workdir
+            if where is not None and (where / name).is_file():
+                files[name] = (where / name).read_bytes()
         key = key_of(spec.job_id, spec.attempt, spec.replica)
         with self._lock:  # before it starts: its first lines may come back at once
             self._live[key] = _Replica(spec.node, spec)
@@ -302,7 +303,9 @@ class RayExecutor:
         for key, name, data in shipment.files:
             spec = specs.get(key)
             if spec is not None:
-                write_atomically(spec.workdir / name, data, durable=False)
+                where = spec.control_dir if name in CONTROL_FILES else spec.workdir
+                if where is not None:
+                    write_atomically(where / name, data, durable=False)
         if not shipment.exits:
             return
         with self._lock:

@@ -59,7 +59,11 @@ class Shipping:
             return dest
 
         command = [pattern.sub(rewrite, arg) for arg in spec.command]
-        return dataclasses.replace(spec, command=command), bundles
+        sandbox = spec.sandbox
+        if sandbox is not None and sandbox.mounts:  # the model files bound into it
+            mounts = tuple(pattern.sub(rewrite, mount) for mount in sandbox.mounts)
+            sandbox = dataclasses.replace(sandbox, mounts=mounts)
+        return dataclasses.replace(spec, command=command, sandbox=sandbox), bundles
 
     def delivered(self, node: str, bundles: dict[str, bytes]) -> None:
         with self._lock:

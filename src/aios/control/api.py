@@ -9,15 +9,18 @@ AIOS error hierarchy to HTTP (InvalidInput 400, Forbidden 403, NotFound 404, Con
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
-from typing import Annotated, Literal
+from dataclasses import asdict
+from typing import Annotated, BinaryIO, Literal
 
 from fastapi import APIRouter, Body, Depends, FastAPI, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.background import BackgroundTask
 
 import aios
 from aios.control.auth import ADMIN, Principal, TokenBook
@@ -36,11 +39,13 @@ from aios.control.specs import (
     QueueSpec,
     QueueUpdate,
     QueueView,
+    TokenListing,
     TokenSpec,
     TokenView,
     WhoAmI,
 )
 from aios.errors import AiosError, Busy, Conflict, Forbidden, InvalidInput, NotFound
+from aios.files import NotARegularFile, open_in
 from aios.registry.api import model_router
 from aios.registry.service import RegistryOps
 
@@ -84,6 +89,12 @@ def caller(
 
 
 User = Annotated[Principal, Depends(caller)]
+
+
+def _not_a_job(user: Principal) -> None:
+    """A job's own token manages no tokens (its submitter's included)."""
+    if user.job is not None:
+        raise Forbidden(f"job {user.job}'s own token cannot list or revoke tokens")
 
 
 def _status_of(exc: AiosError) -> int:
@@ -187,32 +198,53 @@ def create_app(
         follow: bool = False,
     ) -> Response:
         path = ops.log_file(user, job_id, stream, replica)
+
+        def open_log() -> BinaryIO | None:
+            """The log, from the job's own directory: a symlink or a FIFO the job left
+            under its name is refused (409), never followed."""
+            try:
+                return open_in(path.parent, path.name)
+            except FileNotFoundError:
+                return None
+            except NotARegularFile as exc:
+                raise Conflict(f"job {job_id}'s {stream} log: {exc.strerror}") from None
+
         if not follow:
+            log = open_log()  # here: a refusal is the answer, before the stream starts
+
             # In chunks: a log may be far larger than the server's memory.
             def read() -> Iterator[bytes]:
-                try:
-                    log = path.open("rb")
-                except FileNotFoundError:
+                if log is None:
                     return
                 with log:
                     log.seek(offset)
                     while chunk := log.read(LOG_CHUNK):
                         yield chunk
 
-            return StreamingResponse(read(), media_type="text/plain; charset=utf-8")
+            # Closed by read(), or after the response when it was never read.
+            closing = BackgroundTask(log.close) if log is not None else None
+            return StreamingResponse(
+                read(), media_type="text/plain; charset=utf-8", background=closing
+            )
+
+        first = open_log()  # a planted log is refused before the stream starts
+        if first is not None:
+            first.close()
 
         async def tail() -> AsyncIterator[bytes]:
             position = offset
             while True:
                 finished = await asyncio.to_thread(ops.is_finished, job_id)
                 try:
-                    with path.open("rb") as log:
+                    log = open_log()
+                except Conflict:
+                    return  # the job swapped its log for something else: the stream ends
+                if log is not None:
+                    with log:
                         log.seek(position)
                         while chunk := log.read(LOG_CHUNK):
                             position += len(chunk)
                             yield chunk
-                except FileNotFoundError:
-                    pass
                 if finished:
                     return
                 await asyncio.sleep(FOLLOW_POLL)
@@ -222,8 +254,7 @@ def create_app(
     @api.get("/jobs/{job_id}/result")
     def job_result(job_id: Id, user: User) -> Response:
         """The pickled return value of a function job (cloudpickle), once it succeeded."""
-        path = ops.result_file(user, job_id)
-        return Response(path.read_bytes(), media_type="application/octet-stream")
+        return Response(ops.result(user, job_id), media_type="application/octet-stream")
 
     @api.get("/events", response_model=list[EventView])
     def events(user: User, since: EventCursor = 0) -> list[EventView]:
@@ -268,12 +299,33 @@ def create_app(
         user.require_admin("create tokens")
         if spec.tenant is not None and spec.tenant not in {q.name for q in ops.queues(user)}:
             raise InvalidInput(f"tenant: no queue named {spec.tenant!r}")
-        token = tokens.create(spec.name, spec.tenant, spec.admin)
-        return TokenView(name=spec.name, tenant=spec.tenant, admin=spec.admin, token=token)
+        seconds = spec.expires_seconds
+        expires_at = None if seconds is None else time.time() + seconds
+        token = tokens.create(spec.name, spec.tenant, spec.admin, expires_at=expires_at)
+        return TokenView(
+            name=spec.name, tenant=spec.tenant, admin=spec.admin, token=token, expires_at=expires_at
+        )
+
+    @api.get("/tokens", response_model=list[TokenListing])
+    def list_tokens(user: User) -> list[TokenListing]:
+        """The caller's tokens and its queue's running jobs' (an admin: all)."""
+        _not_a_job(user)
+        return [TokenListing(**asdict(info)) for info in tokens.tokens(user)]
+
+    @api.delete("/tokens/{token_id}", response_model=TokenListing)
+    def revoke_token(token_id: Id, user: User) -> TokenListing:
+        _not_a_job(user)
+        return TokenListing(**asdict(tokens.revoke(user, token_id)))
+
+    @api.post("/jobs/{job_id}/token/revoke", response_model=TokenListing)
+    def revoke_job_token(job_id: Id, user: User) -> TokenListing:
+        """Revokes the running job's own token before the job ends."""
+        _not_a_job(user)
+        return TokenListing(**asdict(tokens.revoke_job(user, job_id)))
 
     @api.get("/whoami", response_model=WhoAmI)
     def whoami(user: User) -> WhoAmI:
-        return WhoAmI(name=user.name, tenant=user.tenant, admin=user.admin)
+        return WhoAmI(name=user.name, tenant=user.tenant, admin=user.admin, job=user.job)
 
     if registry is not None:
         api.include_router(model_router(registry, caller))

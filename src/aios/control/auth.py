@@ -305,7 +305,9 @@ class TokenBook:
                 raise NotFound("the token of a job that no longer runs")
             if self._revoked_jobs(session, [job_id]).get((job_id, attempt)) is not None:
                 raise NotFound("revoked token")
-            return Principal(row.owner, row.queue, row.as_admin, job=job_id)
+            if row.as_admin:  # its admin submitter's rights, of every queue
+                return Principal(row.owner, None, True, job=job_id)
+            return Principal(row.owner, row.queue, False, job=job_id)
 
     # -- helpers ----------------------------------------------------------------------
     def _sign(self, job_id: int, attempt: int) -> str:

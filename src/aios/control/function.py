@@ -6,6 +6,7 @@ process with exit code 1 after printing its traceback to stderr."""
 from __future__ import annotations
 
 import os
+import secrets
 import sys
 import traceback
 from pathlib import Path
@@ -27,8 +28,9 @@ def main(argv: list[str]) -> int:
         traceback.print_exc()
         return 1
     target = source.with_name(RESULT_FILE)
-    # Each replica of a gang writes the result: each through a file of its own.
-    partial = target.with_name(f"{target.stem}.{os.getpid()}.tmp")
+    # Each replica of a gang writes the result: each through a file of its own (named
+    # by more than the pid: each replica's sandbox numbers its processes from 1).
+    partial = target.with_name(f"{target.stem}.{secrets.token_hex(8)}.tmp")
     with partial.open("wb") as out:
         cloudpickle.dump(value, out)
         out.flush()

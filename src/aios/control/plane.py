@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import os
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -22,6 +23,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from aios.control.auth import Principal
+from aios.control.launching import control_dir
 from aios.control.pipelines import pipeline_state, topological_order
 from aios.control.reconciler import QUEUED, Reconciler
 from aios.control.records import FUNCTION_FILE, job_dir, prepare_workdir, record
@@ -41,7 +43,9 @@ from aios.control.specs import (
 from aios.control.tenants import next_uid
 from aios.control.views import job_view, spec_of
 from aios.data.datasets import parse_version
-from aios.errors import Busy, Conflict, InvalidInput, NotFound
+from aios.errors import Busy, Conflict, Forbidden, InvalidInput, NotFound
+from aios.executors.images import ImageCache, parse_reference, readable_by
+from aios.files import NotARegularFile, read_in
 from aios.lineage.access import DatasetAccess
 from aios.lineage.catalog import DataCatalog, default_location
 from aios.lineage.jobs import data_plan, has_data
@@ -52,6 +56,8 @@ from aios.store import AttemptRow, Database, EventRow, JobRow, PipelineRow, Queu
 __all__ = ["ControlOps", "JobFilter"]
 
 T = TypeVar("T")
+MAX_PAYLOAD = 1 << 30
+"""The largest pickled function or result the control plane reads back."""
 TERMINAL = frozenset(state.value for state in TERMINAL_STATES)
 
 
@@ -76,6 +82,9 @@ class ControlOps:
         self.home = home
         self.data = data or DataCatalog(default_location(home))
         self.datasets = DatasetAccess(db, self.data)
+        self.images: ImageCache | None = None
+        """Where jobs' images are unpacked; None when jobs run without a sandbox (an
+        image needs one)."""
 
     def _change(self, work: Callable[[Session, float], T], timeout: float = 30.0) -> T:
         """Runs ``work`` on the loop; when the loop is too busy to start it within
@@ -89,6 +98,27 @@ class ControlOps:
             return future.result()  # already running: its outcome is the answer
 
     # -- jobs -----------------------------------------------------------------------
+    def _check_image(self, user: Principal, spec: JobSpec, where: str) -> None:
+        """Refuses an image that is missing, is no image, or (the control plane running
+        as root) that the job's queue could not read itself: the control plane reads it
+        with its own rights, on the tenant's behalf. Unpacks it, once per digest."""
+        if spec.image is None:
+            return
+        if self.images is None:
+            raise InvalidInput(
+                f"{where}image: jobs run without a sandbox here, and an image needs one"
+            )
+        queue = self.reconciler.queue_rows.get(spec.queue or user.tenant or "default")
+        uid = queue.uid if queue is not None else None
+        path, _ = parse_reference(spec.image)
+        # As if absent: whether it exists is not the tenant's to learn.
+        if os.geteuid() == 0 and not user.admin and uid is not None and not readable_by(path, uid):
+            raise InvalidInput(f"{where}image {spec.image}: no such file or directory")
+        try:
+            self.images.prepare(spec.image)
+        except InvalidInput as exc:
+            raise InvalidInput(f"{where}{exc}") from None
+
     def _check_fits(self, spec: JobSpec, where: str) -> None:
         request = Resources(
             spec.millicores, spec.memory_bytes, spec.gpus, spec.gpu_kind if spec.gpus else None
@@ -107,13 +137,23 @@ class ControlOps:
             raise InvalidInput(f"{where}asks for more than any node has ({largest})")
 
     def _new_row(
-        self, session: Session, user: Principal, spec: JobSpec, now: float, queue: str
+        self,
+        session: Session,
+        user: Principal,
+        spec: JobSpec,
+        now: float,
+        queue: str,
+        mounts: Sequence[str] = (),
     ) -> JobRow:
         """Adds the job's row to ``session`` (unflushed: several rows are inserted by one
-        flush) after checking its queue, rights and dependencies."""
+        flush) after checking its queue, rights and dependencies. ``mounts`` are host
+        paths bound read-only into its sandbox: the control plane's own (a serving
+        replica's model files), never a request's."""
         if queue not in self.reconciler.queue_rows:
             raise InvalidInput(f"queue: no queue named {queue!r}")
         user.check_queue(queue)
+        if spec.as_admin and not user.admin:
+            raise Forbidden("as_admin: only an admin's job may hold an admin's token")
         for parent in spec.after:
             parent_row = session.get(JobRow, parent)
             if parent_row is None or not user.may_see(parent_row.queue):
@@ -152,6 +192,10 @@ class ControlOps:
             inputs=list(spec.inputs),
             outputs=list(spec.outputs),
             cache=spec.cache and spec.function is None,  # a function's value is not kept
+            network=spec.network,
+            image=spec.image,
+            as_admin=spec.as_admin,
+            mounts=list(mounts),
         )
         session.add(row)
         return row
@@ -166,9 +210,11 @@ class ControlOps:
                 if payload is not None:
                     prepare_workdir(self.home, row.id)
                     (job_dir(self.home, row.id) / FUNCTION_FILE).write_bytes(payload)
-                if has_data(row):
+                if has_data(row):  # the stage wrapper's plan: out of the job's reach
                     prepare_workdir(self.home, row.id)
-                    data_plan(row, self.data.location).write(job_dir(self.home, row.id))
+                    run = control_dir(self.home, row.id)
+                    run.mkdir(mode=0o700, parents=True, exist_ok=True)
+                    data_plan(row, self.data.location).write(run)
         except BaseException:
             self._discard_payloads(written)
             raise
@@ -228,17 +274,20 @@ class ControlOps:
         directory."""
         for row in rows:
             shutil.rmtree(job_dir(self.home, row.id), ignore_errors=True)
+            shutil.rmtree(control_dir(self.home, row.id), ignore_errors=True)
 
-    def submit(self, user: Principal, spec: JobSpec) -> JobView:
-        """Queues a job and returns it; refuses one no node could ever hold."""
+    def submit(self, user: Principal, spec: JobSpec, mounts: Sequence[str] = ()) -> JobView:
+        """Queues a job and returns it; refuses one no node could ever hold. ``mounts``:
+        see :meth:`_new_row`."""
         queue = spec.queue or user.tenant or "default"
         self._check_fits(spec, "")
+        self._check_image(user, spec, "")
         self._check_inputs(user, spec, self._produced_by(spec.after), "")
         existing = self.datasets.existing(spec.outputs)
         payload = function_payload(spec)
 
         def work(session: Session, now: float) -> JobView:
-            row = self._new_row(session, user, spec, now, queue)
+            row = self._new_row(session, user, spec, now, queue, mounts)
             self._claim_outputs(session, user, row, existing, "", now)
             session.flush()
             self._store_payloads([(row, payload)])
@@ -253,6 +302,7 @@ class ControlOps:
         payloads = []
         for index, spec in enumerate(specs):
             self._check_fits(spec, f"jobs[{index}]: ")
+            self._check_image(user, spec, f"jobs[{index}]: ")
             self._check_inputs(user, spec, self._produced_by(spec.after), f"jobs[{index}]: ")
             try:
                 payloads.append(function_payload(spec))
@@ -287,11 +337,14 @@ class ControlOps:
             raise InvalidInput(f"job {job_id} is a {row.kind} job; its deployment starts those")
         spec = spec_of(row)
         if not row.command:
-            payload = job_dir(self.home, job_id) / FUNCTION_FILE
+            # The job's own directory: whatever is there now is the job's to have put.
             try:
-                spec["function"] = base64.b64encode(payload.read_bytes()).decode()
+                payload = read_in(job_dir(self.home, job_id), FUNCTION_FILE, MAX_PAYLOAD)
             except FileNotFoundError:
                 raise Conflict(f"job {job_id}'s function is gone with its directory") from None
+            except NotARegularFile as exc:
+                raise Conflict(f"job {job_id}'s function: {exc.strerror}") from None
+            spec["function"] = base64.b64encode(payload).decode()
         return self.submit(user, JobSpec.model_validate(spec))
 
     def _visible_job(self, session: Session, user: Principal, job_id: int) -> JobRow:
@@ -364,18 +417,25 @@ class ControlOps:
                 raise InvalidInput(f"replica: job {job_id} has replicas 0..{row.replicas - 1}")
         return log_path(self.home, job_id, stream, replica)
 
-    def result_file(self, user: Principal, job_id: int) -> Path:
+    def result(self, user: Principal, job_id: int) -> bytes:
+        """The pickled value a function job returned (from its own directory, where it
+        could have left anything: a symlink or a FIFO there is refused, 409)."""
         from aios.control.function import RESULT_FILE
 
         with self.db.sessions() as session:
             row = self._visible_job(session, user, job_id)
             state = row.state
-        path = job_dir(self.home, job_id) / RESULT_FILE
-        if state != "succeeded" or not path.exists():
-            raise NotFound(
-                f"job {job_id} has no result ({state}; only function jobs that succeeded do)"
-            )
-        return path
+        missing = NotFound(
+            f"job {job_id} has no result ({state}; only function jobs that succeeded do)"
+        )
+        if state != "succeeded":
+            raise missing
+        try:
+            return read_in(job_dir(self.home, job_id), RESULT_FILE, MAX_PAYLOAD)
+        except FileNotFoundError:
+            raise missing from None
+        except NotARegularFile as exc:
+            raise Conflict(f"job {job_id}'s result: {exc.strerror}") from None
 
     def is_finished(self, job_id: int) -> bool:
         with self.db.sessions() as session:
@@ -517,6 +577,7 @@ class ControlOps:
             if step.after:
                 raise InvalidInput(f"steps.{name}.after: use needs: inside a pipeline")
             self._check_fits(step, f"steps.{name}: ")
+            self._check_image(user, step, f"steps.{name}.")
             self._check_inputs(user, step, produced, f"steps.{name}.", in_pipeline=True)
             try:
                 payloads[name] = function_payload(step)

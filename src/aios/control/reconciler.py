@@ -28,13 +28,12 @@ from sqlalchemy.orm import Session
 
 from aios.control.attempts import Attempt
 from aios.control.launcher import Launch, Launcher
+from aios.control.launching import Launching, control_dir
 from aios.control.records import (
     EVENTS,
     QUEUED,
     RowChanges,
     allocation_to_json,
-    job_dir,
-    launch_spec,
     queue_from_row,
     record,
     scheduler_job,
@@ -42,9 +41,9 @@ from aios.control.records import (
 )
 from aios.control.recovery import recover
 from aios.control.workdirs import Workdirs
-from aios.executors.base import Executor, ExitReason, ProcessExit, StopReason
+from aios.executors.base import Executor, ExitReason, LaunchSpec, ProcessExit, StopReason
 from aios.lineage.jobs import has_data, record_lineage
-from aios.resources import Node
+from aios.resources import Allocation, Node
 from aios.scheduler import (
     Bind,
     ClusterState,
@@ -107,6 +106,8 @@ class Reconciler:
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
         self.queue_rows: dict[str, QueueRow] = {}
+        self.launching = Launching(home)
+        """What replicas are launched with (set before :meth:`start`)."""
         self.rows: dict[int, JobRow] = {}
         """The rows of queued and running jobs: held here so that the session's
         identity map (which holds rows weakly) answers for them without a query."""
@@ -164,6 +165,14 @@ class Reconciler:
             session.info.pop(ADMITTED, None)
 
     # -- the thread --------------------------------------------------------------
+    def launch_spec(
+        self, row: JobRow, attempt: int, replica: int, allocation: Allocation
+    ) -> LaunchSpec:
+        """What replica ``replica`` of ``row``'s attempt ``attempt`` is launched with."""
+        queue = self.queue_rows.get(row.queue)
+        uid = queue.uid if queue is not None else None
+        return self.launching.spec(row, attempt, replica, allocation, uid)
+
     def start(self) -> None:
         self.workdirs.start()
         self.recover()
@@ -368,7 +377,7 @@ class Reconciler:
         self, session: Session, row: JobRow, state: JobState, now: float, message: str
     ) -> None:
         if has_data(row):
-            result = record_lineage(session, job_dir(self.home, row.id), row)
+            result = record_lineage(session, control_dir(self.home, row.id), row)
             if result is not None and result.cached_from is not None:
                 message = f"{message}: reused the outputs of job {result.cached_from}"
         self.changes.job(row, state=state.value, finished_at=now, message=message)
@@ -455,7 +464,7 @@ class Reconciler:
         attempt = Attempt(row.id, row.attempts, attempt_row, replicas=len(decision.allocations))
         self.attempts[row.id] = attempt
         specs = [
-            launch_spec(self.home, row, attempt.number, replica, allocation)
+            self.launch_spec(row, attempt.number, replica, allocation)
             for replica, allocation in enumerate(decision.allocations)
         ]
         return Launch(row.id, row, attempt, specs, row.grace)

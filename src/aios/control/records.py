@@ -14,7 +14,7 @@ from sqlalchemy import Connection, Insert, Table, Update, bindparam, insert, upd
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from aios.executors.base import Handle, LaunchSpec
+from aios.executors.base import Handle
 from aios.resources import Allocation, Resources
 from aios.scheduler import Job, JobKind, Queue
 from aios.store import AttemptRow, EventRow, JobRow, QueueRow
@@ -27,7 +27,8 @@ __all__ = [
     "allocation_to_json",
     "handle_from_json",
     "handle_to_json",
-    "launch_spec",
+    "job_dir",
+    "log_path",
     "queue_from_row",
     "record",
     "scheduler_job",
@@ -270,47 +271,14 @@ def handle_from_json(data: dict[str, Any]) -> Handle:
 
 
 def job_dir(home: Path, job_id: int) -> Path:
+    """The job's own directory: its working directory, bound into its sandbox (see
+    :mod:`aios.control.launching`)."""
     return home / "jobs" / str(job_id)
 
 
 def log_path(home: Path, job_id: int, stream: str, replica: int = 0) -> Path:
     suffix = "" if replica == 0 else f".{replica}"
     return job_dir(home, job_id) / f"{stream}{suffix}.log"
-
-
-def launch_spec(
-    home: Path, row: JobRow, attempt: int, replica: int, allocation: Allocation
-) -> LaunchSpec:
-    """What the executor needs to start replica ``replica`` of ``row``'s attempt."""
-    from aios.lineage.jobs import has_data, inner_command, stage_command, stage_env
-
-    workdir = job_dir(home, row.id)
-    shell = row.shell
-    env = {str(k): str(v) for k, v in (row.env or {}).items()}
-    if has_data(row):  # the wrapper stages its datasets, then runs the command
-        command, shell = stage_command(), False
-        env = stage_env() | env
-    else:
-        command = inner_command(row, FUNCTION_FILE)
-    env.setdefault("AIOS_REPLICAS", str(row.replicas))
-    return LaunchSpec(
-        job_id=str(row.id),
-        attempt=attempt,
-        replica=replica,
-        command=command,
-        shell=shell,
-        workdir=workdir,
-        stdout=log_path(home, row.id, "stdout", replica),
-        stderr=log_path(home, row.id, "stderr", replica),
-        checkpoint_dir=workdir / "checkpoint",
-        env=env,
-        cores=allocation.cores,
-        gpus=allocation.gpus,
-        memory=allocation.memory,
-        time_limit=row.time_limit,
-        grace=row.grace,
-        node=allocation.node,
-    )
 
 
 def prepare_workdir(home: Path, job_id: int) -> None:

@@ -22,7 +22,6 @@ from aios.control.records import (
     allocation_from_json,
     handle_from_json,
     handle_to_json,
-    launch_spec,
     record,
     scheduler_job,
 )
@@ -80,7 +79,7 @@ def _recover_running(loop: Reconciler, session: Session, row: JobRow, now: float
         [] if attempt_row is None else [allocation_from_json(a) for a in attempt_row.allocations]
     )
     specs = [
-        launch_spec(loop.home, row, row.attempts, replica, allocation)
+        loop.launch_spec(row, row.attempts, replica, allocation)
         for replica, allocation in enumerate(allocations)
     ]
     handles = (

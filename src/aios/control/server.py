@@ -16,20 +16,24 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from fastapi import FastAPI
 
 from aios.control.api import create_app
 from aios.control.auth import ADMIN, Principal, TokenBook
 from aios.control.history_api import history_router, restore_policy
+from aios.control.launching import RUN_DIR, Launching
 from aios.control.metrics import ControlMetrics
 from aios.control.perimeter import AllowedHosts, BodyLimits, Perimeter
 from aios.control.plane import ControlOps
+from aios.control.probes import JobProbe
 from aios.control.reconciler import Reconciler
 from aios.dashboard import dashboard_router, page_router
 from aios.errors import InvalidInput, NotFound
 from aios.executors.base import Executor
+from aios.executors.images import ImageCache
+from aios.executors.sandbox import Sandbox, SandboxUnavailable
 from aios.lineage.api import lineage_router
 from aios.lineage.catalog import DataCatalog, default_location
 from aios.registry.api import FORM_OVERHEAD
@@ -72,6 +76,13 @@ def private_home(home: Path) -> None:
             home.chmod(0o700)
 
 
+def _local_path(location: str) -> Path | None:
+    """The directory of a repository location on this machine (None: a URL)."""
+    if "://" in location and not location.startswith("file://"):
+        return None
+    return Path(location.removeprefix("file://")).expanduser().absolute()
+
+
 def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -105,6 +116,11 @@ class Settings:
     :mod:`aios.control.perimeter`): a request naming another ``Host`` is refused."""
     public_metrics: bool = False
     """Serve ``/metrics`` to anyone; by default it needs an admin's token."""
+    sandbox: Literal["auto", "bwrap", "none"] = "auto"
+    """Whether jobs run in a sandbox (:mod:`aios.executors.sandbox`): ``bwrap`` requires
+    one (refusing to start without), ``auto`` uses one where this machine can make it
+    (and logs a warning where not), ``none`` runs jobs as plain processes. Ignored
+    with ``executor``, which brings its own."""
 
 
 class ControlPlane:
@@ -122,11 +138,17 @@ class ControlPlane:
         home = settings.home
         private_home(home)
         (home / "jobs").mkdir(exist_ok=True)
+        (home / RUN_DIR).mkdir(mode=0o700, exist_ok=True)
         self.home = home
         self.db = Database(settings.db or sqlite_url(home / "aios.db"))
         self.ray: RayAttachment | None = None
         self.reconciler: Reconciler
         self.executor: Executor
+        data_location = settings.data_repo or default_location(home)
+        self.hidden = tuple(str(p) for p in (home, _local_path(data_location)) if p is not None)
+        """What every job's sandbox shows empty: this control plane's home and data."""
+        self.sandbox = self._sandbox(settings)
+        self.images = ImageCache(home / "images")
         if settings.ray is not None:
             nodes, self.executor = self._attach_ray(settings.ray)
         else:
@@ -134,7 +156,9 @@ class ControlPlane:
             if settings.executor is None:
                 from aios.executors.local import LocalExecutor
 
-                self.executor = LocalExecutor(on_exit=self._on_exit)
+                self.executor = LocalExecutor(
+                    on_exit=self._on_exit, sandbox=self.sandbox, images=self.images
+                )
             else:
                 self.executor = settings.executor
         self.reconciler = Reconciler(
@@ -146,11 +170,21 @@ class ControlPlane:
             tick=settings.tick,
         )
         self.tokens = TokenBook(self.db, home)
-        self.data = DataCatalog(settings.data_repo or default_location(home))
+        self.reconciler.launching = Launching(
+            home,
+            sandboxed=self.sandbox is not None,
+            hidden=self.hidden,
+            api_url=self.job_url,
+            mint=self.tokens.job_token if settings.auth else None,
+        )
+        self.data = DataCatalog(data_location)
         self.ops = ControlOps(self.db, self.reconciler, home, self.data)
+        if self.sandbox is not None or self.ray is not None:
+            self.ops.images = self.images
         restore_policy(self.db, self.reconciler, settings.policy)  # a switch outlives a restart
         self.metrics = ControlMetrics(self.db, self.reconciler)
-        self.registry = RegistryOps(self.db, home)
+        # A model's load runs its uploader's code: a sandboxed job of their queue.
+        self.registry = RegistryOps(self.db, home, prober=JobProbe(self.ops))
         self.registry.data = self.data
         self.deployments = DeploymentOps(self.db, self.registry)
         self.registry.in_use = self.deployments.in_use  # a version deployed stays
@@ -195,6 +229,28 @@ class ControlPlane:
         self._started = False
         self._server: Any = None
         self._server_thread: threading.Thread | None = None
+
+    def _sandbox(self, settings: Settings) -> Sandbox | None:
+        """The sandbox jobs run in, as ``settings.sandbox`` asks (None: none)."""
+        if settings.sandbox == "none" or (settings.executor is not None and settings.ray is None):
+            return None
+        try:
+            return Sandbox.detect(self.hidden)
+        except SandboxUnavailable as exc:
+            if settings.sandbox == "bwrap":
+                raise InvalidInput(f"--sandbox bwrap: {exc}") from None
+            log.warning("jobs run without a sandbox (%s): a job can read this home", exc)
+            return None
+
+    @property
+    def job_url(self) -> str:
+        """Where a job on this machine reaches the API."""
+        host = self.settings.host
+        if host in {"0.0.0.0", ""}:
+            host = "127.0.0.1"
+        elif host == "::":
+            host = "::1"
+        return f"http://{f'[{host}]' if ':' in host else host}:{self.settings.port}"
 
     def _authenticate(self, authorization: str | None) -> Principal | None:
         """The caller named by an ``Authorization: Bearer …`` header; None when there

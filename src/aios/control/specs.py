@@ -34,6 +34,7 @@ __all__ = [
     "QueueSpec",
     "QueueUpdate",
     "QueueView",
+    "TokenListing",
     "TokenSpec",
     "TokenView",
     "WhoAmI",
@@ -156,6 +157,18 @@ class JobSpec(Strict):
     cache: bool = Field(
         True, description="reuse the outputs of an earlier run of the same command and inputs"
     )
+    network: Literal["host", "none"] = Field(
+        "host", description="the machine's network in the job's sandbox, or none (loopback)"
+    )
+    image: str | None = Field(
+        None,
+        max_length=512,
+        description="an OCI image to run in: a layout directory or a docker/podman save "
+        "archive, optionally PATH:TAG (default: the host's root, read-only)",
+    )
+    as_admin: bool = Field(
+        False, description="the job's own token has its (admin) submitter's rights"
+    )
 
     @field_validator("name")
     @classmethod
@@ -163,6 +176,13 @@ class JobSpec(Strict):
         # A text column of PostgreSQL cannot hold NUL (SQLite's can): refused on both.
         if "\0" in value:
             raise ValueError("name: contains a NUL byte")
+        return value
+
+    @field_validator("image")
+    @classmethod
+    def _image(cls, value: str | None) -> str | None:
+        if value is not None and (not value.strip() or "\0" in value):
+            raise ValueError("image: must name an image file or directory")
         return value
 
     @field_validator("inputs")
@@ -308,6 +328,9 @@ class JobView(BaseModel):
     inputs: list[str] = Field(default_factory=list)
     outputs: list[str] = Field(default_factory=list)
     cache: bool = True
+    network: str = "host"
+    image: str | None = None
+    as_admin: bool = False
 
 
 class EventView(BaseModel):
@@ -418,6 +441,9 @@ class TokenSpec(Strict):
     name: Name
     tenant: Name | None = None
     admin: bool = False
+    expires: float | str | None = Field(
+        None, description="how long the token works: seconds, or '30d', '12h' (default: ever)"
+    )
 
     @model_validator(mode="after")
     def _tenant_or_admin(self) -> TokenSpec:
@@ -425,15 +451,44 @@ class TokenSpec(Strict):
             raise ValueError("a user belongs to a tenant (queue) unless they are an admin")
         return self
 
+    @field_validator("expires")
+    @classmethod
+    def _expires(cls, value: float | str | None) -> float | str | None:
+        if value is not None and _seconds(value) <= 0:
+            raise ValueError("expires must be a positive duration")
+        return value
+
+    @property
+    def expires_seconds(self) -> float | None:
+        return None if self.expires is None else _seconds(self.expires)
+
 
 class TokenView(BaseModel):
     name: str
     tenant: str | None
     admin: bool
     token: str
+    expires_at: float | None = None
+
+
+class TokenListing(BaseModel):
+    """A token as listed (never its text): a user's (``id``), or a running job's own
+    (``job`` and ``attempt``; it ends with the job)."""
+
+    id: int | None
+    user: str
+    tenant: str | None
+    admin: bool
+    note: str
+    created_at: float
+    expires_at: float | None
+    revoked_at: float | None
+    job: int | None = None
+    attempt: int | None = None
 
 
 class WhoAmI(BaseModel):
     name: str
     tenant: str | None
     admin: bool
+    job: int | None = None

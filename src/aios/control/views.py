@@ -64,6 +64,9 @@ def job_view(row: JobRow, attempts: Sequence[AttemptRow] = ()) -> JobView:
         inputs=[str(ref) for ref in row.inputs or []],
         outputs=[str(name) for name in row.outputs or []],
         cache=row.cache,
+        network=row.network,
+        image=row.image,
+        as_admin=row.as_admin,
     )
 
 
@@ -88,6 +91,9 @@ def spec_of(row: JobRow) -> dict[str, Any]:
         "inputs": list(row.inputs or []),
         "outputs": list(row.outputs or []),
         "cache": row.cache,
+        "network": row.network,
+        "image": row.image,
+        "as_admin": row.as_admin,
     }
     if row.command:
         spec["command"] = row.command[0] if row.shell else list(row.command)

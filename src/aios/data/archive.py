@@ -55,12 +55,17 @@ def _chunks(repo: Repository, handle: FileIO, size: int) -> Iterator[bytes | mem
 
 
 def store_file(repo: Repository, path: Path | str, st: os.stat_result | None = None) -> StoredFile:
-    """Stores one regular file; raises `InvalidInput` if `path` is not one."""
+    """Stores one regular file; raises `InvalidInput` if `path` is not one. The file is
+    opened without following a symlink, and checked on its descriptor: a tree the walk
+    found may be changed under it (a job's outputs, by another replica of its gang), and
+    a link swapped in must not be read through (see docs/sandbox.md)."""
     try:
-        with open(path, "rb", buffering=0) as handle:
-            st = st or os.fstat(handle.fileno())
-            if not stat.S_ISREG(st.st_mode):
+        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+        with open(os.open(path, flags), "rb", buffering=0) as handle:
+            opened = os.fstat(handle.fileno())
+            if not stat.S_ISREG(opened.st_mode):
                 raise InvalidInput(f"{path} is not a regular file")
+            st = st or opened
             content: list[str] = []
             size = new_bytes = new_chunks = 0
             for chunk in _chunks(repo, handle, st.st_size):

@@ -32,7 +32,7 @@ from aios.control import ControlPlane, Settings
 from aios.control.specs import JobView, PipelineSpec
 from aios.demo.data import back_up, create_repository, fetch, rerun_prepare, show_lineage
 from aios.demo.serving import serve_best
-from aios.demo.steps import MODELS
+from aios.demo.steps import MODELS, model_dataset
 
 __all__ = ["demo_pipeline", "run_demo"]
 
@@ -53,9 +53,8 @@ def _aios_script() -> str:
     return str(script) if script.exists() else "aios"
 
 
-def demo_pipeline(workdir: Path) -> PipelineSpec:
-    """The pipeline the demo runs, with its shared files in ``workdir``."""
-    env = {"AIOS_DEMO_DIR": str(workdir)}
+def demo_pipeline() -> PipelineSpec:
+    """The pipeline the demo runs: its steps hand each other dataset versions."""
     step = [sys.executable, "-m", "aios.demo.steps"]
     steps: dict[str, dict[str, object]] = {
         "prepare": {
@@ -74,24 +73,30 @@ def demo_pipeline(workdir: Path) -> PipelineSpec:
                 "memory": "1G",
                 "needs": ["prepare"],
                 "inputs": [f"{DATASET}@latest"],
+                "outputs": [model_dataset(model)],
             }
     steps["evaluate"] = {
         "command": [*step, "evaluate"],
         "queue": "vision",
         "memory": "512M",
         "needs": [f"train-{m}" for m in MODELS],
-        "inputs": [f"{DATASET}@latest"],
+        "inputs": [f"{DATASET}@latest", *(f"{model_dataset(m)}@latest" for m in MODELS)],
+        "outputs": ["scores"],
     }
-    steps["pick"] = {"command": [*step, "pick"], "queue": "vision", "needs": ["evaluate"]}
+    steps["pick"] = {
+        "command": [*step, "pick"],
+        "queue": "vision",
+        "needs": ["evaluate"],
+        "inputs": ["scores@latest"],
+        "outputs": ["choice"],
+    }
     steps["replay"] = {
         "command": f"{_aios_script()} simulate {REPLAY}",
         "queue": "speech",
         "memory": "2G",
         "needs": ["pick"],
     }
-    for spec in steps.values():
-        spec["env"] = env
-    steps["replay"]["env"] = env | {"COLUMNS": "200"}
+    steps["replay"]["env"] = {"COLUMNS": "200"}
     return PipelineSpec.model_validate({"name": "digits", "steps": steps})
 
 
@@ -137,6 +142,12 @@ def run_demo(console: Console | None = None) -> int:
         assert plane.admin_token_path is not None
         token = Path(plane.admin_token_path).read_text().strip()
         console.print(f"control plane up at {plane.url} (state in {home})")
+        console.print(
+            "jobs run sandboxed (bubblewrap): own processes, own directory, the host "
+            "read-only, a token of their own"
+            if plane.sandbox is not None
+            else "[yellow]jobs run WITHOUT a sandbox here (no bubblewrap)[/yellow]"
+        )
         with Client(plane.url, token=token) as client:
             (node,) = client.nodes()
             cores = node.allocatable["cpu"] // 1000
@@ -150,7 +161,7 @@ def run_demo(console: Console | None = None) -> int:
             # Added with the library, the raw data is no tenant's until an admin says.
             client.assign_dataset(RAW, "vision")
             submitted = time.time()
-            spec = demo_pipeline(workdir)
+            spec = demo_pipeline()
             pipeline = client.submit_pipeline(spec)
             console.print(f"pipeline {pipeline.id} submitted: {len(pipeline.steps)} steps")
             # Its prepare step took the name digits for vision at submission; speech's
@@ -168,8 +179,10 @@ def run_demo(console: Console | None = None) -> int:
                     if job.state != "succeeded":
                         console.print(f"[red]{job.step}: {job.state} {job.message}[/red]")
                 return 1
-            scores = json.loads((workdir / "scores.json").read_text())
-            best = json.loads((workdir / "best.json").read_text())
+            fetch(console, location, "scores@latest", workdir / "scores")
+            fetch(console, location, "choice@latest", workdir / "choice")
+            scores = json.loads((workdir / "scores" / "scores.json").read_text())
+            best = json.loads((workdir / "choice" / "best.json").read_text())
             results = Table(title="Models on the digits test set")
             results.add_column("model")
             results.add_column("queue")
@@ -184,6 +197,9 @@ def run_demo(console: Console | None = None) -> int:
             console.print("".join(client.logs(replay.id)).rstrip(), markup=False)
             trained = {m: done.steps[f"train-{m}"] for m in MODELS}
             fetch(console, location, f"{DATASET}@latest", workdir / DATASET)
+            for model in sorted(scores, key=lambda m: (-scores[m], m))[:2]:
+                dataset = model_dataset(model)
+                fetch(console, location, f"{dataset}@latest", workdir / dataset)
             served = serve_best(console, client, token, workdir, trained, scores)
             show_lineage(console, client, served)
             rerun_prepare(console, client, spec)

@@ -18,6 +18,7 @@ from rich.table import Table
 
 from aios.client import Client
 from aios.control.specs import JobView
+from aios.demo.steps import model_dataset
 
 __all__ = ["serve_best"]
 
@@ -29,7 +30,7 @@ CONCURRENCY = 8
 def _register(client: Client, workdir: Path, model: str, job: JobView, accuracy: float) -> int:
     version = client.register_model(
         NAME,
-        workdir / f"{model}.pkl",
+        workdir / model_dataset(model) / f"{model}.pkl",
         "sklearn",
         from_job=job.id,
         dataset=f"{NAME}@latest",  # recorded as the version number it trained on

@@ -1,12 +1,12 @@
 """The steps of the demo pipeline, each run as an AIOS job:
 ``python -m aios.demo.steps prepare|train MODEL|evaluate|pick``.
 
-Data moves as dataset versions: ``prepare`` reads the raw digits (a CSV of
-scikit-learn's bundled digits, so nothing is downloaded) from ``$AIOS_INPUTS/digits-raw``
-and publishes the split, scaled arrays as the next version of ``digits`` from
-``$AIOS_OUTPUTS/digits``; the training and evaluation steps read that version from
-``$AIOS_INPUTS/digits``. Model files, scores and the final choice are shared through
-``$AIOS_DEMO_DIR``.
+Everything moves as dataset versions (each step sees only its own directory, in its
+sandbox): ``prepare`` reads the raw digits (a CSV of scikit-learn's bundled digits, so
+nothing is downloaded) from ``$AIOS_INPUTS/digits-raw`` and publishes the split, scaled
+arrays as the next version of ``digits``; ``train MODEL`` reads that version and
+publishes the fitted model as ``model-MODEL``; ``evaluate`` reads every model and
+publishes ``scores``; ``pick`` reads the scores and publishes ``choice``.
 """
 
 from __future__ import annotations
@@ -19,13 +19,22 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["MODELS", "main", "write_raw_digits"]
+__all__ = ["MODELS", "main", "model_dataset", "write_raw_digits"]
 
 MODELS = ("logistic", "forest", "svm", "knn")
 
 
-def _dir() -> Path:
-    return Path(os.environ["AIOS_DEMO_DIR"])
+def model_dataset(name: str) -> str:
+    """The dataset a trained model is published as."""
+    return f"model-{name}"
+
+
+def _input(dataset: str, name: str) -> Path:
+    return Path(os.environ["AIOS_INPUTS"]) / dataset / name
+
+
+def _output(dataset: str, name: str) -> Path:
+    return Path(os.environ["AIOS_OUTPUTS"]) / dataset / name
 
 
 def _digits() -> Path:
@@ -83,7 +92,7 @@ def train(name: str) -> None:
     data = np.load(_digits())
     started = time.perf_counter()
     model = _estimator(name).fit(data["x_train"], data["y_train"])
-    with (_dir() / f"{name}.pkl").open("wb") as out:
+    with _output(model_dataset(name), f"{name}.pkl").open("wb") as out:
         pickle.dump(model, out)
     took = time.perf_counter() - started
     print(f"trained {name} in {took:.2f} s on cores {sorted(os.sched_getaffinity(0))}")
@@ -95,17 +104,18 @@ def evaluate() -> None:
     data = np.load(_digits())
     scores = {}
     for name in MODELS:
-        with (_dir() / f"{name}.pkl").open("rb") as source:
+        with _input(model_dataset(name), f"{name}.pkl").open("rb") as source:
             model = pickle.load(source)
         scores[name] = float((model.predict(data["x_test"]) == data["y_test"]).mean())
         print(f"{name}: accuracy {scores[name]:.4f}")
-    (_dir() / "scores.json").write_text(json.dumps(scores))
+    _output("scores", "scores.json").write_text(json.dumps(scores))
 
 
 def pick() -> None:
-    scores = json.loads((_dir() / "scores.json").read_text())
+    scores = json.loads(_input("scores", "scores.json").read_text())
     best = max(sorted(scores), key=lambda name: scores[name])
-    (_dir() / "best.json").write_text(json.dumps({"model": best, "accuracy": scores[best]}))
+    choice = {"model": best, "accuracy": scores[best]}
+    _output("choice", "best.json").write_text(json.dumps(choice))
     print(f"best model: {best} ({scores[best]:.4f})")
 
 

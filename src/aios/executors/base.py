@@ -48,9 +48,10 @@ class SandboxSpec:
 
     ``network`` is ``host`` (the machine's) or ``none`` (a loopback of its own).
     ``uid`` is the Unix user (and group) it runs as when the executor runs as root (its
-    tenant's); None: an unprivileged user of its own. ``rootfs`` is an unpacked image to
-    run in instead of the host's root, with ``image_env`` the variables its
-    configuration sets (``PATH`` first of all). ``mounts`` are host paths bound
+    tenant's); None: an unprivileged user of its own. ``image`` names an OCI image (a
+    layout directory or a saved archive, :mod:`aios.executors.images`) to run in
+    instead of the host's root; the executor unpacks it into ``rootfs``, with
+    ``image_env`` the variables its configuration sets. ``mounts`` are host paths bound
     read-only at the same path (a serving replica's model files); ``hidden`` are host
     directories the sandbox shows empty, besides those the executor hides anyway (the
     control plane's home and data repository).
@@ -58,6 +59,7 @@ class SandboxSpec:
 
     network: Literal["host", "none"] = "host"
     uid: int | None = None
+    image: str | None = None
     rootfs: Path | None = None
     image_env: Mapping[str, str] = field(default_factory=dict)
     mounts: tuple[str, ...] = ()

@@ -19,6 +19,7 @@ isolation in :mod:`.isolation`.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import heapq
 import itertools
@@ -34,7 +35,8 @@ from pathlib import Path
 from typing import Literal
 
 from aios.errors import InvalidInput
-from aios.executors.base import Handle, LaunchSpec, ProcessExit, StopReason
+from aios.executors.base import Handle, LaunchSpec, ProcessExit, SandboxSpec, StopReason
+from aios.executors.images import ImageCache
 from aios.executors.isolation import (
     MemoryCgroups,
     MemoryIsolation,
@@ -90,7 +92,7 @@ class LocalExecutor:
     quickly (set an event, wake a loop) and must not call back into this executor
     other than :meth:`poll`. ``watchdog_interval`` is the seconds between two samples
     of the RSS watchdog. ``sandbox`` runs the replicas whose spec asks for one (None: a
-    spec that asks is refused at launch).
+    spec that asks is refused at launch); ``images`` unpacks the images they name.
 
     Methods may be called from any thread. The process that owns the executor must not
     reap children it did not start itself (no ``waitpid(-1)``, no SIGCHLD ignored):
@@ -107,8 +109,10 @@ class LocalExecutor:
         isolation: Literal["auto", "cgroup", "rlimit"] = "auto",
         watchdog_interval: float = 0.1,
         sandbox: Sandbox | None = None,
+        images: ImageCache | None = None,
     ) -> None:
         self.sandbox = sandbox
+        self.images = images
         self._cgroups: MemoryCgroups | None = None
         if isolation != "rlimit":
             if cgroup_root is not None:
@@ -173,6 +177,8 @@ class LocalExecutor:
             raise SandboxUnavailable(
                 f"job {spec.job_id} asks for a sandbox and node {spec.node} runs none"
             )
+        if spec.sandbox is not None and spec.sandbox.image and spec.sandbox.rootfs is None:
+            spec = self._unpacked(spec, spec.sandbox)
         if spec.control_dir is not None:
             with contextlib.suppress(FileExistsError):
                 os.makedirs(spec.control_dir, 0o700)
@@ -238,6 +244,18 @@ class LocalExecutor:
         )
         self._take_charge(handle, spec, open_pidfd(pid), age=0.0)
         return handle
+
+    def _unpacked(self, spec: LaunchSpec, sandbox: SandboxSpec) -> LaunchSpec:
+        """``spec`` with its image unpacked (once per digest) as its sandbox's root."""
+        assert sandbox.image is not None
+        if self.images is None:
+            raise SandboxUnavailable(f"job {spec.job_id} names an image and this node runs none")
+        try:
+            image = self.images.prepare(sandbox.image)
+        except InvalidInput as exc:
+            raise OSError(f"job {spec.job_id}: {exc}") from None
+        unpacked = dataclasses.replace(sandbox, rootfs=image.rootfs, image_env=image.env)
+        return dataclasses.replace(spec, sandbox=unpacked)
 
     def stop(self, handle: Handle, reason: StopReason, grace: float) -> None:
         """SIGTERM to the replica's group now, SIGKILL after ``grace`` seconds (at once
@@ -579,9 +597,11 @@ def _exit_file(spec: LaunchSpec) -> Path:
 def _give(spec: LaunchSpec) -> None:
     """Gives the replica's uid its directory and checkpoint directory (not their
     contents, and never through a symlink), as an executor running as root must before
-    the replica, which runs as that uid, can write there."""
+    the replica, which runs as that uid, can write there. The directory is mode 0711:
+    bubblewrap enters it as root without capabilities, before it becomes the uid."""
     assert spec.sandbox is not None
     uid = NOBODY if spec.sandbox.uid is None else spec.sandbox.uid
     for directory in (spec.workdir, spec.checkpoint_dir):
         with contextlib.suppress(FileNotFoundError):
             os.chown(directory, uid, uid, follow_symlinks=False)
+    os.chmod(spec.workdir, 0o711, follow_symlinks=False)

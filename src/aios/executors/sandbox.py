@@ -4,9 +4,9 @@ What a sandboxed command sees (``docs/sandbox.md`` says why bubblewrap, and what
 piece costs):
 
 - its own mount namespace: the host's root read-only (or an image's root), a private
-  ``/tmp``, ``/var/tmp`` and ``/dev`` (holding only its own GPUs' device nodes), its own
-  ``/proc``; the control plane's home, the home of the user running it and the data
-  repository are empty directories, so every other job's directory is absent; its own
+  ``/tmp``, ``/var/tmp``, ``/dev/shm`` and ``/dev`` (holding only its own GPUs' device
+  nodes), its own ``/proc``; the control plane's home, the home of the user running it
+  and the data repository are empty directories, so every other job's directory is absent; its own
   job directory is bound read-write at the same path (at ``/job`` in an image), its
   dataset inputs read-only;
 - its own PID, IPC and UTS namespaces: it cannot see or signal another job or the
@@ -69,6 +69,9 @@ NOBODY = 65534
 _SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _GPU_CONTROL = ("nvidiactl", "nvidia-uvm", "nvidia-uvm-tools", "nvidia-modeset")
 _PRIVATE = (Path("/tmp"), Path("/var/tmp"))
+_SHM = ("--perms", "01777", "--tmpfs", "/dev/shm")
+"""POSIX shared memory (PyTorch's DataLoader, joblib, multiprocessing) as on the host:
+anyone may write, each their own; its pages count against the job's memory limit."""
 _SETPRIV_CAPS = (
     "--cap-drop",
     "ALL",
@@ -255,9 +258,9 @@ class Sandbox:
         return [*args, "--die-with-parent"]
 
     def _common(self, spec: LaunchSpec) -> list[str]:
-        args = ["--dev", "/dev", "--proc", "/proc"]
-        for private in _PRIVATE:
-            args += ["--tmpfs", str(private)]
+        args = ["--dev", "/dev", *_SHM, "--proc", "/proc"]
+        for private in _PRIVATE:  # as the host's: anyone may write, each their own
+            args += ["--perms", "01777", "--tmpfs", str(private)]
         for device in self._gpu_devices(spec.gpus):
             args += ["--dev-bind", device, device]
         return args
@@ -295,8 +298,12 @@ class Sandbox:
         args = ["--unshare-pid", "--as-pid-1", "--die-with-parent", *_SETPRIV_CAPS]
         if sandbox.network == "none":
             args.append("--unshare-net")
-        args += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
-        args += ["--perms", "0755", "--dir", str(_STAGE)]
+        # The host's /proc, writable, not a fresh one: the inner bubblewrap mounts a proc
+        # of its own, which the kernel allows in a user namespace only where a proc is
+        # fully visible already, and bubblewrap covers parts of any proc it mounts. No
+        # command of the job runs here: only setpriv and the inner bubblewrap do.
+        args += ["--ro-bind", "/", "/", "--dev", "/dev", "--bind", "/proc", "/proc"]
+        args += ["--tmpfs", "/tmp", "--perms", "0755", "--dir", str(_STAGE)]
         args += ["--ro-bind", str(sandbox.rootfs), str(_STAGE / "root")]
         if spec.workdir != Path("/"):
             args += ["--bind", str(spec.workdir), str(_STAGE / "job")]
@@ -306,14 +313,29 @@ class Sandbox:
 
     def _image(self, spec: LaunchSpec, env: Mapping[str, str], *, staged: bool) -> list[str]:
         """An unprivileged bubblewrap in an image; ``staged``: its sources are where
-        :meth:`_stage` put them."""
+        :meth:`_stage` put them. The sandbox's root is bubblewrap's own tmpfs, holding
+        each top-level entry of the image bound read-only, so that ``/job``, ``/dev``,
+        ``/proc`` and ``/tmp`` can be made in it whatever the image holds; it is made
+        read-only last."""
         sandbox = spec.sandbox or SandboxSpec()
         assert sandbox.rootfs is not None
-        rootfs = str(_STAGE / "root") if staged else str(sandbox.rootfs)
+        rootfs = _STAGE / "root" if staged else sandbox.rootfs
         args = self._namespaces(spec, user=True)
         if staged and sandbox.network == "none":
             args.remove("--unshare-net")  # the outer one has none already
-        args += ["--ro-bind", rootfs, "/", *self._common(spec)]
+        ours = {"dev", "proc", "tmp", IMAGE_JOB_DIR.strip("/")}
+        for entry in sorted(os.scandir(sandbox.rootfs), key=lambda e: e.name):
+            if entry.name in ours:
+                continue
+            if entry.is_symlink():
+                args += ["--symlink", os.readlink(entry.path), f"/{entry.name}"]
+            else:
+                args += ["--ro-bind", str(rootfs / entry.name), f"/{entry.name}"]
+        args += ["--dev", "/dev", *_SHM, "--proc", "/proc", "--perms", "01777", "--tmpfs", "/tmp"]
+        if (sandbox.rootfs / "var" / "tmp").is_dir():
+            args += ["--perms", "01777", "--tmpfs", "/var/tmp"]
+        for device in self._gpu_devices(spec.gpus):
+            args += ["--dev-bind", device, device]
         for n, mount in enumerate(sandbox.mounts):
             source = str(_STAGE / "mounts" / str(n)) if staged else mount
             args += ["--ro-bind", source, mount]
@@ -322,6 +344,7 @@ class Sandbox:
             args += ["--bind", source, IMAGE_JOB_DIR]
             args += ["--ro-bind-try", f"{source}/inputs", f"{IMAGE_JOB_DIR}/inputs"]
             args += ["--chdir", IMAGE_JOB_DIR]
+        args += ["--remount-ro", "/"]
         return [*args, *_environment(env)]
 
     def _kept_runtime(self, masks: Sequence[Path], hidden: Sequence[Path]) -> list[Path]:

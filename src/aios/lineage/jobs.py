@@ -1,6 +1,7 @@
 """The control plane's side of jobs with dataset inputs and outputs: the plan it writes
-at submission, the command it launches (the stage wrapper around the job's own), and
-the lineage edges it records from the wrapper's result when the job ends."""
+at submission (into the job's control directory), the credentials it hands the stage
+wrapper, and the lineage edges it records from the wrapper's result when the job ends.
+The launch itself is :mod:`aios.control.launching`'s."""
 
 from __future__ import annotations
 
@@ -12,15 +13,15 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from aios.lineage.plan import PLAN_FILE, RESULT_FILE, DataPlan, DataResult
+from aios.lineage.plan import RESULT_FILE, DataPlan, DataResult
 from aios.store.models import JobDatasetRow, JobRow
 
 __all__ = [
+    "FORWARDED",
     "data_plan",
     "has_data",
     "inner_command",
     "record_lineage",
-    "stage_command",
     "stage_env",
 ]
 
@@ -65,9 +66,10 @@ FORWARDED = (
     "AWS_ENDPOINT_URL",
     "AWS_ENDPOINT_URL_S3",
 )
-"""What the stage wrapper needs to open the repository as the control plane does: a
-replica on another machine (a Ray node) does not inherit the control plane's
-environment. The wrapper takes the passphrase out before the command runs."""
+"""What the stage wrapper needs to open the repository as the control plane does. It is
+handed to the wrapper alone (the executor's ``supervisor_env``), never to the job: the
+wrapper runs outside the job's sandbox, and takes these out of the environment it
+passes on."""
 
 
 def stage_env() -> dict[str, str]:
@@ -75,16 +77,11 @@ def stage_env() -> dict[str, str]:
     return {name: os.environ[name] for name in FORWARDED if name in os.environ}
 
 
-def stage_command() -> list[str]:
-    """The argv that runs a job under the stage wrapper, in the job's directory (the
-    plan's path is relative: on a Ray node the directory is another one)."""
-    return [sys.executable, "-m", "aios.lineage.stage", PLAN_FILE]
-
-
-def record_lineage(session: Session, workdir: Path, row: JobRow) -> DataResult | None:
-    """Adds the edges that the wrapper's result in ``workdir`` names for ``row`` (none
-    when it left no result: it failed before reading anything)."""
-    path = workdir / RESULT_FILE
+def record_lineage(session: Session, control: Path, row: JobRow) -> DataResult | None:
+    """Adds the edges that the wrapper's result in the job's control directory
+    ``control`` names for ``row`` (none when it left no result: it failed before reading
+    anything)."""
+    path = control / RESULT_FILE
     try:
         result = DataResult.read(path)
     except FileNotFoundError:

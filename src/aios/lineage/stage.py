@@ -1,23 +1,31 @@
-"""The stage wrapper: ``python -m aios.lineage.stage PLAN`` runs a job's command between
-its dataset inputs and outputs, on the job's own node and under its own limits.
+"""The stage wrapper: ``python -I -m aios.lineage.stage CONTROL_DIR -- COMMAND…`` runs a
+job's command between its dataset inputs and outputs, on the job's own node and under
+its own limits.
+
+It is trusted code: the executor runs it outside the job's sandbox, with the control
+plane's rights, around the sandboxed command (:mod:`aios.control.launching`). It reads
+its plan from the job's control directory ``CONTROL_DIR`` (which the job cannot reach),
+takes the repository's passphrase and object-store credentials from its own environment
+(never the command's), and treats the job's own directory (its working directory) as
+the job's: it makes its ``inputs`` and ``outputs`` afresh through directory descriptors,
+never through a link the job left there.
 
 1. Resolves each input reference to a version (once per job: a retry or another
-   replica of a gang reads the same versions) and materialises it read-only at
-   ``inputs/NAME`` in the job's directory.
+   replica of a gang reads the same versions) and materialises it at ``inputs/NAME``
+   in the job's directory, which the sandbox binds read-only.
 2. When the job publishes outputs and allows reuse, looks for versions of every output
    published by an earlier run of the same command on the same input versions (the
    :func:`~aios.lineage.plan.cache_key` kept in their lineage). If all are there the
    command does not run: the job ends at once, naming them as its outputs.
-3. Otherwise runs the command with ``AIOS_INPUTS`` and ``AIOS_OUTPUTS`` set, the
-   repository's passphrase taken out of its environment. Signals reach the command from
-   the executor (it signals the process group), so the wrapper only waits, and ends the
-   way the command ended.
+3. Otherwise runs the command (``AIOS_INPUTS`` and ``AIOS_OUTPUTS`` are in its
+   environment already). Signals reach the command from the executor (it signals the
+   process group), so the wrapper only waits, and ends the way the command ended.
 4. When the command succeeds, replica 0 publishes ``outputs/NAME`` as the next version
    of each output dataset, with the job, its inputs and the cache key as lineage.
 
-What it did goes to ``data-result.json`` for the control plane. A reference that does
-not resolve, a damaged input or a missing output directory fails the job with one line
-on stderr, and nothing is published.
+What it did goes to ``data-result.json`` in the control directory. A reference that
+does not resolve, a damaged input or a missing output directory fails the job with one
+line on stderr, and nothing is published.
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ import json
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -38,9 +47,11 @@ from aios.data.backend import Backend, FsspecBackend, LocalBackend
 from aios.data.datasets import DatasetVersion, DataStore, is_dataset
 from aios.data.repository import Repository
 from aios.errors import AiosError, InvalidInput
+from aios.lineage.jobs import FORWARDED
 from aios.lineage.plan import (
     INPUTS_DIR,
     OUTPUTS_DIR,
+    PLAN_FILE,
     DataPlan,
     DataResult,
     UsedVersion,
@@ -73,12 +84,15 @@ def open_store(location: str, passphrase: str | None) -> DataStore:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 1:
-        print("usage: python -m aios.lineage.stage PLAN", file=sys.stderr)
+    if len(argv) < 3 or argv[1] != "--":
+        print("usage: python -I -m aios.lineage.stage CONTROL_DIR -- COMMAND...", file=sys.stderr)
         return 2
-    plan_path = Path(argv[0]).absolute()
-    workdir = plan_path.parent
-    plan = DataPlan.read(plan_path)
+    control, command = Path(argv[0]), argv[2:]
+    workdir = Path.cwd()  # the executor's wrapper entered the job's directory
+    plan = DataPlan.read(control / PLAN_FILE)
+    secrets = {name: os.environ.pop(name) for name in FORWARDED if name in os.environ}
+    env = dict(os.environ)  # the command's, when it runs without a sandbox
+    os.environ.update(secrets)  # the repository's object store reads them from here
     passphrase = os.environ.pop(PASSPHRASE_ENV, None)
     replica = int(os.environ.get("AIOS_REPLICA", "0"))
     try:
@@ -86,24 +100,23 @@ def main(argv: list[str]) -> int:
     except AiosError as exc:
         return _fail(f"the data repository at {plan.repo}: {exc}")
     try:
-        inputs = _materialise(store, plan, workdir)
+        inputs = _materialise(store, plan, workdir, control)
         if plan.outputs and plan.cache:  # every replica of a gang skips the command
             reused = _reuse(store, plan, inputs)
             if reused is not None:
                 if replica == 0:
-                    DataResult(inputs, reused[1], cached_from=reused[0]).write(workdir)
+                    DataResult(inputs, reused[1], cached_from=reused[0]).write(control)
                 refs = ", ".join(v.ref for v in reused[1])
                 print(f"aios: reused {refs} of job {reused[0]}: same command, same inputs")
                 return 0
-        for name in plan.outputs:
-            (workdir / OUTPUTS_DIR / name).mkdir(parents=True, exist_ok=True)
-        code = _run(plan, workdir)
+        _make_outputs(plan, workdir)
+        code = _run(command, env, workdir)
         if code != 0 or replica != 0:
             if replica == 0:
-                DataResult(inputs, []).write(workdir)
+                DataResult(inputs, []).write(control)
             return _exit_like(code)
         outputs = _publish(store, plan, inputs, workdir)
-        DataResult(inputs, outputs).write(workdir)
+        DataResult(inputs, outputs).write(control)
         return 0
     except AiosError as exc:
         return _fail(str(exc))
@@ -127,15 +140,17 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _materialise(store: DataStore, plan: DataPlan, workdir: Path) -> list[UsedVersion]:
+def _materialise(
+    store: DataStore, plan: DataPlan, workdir: Path, control: Path
+) -> list[UsedVersion]:
     if not plan.inputs:
         return []
-    root = workdir / INPUTS_DIR
-    root.mkdir(exist_ok=True)
-    with _locked(workdir / ".inputs.lock"):
-        resolved = root / RESOLVED_FILE
-        if resolved.exists():  # another replica, or an earlier attempt, did it
+    with _locked(control / ".inputs.lock"):
+        resolved = control / RESOLVED_FILE
+        root = workdir / INPUTS_DIR
+        if resolved.exists() and _fresh(root):  # another replica, or an earlier attempt
             return [UsedVersion(**v) for v in json.loads(resolved.read_text())]
+        _fresh_directory(workdir, INPUTS_DIR)
         used: list[UsedVersion] = []
         for ref in plan.inputs:
             try:
@@ -143,9 +158,6 @@ def _materialise(store: DataStore, plan: DataPlan, workdir: Path) -> list[UsedVe
             except AiosError as exc:
                 raise StageError(f"input {ref}: {exc}") from None
             dest = root / version.name
-            if dest.exists():  # left half-written by a killed attempt
-                _make_writable(dest)
-                shutil.rmtree(dest)
             result = store.get(version.name, version.version, dest)
             if result.damaged:
                 raise StageError(
@@ -153,8 +165,60 @@ def _materialise(store: DataStore, plan: DataPlan, workdir: Path) -> list[UsedVe
                 )
             _make_read_only(dest)
             used.append(UsedVersion(version.name, version.version, version.snapshot))
+        root.chmod(0o555)
         write_json_atomically(resolved, [asdict(v) for v in used])
         return used
+
+
+def _fresh(root: Path) -> bool:
+    """Whether ``root`` is the inputs directory this wrapper made (a real directory
+    owned by it), not something the job put in its place."""
+    try:
+        found = root.lstat()
+    except FileNotFoundError:
+        return False
+    return stat.S_ISDIR(found.st_mode) and found.st_uid == os.geteuid()
+
+
+def _fresh_directory(workdir: Path, name: str, owner: int | None = None) -> None:
+    """Makes ``workdir/name`` an empty directory of this wrapper's (given to ``owner``
+    when not None), whatever the job left under that name: it is removed first, and
+    nothing is followed through a link."""
+    parent = os.open(workdir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        try:
+            found = os.stat(name, dir_fd=parent, follow_symlinks=False)
+        except FileNotFoundError:
+            pass
+        else:
+            if stat.S_ISDIR(found.st_mode):
+                _make_writable_at(parent, name)
+                shutil.rmtree(name, dir_fd=parent)  # never follows a link (fd-based)
+            else:
+                os.unlink(name, dir_fd=parent)
+        os.mkdir(name, 0o755, dir_fd=parent)
+        if owner is not None:
+            os.chown(name, owner, owner, dir_fd=parent, follow_symlinks=False)
+    finally:
+        os.close(parent)
+
+
+def _make_writable_at(parent: int, name: str) -> None:
+    """Lets :func:`shutil.rmtree` remove a tree this wrapper made read-only (it may be
+    an earlier attempt's inputs); links are left alone."""
+    for *_, fd in os.fwalk(name, dir_fd=parent, follow_symlinks=False):
+        os.chmod(fd, 0o755)
+
+
+def _make_outputs(plan: DataPlan, workdir: Path) -> None:
+    """``outputs/NAME`` for each output, empty and the job's (its directory's owner):
+    the command writes there, as the sandbox's uid."""
+    if not plan.outputs:
+        return
+    owner = workdir.stat().st_uid if os.geteuid() == 0 else None
+    _fresh_directory(workdir, OUTPUTS_DIR, owner)
+    for name in plan.outputs:
+        _fresh_directory(workdir / OUTPUTS_DIR, name, owner)
 
 
 def _make_read_only(root: Path) -> None:
@@ -169,15 +233,6 @@ def _make_read_only(root: Path) -> None:
             if not path.is_symlink():
                 path.chmod(0o555)
     root.chmod(0o555)
-
-
-def _make_writable(root: Path) -> None:
-    root.chmod(0o755)
-    for directory, dirnames, _ in os.walk(root):
-        for name in dirnames:
-            path = Path(directory, name)
-            if not path.is_symlink():
-                path.chmod(0o755)
 
 
 def _reuse(
@@ -206,19 +261,24 @@ def _reuse(
     return source, [UsedVersion(v.name, v.version, v.snapshot) for v in found.values()]
 
 
-def _run(plan: DataPlan, workdir: Path) -> int:
-    env = dict(os.environ)
-    env["AIOS_INPUTS"] = str(workdir / INPUTS_DIR)
-    env["AIOS_OUTPUTS"] = str(workdir / OUTPUTS_DIR)
-    if plan.shell:
-        child = subprocess.Popen(plan.command[0], shell=True, cwd=workdir, env=env)
-    else:
-        child = subprocess.Popen(plan.command, cwd=workdir, env=env)
+def _run(command: list[str], env: dict[str, str], workdir: Path) -> int:
+    """Runs the command (the sandbox first, when it has one) and returns its status.
+    The sandbox reads its arguments from descriptors 4 and 5, which it passes on."""
+    passed = tuple(fd for fd in (4, 5) if _is_open(fd))
+    child = subprocess.Popen(command, cwd=workdir, env=env, pass_fds=passed)
     # Ignored only once the command runs (an ignored signal would pass on through its
     # exec): the command gets them from the executor's killpg, the wrapper waits.
     for signum in _WAITS_OUT:
         signal.signal(signum, signal.SIG_IGN)
     return child.wait()
+
+
+def _is_open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True
 
 
 def _exit_like(code: int) -> int:

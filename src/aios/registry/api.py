@@ -14,6 +14,7 @@ Forbidden 403, NotFound 404, Conflict 409, a malformed JSON body 422.
 # No ``from __future__ import annotations``: FastAPI reads the routes' annotations at
 # run time, and ``User`` below exists only inside model_router, where a string
 # annotation could not be resolved.
+import asyncio
 import os
 import tempfile
 from collections.abc import Callable
@@ -30,6 +31,7 @@ from starlette.datastructures import UploadFile
 from aios.errors import InvalidInput
 from aios.registry.catalog import Caller
 from aios.registry.manifest import parse_manifest, write_tar
+from aios.registry.probing import POLL
 from aios.registry.refs import NAME, REFERENCE
 from aios.registry.service import RegistryOps
 from aios.registry.specs import (
@@ -121,9 +123,17 @@ def model_router(ops: RegistryOps, caller: Callable[..., Caller]) -> APIRouter:
             if not isinstance(artifact, UploadFile):
                 raise InvalidInput("artifact: missing (a file part with the model)")
             spec = parse_spec(spec_text)
-            return await run_in_threadpool(
-                ops.register, user, name, spec, artifact.file, artifact.filename
+            registration = await run_in_threadpool(
+                ops.begin, user, name, spec, artifact.file, artifact.filename
             )
+            try:
+                # Awaited here, asked now and then: the model's own code runs elsewhere
+                # (a sandboxed job), and a load that hangs or forks holds no thread.
+                while (probed := await run_in_threadpool(registration.poll)) is None:
+                    await asyncio.sleep(POLL)
+                return await run_in_threadpool(ops.finish, registration, probed)
+            finally:
+                await run_in_threadpool(registration.close)
         finally:
             await form.close()
 

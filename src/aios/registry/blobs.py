@@ -81,11 +81,19 @@ class BlobStore:
     @contextmanager
     def staging(self) -> Iterator[Path]:
         """A fresh directory for one upload, removed with whatever is left in it."""
-        path = Path(tempfile.mkdtemp(dir=self.tmp, prefix="stage-"))
+        path = self.new_stage()
         try:
             yield path
         finally:
-            remove_tree(path)
+            self.remove_stage(path)
+
+    def new_stage(self) -> Path:
+        """A fresh directory for one upload; :meth:`remove_stage` it after use."""
+        return Path(tempfile.mkdtemp(dir=self.tmp, prefix="stage-"))
+
+    def remove_stage(self, path: Path) -> None:
+        """Removes a directory of :meth:`new_stage` with whatever is left in it."""
+        remove_tree(path)
 
     def path(self, digest: str) -> Path:
         return self.blobs / digest[:2] / digest

@@ -1,8 +1,9 @@
-"""Loading a model being registered, in a child process, to read its signature.
+"""Loading a model being registered, in a process of its own, to read its signature.
 
 Loading runs the model's own code (a pickle, a Python model's module), so it runs in
 ``python -m aios.registry.probe``, not in the control plane: a model that crashes,
-hangs or leaks does so in a process that ends. The child loads the file with the
+hangs or leaks does so in a process that ends (a sandboxed job of the uploader's queue
+when a control plane runs it: :mod:`aios.registry.probing`). It loads the file with the
 serving runtime (``aios.serving.runtimes.load_runtime``), which is what proves that a
 replica will load it, converts it first when ``--to-onnx`` asks, and writes its answer
 as JSON to a file, as a model's code may print to stdout.
@@ -12,22 +13,37 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from aios.errors import AiosError, InvalidInput
 
 if TYPE_CHECKING:
     from aios.serving.runtimes import ModelFormat
 
-__all__ = ["PROBE_TIMEOUT", "ProbeResult", "probe_model"]
+__all__ = ["PROBE_ENV", "PROBE_TIMEOUT", "ProbeRequestLike", "ProbeResult", "answer_of"]
+
+PROBE_ENV = "AIOS_PROBE"
+"""Where a probe run as a job finds its request (JSON), instead of stdin."""
 
 PROBE_TIMEOUT = 300.0
 """Seconds a model may take to load (and convert) before registration gives up."""
 STDERR_TAIL = 2000
+
+
+class ProbeRequestLike(Protocol):
+    """What :func:`answer_of` reads of a request."""
+
+    @property
+    def format(self) -> str: ...
+
+    @property
+    def path(self) -> Path: ...
+
+    @property
+    def convert_to(self) -> Path | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,51 +55,22 @@ class ProbeResult:
     conversion: dict[str, Any] | None
 
 
-def probe_model(
-    fmt: str,
-    path: Path,
-    *,
-    convert_to: Path | None = None,
-    timeout: float = PROBE_TIMEOUT,
+def answer_of(
+    body: dict[str, Any], request: ProbeRequestLike, returncode: int | None, stderr: str
 ) -> ProbeResult:
-    """Loads the model at ``path`` in a child process and returns its signature; with
-    ``convert_to``, converts the scikit-learn model there to ONNX first and reads the
-    ONNX model's. Raises InvalidInput with the loader's reason when it does not load."""
-    answer = path.parent / f".probe-{os.getpid()}-{os.urandom(4).hex()}.json"
-    request = {
-        "format": fmt,
-        "path": str(path),
-        "convert_to": None if convert_to is None else str(convert_to),
-        "answer": str(answer),
-    }
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONDONTWRITEBYTECODE="1")
-    try:
-        done = subprocess.run(
-            [sys.executable, "-m", "aios.registry.probe"],
-            input=json.dumps(request).encode(),
-            capture_output=True,
-            timeout=timeout,
-            env=env,
-            check=False,
+    """The result a loader left (``body``, its answer file's JSON, empty when it left
+    none), or InvalidInput with its reason: the loader's own words, or how it ended."""
+    fmt, path = request.format, request.path
+    if not body:
+        tail = stderr[-STDERR_TAIL:].strip()
+        how = "was killed" if returncode is None else f"exited with code {returncode}"
+        raise InvalidInput(
+            f"cannot load {fmt} model {path.name}: the loader {how}" + (f": {tail}" if tail else "")
         )
-    except subprocess.TimeoutExpired:
-        raise InvalidInput(
-            f"cannot load {fmt} model {path.name}: it took longer than {timeout:g} s"
-        ) from None
-    try:
-        body: dict[str, Any] = json.loads(answer.read_text())
-    except (OSError, ValueError):
-        tail = done.stderr.decode(errors="replace")[-STDERR_TAIL:].strip()
-        raise InvalidInput(
-            f"cannot load {fmt} model {path.name}: the loader exited with code "
-            f"{done.returncode}" + (f": {tail}" if tail else "")
-        ) from None
-    finally:
-        answer.unlink(missing_ok=True)
     if "error" in body:
         # The loader names the staged file; the user knows it by its own name.
         message = str(body["error"])
-        for staged in (path, convert_to):
+        for staged in (path, request.convert_to):
             if staged is not None:
                 message = message.replace(f"{staged.parent}{os.sep}", "")
         raise InvalidInput(message)
@@ -112,7 +99,12 @@ def _inspect(request: dict[str, Any]) -> dict[str, Any]:
 
 
 def main() -> int:
-    request: dict[str, Any] = json.loads(sys.stdin.buffer.read())
+    """Reads the request from ``$AIOS_PROBE`` (a job's) or stdin (a child's), loads the
+    model and writes the answer where the request says."""
+    given = os.environ.get(PROBE_ENV)
+    request: dict[str, Any] = json.loads(given if given is not None else sys.stdin.buffer.read())
+    if len(sys.argv) > 1:  # a job's: its argv names the artifact, rewritten on a Ray node
+        request["path"] = sys.argv[1]
     answer = Path(request["answer"])
     try:
         body = _inspect(request)

@@ -47,7 +47,8 @@ from aios.registry.catalog import (
     version_view,
 )
 from aios.registry.manifest import parse_manifest
-from aios.registry.probe import PROBE_TIMEOUT, probe_model
+from aios.registry.probe import PROBE_TIMEOUT, ProbeResult
+from aios.registry.probing import ChildProbe, Prober, ProbeRequest, wait_for
 from aios.registry.refs import ALIAS, LATEST, NAME
 from aios.registry.specs import (
     ModelVersionView,
@@ -65,19 +66,57 @@ from aios.store.models import ModelAliasRow, ModelRow, ModelVersionRow
 if TYPE_CHECKING:
     from aios.lineage.catalog import DataCatalog
 
-__all__ = ["DEFAULT_MAX_UPLOAD", "InUse", "RegistryOps"]
+__all__ = ["DEFAULT_MAX_UPLOAD", "InUse", "Registration", "RegistryOps"]
 
 InUse = Callable[[str, int], list[str]]
 """The names of the deployments that use model NAME version V (none: it may go)."""
 DEFAULT_MAX_UPLOAD = 4 << 30
 """Bytes an artifact may have (a file, or a directory's files in all)."""
 DEFAULT_TENANT = "default"
+START_ALLOWANCE = 60.0
+"""Seconds a model's load may wait for its turn (a queue's quota) beyond its own time
+limit before the registration gives up."""
 DEFAULT_FILENAMES = {
     "onnx": "model.onnx",
     "sklearn": "model.pkl",
     "torchscript": "model.pt",
     "python": "model.py",
 }
+
+
+@dataclass
+class Registration:
+    """A registration under way (:meth:`RegistryOps.begin`): the upload staged, its load
+    started. :meth:`RegistryOps.finish` stores it once the load answered; :meth:`close`
+    removes what is left of it either way."""
+
+    user: Caller
+    name: str
+    spec: RegisterSpec
+    file_name: str
+    stage: Path
+    staged: Staged
+    converted: Path
+    ticket: object
+    prober: Prober
+    deadline: float
+    """When waiting for the load gives up (monotonic clock): its time limit, and a
+    minute for it to be started."""
+    remove: Callable[[Path], None]
+
+    def poll(self) -> ProbeResult | None:
+        """The load's result once it finished (InvalidInput: it did not load)."""
+        if time.monotonic() > self.deadline:
+            self.prober.cancel(self.ticket)
+            raise InvalidInput(
+                f"cannot load {self.spec.format} model {self.file_name}: its load did not "
+                "finish in time (its queue may be full); nothing was registered"
+            )
+        return self.prober.poll(self.ticket)
+
+    def close(self) -> None:
+        self.prober.cancel(self.ticket)
+        self.remove(self.stage)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +147,7 @@ class RegistryOps:
         max_upload: int = DEFAULT_MAX_UPLOAD,
         probe_timeout: float = PROBE_TIMEOUT,
         clock: Callable[[], float] = time.time,
+        prober: Prober | None = None,
     ) -> None:
         self.db = db
         self.blobs = BlobStore(home / "registry")
@@ -118,6 +158,8 @@ class RegistryOps:
         given)."""
         self.max_upload = max_upload
         self.probe_timeout = probe_timeout
+        self.prober: Prober = prober or ChildProbe()
+        """Loads the models being registered (the control plane's: a sandboxed job)."""
         self.clock = clock
         self._lock = threading.Lock()
 
@@ -207,7 +249,25 @@ class RegistryOps:
         directory) as the next version of model ``name``, creating the model with its
         first version. ``filename`` is the upload's own name, used when the spec names
         none. Raises InvalidInput with the loader's reason when the model does not load,
-        and for an upload over ``max_upload`` bytes."""
+        and for an upload over ``max_upload`` bytes. Waits for the load by sleeping: the
+        API does :meth:`begin`, awaits, then :meth:`finish` instead."""
+        registration = self.begin(user, name, spec, artifact, filename)
+        try:
+            probed = wait_for(registration.prober, registration.ticket, registration.deadline)
+            return self.finish(registration, probed)
+        finally:
+            registration.close()
+
+    def begin(
+        self,
+        user: Caller,
+        name: str,
+        spec: RegisterSpec,
+        artifact: IO[bytes],
+        filename: str | None = None,
+    ) -> Registration:
+        """Checks the registration, stages the upload and starts loading it (see
+        :meth:`register`); close the result whatever happens next."""
         if not re.fullmatch(NAME, name):
             raise InvalidInput(f"name: {name!r} is not a model name (letters, digits, _.-)")
         if spec.to_onnx and spec.format != "sklearn":
@@ -217,44 +277,68 @@ class RegistryOps:
         default = "model" if spec.artifact == "directory" else DEFAULT_FILENAMES[spec.format]
         file_name = check_filename(spec.filename or filename or default)
         with self.db.sessions() as session:
-            self._admissible(session, user, name, spec)  # before reading a byte of it
+            _, tenant = self._admissible(session, user, name, spec)  # before a byte is read
         if spec.dataset and self.data is not None and self.data.has_repository():
             # The reference as a number: a tag or "latest" moves, the lineage must not.
             trained_on = self.data.resolve(spec.dataset, "dataset")
             spec = spec.model_copy(update={"dataset": trained_on.ref})
-        with self.blobs.staging() as stage:
-            accepted = self._accept(stage, spec, artifact, file_name)
-            with self._lock:
-                keep(self.blobs, accepted.staged)
-                with self.db.transaction() as session:
-                    return self._record(session, user, name, spec, accepted)
+        stage = self.blobs.new_stage()
+        try:
+            (stage / "upload").mkdir()
+            staged = stage_upload(
+                stage / "upload" / file_name, spec.artifact, artifact, self.max_upload
+            )
+            converted = stage / "converted" / f"{Path(file_name).stem}.onnx"
+            if spec.to_onnx:
+                converted.parent.mkdir()
+            request = ProbeRequest(
+                spec.format,
+                staged.path,
+                converted if spec.to_onnx else None,
+                name,
+                tenant,
+                self.probe_timeout,
+            )
+            ticket = self.prober.start(user, request)
+        except BaseException:
+            self.blobs.remove_stage(stage)
+            raise
+        deadline = time.monotonic() + self.probe_timeout + START_ALLOWANCE
+        return Registration(
+            user,
+            name,
+            spec,
+            file_name,
+            stage,
+            staged,
+            converted,
+            ticket,
+            self.prober,
+            deadline,
+            self.blobs.remove_stage,
+        )
 
-    def _accept(
-        self, stage: Path, spec: RegisterSpec, artifact: IO[bytes], file_name: str
-    ) -> _Accepted:
-        """Receives the upload into ``stage`` and loads it (converted first, when asked)
-        in a child process; InvalidInput with the reason when it does not load."""
-        (stage / "upload").mkdir()
-        staged = stage_upload(
-            stage / "upload" / file_name, spec.artifact, artifact, self.max_upload
-        )
-        converted = stage / "converted" / f"{Path(file_name).stem}.onnx"
-        if spec.to_onnx:
-            converted.parent.mkdir()
-        probed = probe_model(
-            spec.format,
-            staged.path,
-            convert_to=converted if spec.to_onnx else None,
-            timeout=self.probe_timeout,
-        )
+    def finish(self, registration: Registration, probed: ProbeResult) -> ModelVersionView:
+        """Stores a registration whose model loaded, as the next version."""
+        spec = registration.spec
         if not spec.to_onnx:
-            return _Accepted(staged, spec.format, file_name, probed.signature, None)
-        conversion = dict(
-            probed.conversion or {}, source_format=spec.format, source_sha256=staged.sha256
-        )
-        return _Accepted(
-            stage_file(converted), "onnx", converted.name, probed.signature, conversion
-        )
+            accepted = _Accepted(
+                registration.staged, spec.format, registration.file_name, probed.signature, None
+            )
+        else:
+            conversion = dict(
+                probed.conversion or {},
+                source_format=spec.format,
+                source_sha256=registration.staged.sha256,
+            )
+            converted = registration.converted
+            accepted = _Accepted(
+                stage_file(converted), "onnx", converted.name, probed.signature, conversion
+            )
+        with self._lock:
+            keep(self.blobs, accepted.staged)
+            with self.db.transaction() as session:
+                return self._record(session, registration.user, registration.name, spec, accepted)
 
     def _record(
         self, session: Session, user: Caller, name: str, spec: RegisterSpec, accepted: _Accepted

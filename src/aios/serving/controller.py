@@ -37,6 +37,7 @@ from aios.control.plane import ControlOps
 from aios.control.records import job_dir
 from aios.control.specs import JobSpec
 from aios.errors import AiosError
+from aios.files import read_in
 from aios.serving.autoscale import Autoscaler, ScalePolicy
 from aios.serving.deployments import DeploymentOps, ReplicaView
 from aios.serving.routes import Endpoint, Route, Routes
@@ -57,7 +58,9 @@ def replica_command(config: dict[str, Any], host: str = "127.0.0.1") -> list[str
     to ``host``), every version of the deployment loaded, its address written to
     ``endpoint.json``. Its secret is not among the arguments (the job's environment
     carries it: every user may read a process's command line)."""
-    command = [sys.executable, "-m", "aios.serving"]
+    # In an image, its own Python (with AIOS installed) on its PATH; else this one.
+    python = "python3" if config.get("image") else sys.executable
+    command = [python, "-m", "aios.serving"]
     for v in config["versions"]:
         command += ["--model", f"{v['model']}:{v['version']}={v['format']}:{v['path']}"]
     batching = config["batching"]
@@ -285,8 +288,8 @@ class DeploymentController:
         return ready
 
     def _address(self, job_id: int) -> str | None:
-        try:
-            data = json.loads((job_dir(self.home, job_id) / ENDPOINT_FILE).read_text())
+        try:  # the replica's own directory: never through a link it left there
+            data = json.loads(read_in(job_dir(self.home, job_id), ENDPOINT_FILE, 4096))
             host, port = str(data["host"]), int(data["port"])
         except (OSError, ValueError, KeyError, TypeError):
             return None
@@ -338,12 +341,16 @@ class DeploymentController:
                 "kind": "service",
                 "grace": 10.0,
                 "env": {SECRET_ENV: secret},
+                "image": config.get("image"),
             }
         )
         serves = [[v["model"], v["version"]] for v in config["versions"]]
+        # The model files live in the control plane's home, which a sandbox hides: each
+        # is bound into the replica's sandbox, read-only, and nothing else of the home.
+        models = sorted({str(v["path"]) for v in config["versions"]})
         for _ in range(count):
             try:
-                job = self.control.submit(owner, spec)
+                job = self.control.submit(owner, spec, mounts=models)
             except AiosError as exc:
                 self._record(row, row.desired, f"cannot start a replica: {exc}")
                 return

@@ -81,6 +81,12 @@ class DeploymentSpec(_Strict):
     max_queue_delay_ms: float = Field(2.0, ge=0, le=60_000)
     max_queue_size: int = Field(1024, ge=1, le=1_000_000)
     timeout: float = Field(30.0, gt=0, le=3600)
+    image: str | None = Field(
+        None,
+        max_length=512,
+        description="an OCI image with AIOS installed for the replicas to run in "
+        "(default: the host's root, read-only)",
+    )
 
     @field_validator("model")
     @classmethod
@@ -237,6 +243,7 @@ class DeploymentOps:
             "gpu_kind": spec.gpu_kind,
             "queue": queue,
             "priority": spec.priority,
+            "image": spec.image,
             "batching": {
                 "max_batch_size": spec.max_batch_size,
                 "max_queue_delay_ms": spec.max_queue_delay_ms,

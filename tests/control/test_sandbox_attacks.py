@@ -1,0 +1,273 @@
+"""The attack matrix of issue 15, row by row, as a hostile tenant's job would try it on a
+control plane that runs jobs sandboxed (the default where bubblewrap is installed).
+
+Each test is one attack and states what stops it. The API-side rows live beside the code
+they test: cross-site and rebinding requests in ``test_perimeter.py``, other tenants'
+datasets in ``tests/lineage/test_access.py``, a replica reached directly in
+``tests/deploy/test_replica_secret.py``, a downgraded repository config in
+``tests/data/store/test_config_auth.py``, a malicious pickle in
+``tests/registry/test_probe_sandbox.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from aios.client import Client
+from aios.control.specs import JobView
+from tests.control.control_harness import Running, start_plane, stop_plane
+
+SECRET = "the control plane's own secret"
+
+
+@pytest.fixture
+def tenants(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Running, Client, Client]]:
+    """A control plane (its environment holding secrets) with two tenants, alpha and
+    beta, each with a token of its own."""
+    monkeypatch.setenv("AIOS_DATA_PASSPHRASE", SECRET)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+    running = start_plane(tmp_path / "home")
+    if running.plane.sandbox is None:
+        stop_plane(running)
+        pytest.skip("no sandbox on this machine (bubblewrap is not installed)")
+    for queue in ("alpha", "beta"):
+        running.admin.create_queue(queue)
+    alpha = running.client(running.admin.create_token("alice", tenant="alpha"))
+    beta = running.client(running.admin.create_token("bob", tenant="beta"))
+    try:
+        yield running, alpha, beta
+    finally:
+        alpha.close()
+        beta.close()
+        stop_plane(running)
+
+
+def run(client: Client, command: str, **options: object) -> tuple[JobView, str]:
+    """Runs ``command`` as a job of ``client``'s tenant; its end and its stdout."""
+    options.setdefault("memory", "512M" if sys.executable in command else "64M")
+    job = client.submit(command, cpus=0.5, **options)  # type: ignore[arg-type]
+    done = client.wait(job.id, timeout=60)
+    return done, "".join(client.logs(job.id))
+
+
+def test_a_job_cannot_read_the_admin_token(tenants: tuple[Running, Client, Client]) -> None:
+    """The control plane's home is an empty directory in every sandbox."""
+    running, alpha, _ = tenants
+    token = (running.home / "admin.token").read_text().strip()
+    _, out = run(alpha, f"cat {running.home}/admin.token ../../admin.token; ls -a {running.home}")
+    assert token not in out
+    assert sorted(out.split()) == [".", "..", "jobs"]  # only the path to its own directory
+
+
+def test_a_job_cannot_read_the_control_planes_secrets(
+    tenants: tuple[Running, Client, Client],
+) -> None:
+    """Nothing of the control plane's environment reaches a job, and no process of the
+    control plane is there to read one from."""
+    _, alpha, _ = tenants
+    done, out = run(alpha, "env; cat /proc/*/environ | tr '\\0' '\\n'")
+    assert done.state == "succeeded"
+    assert SECRET not in out
+    assert "AIOS_DATA_PASSPHRASE" not in out
+
+
+def test_a_job_cannot_read_another_jobs_log_env_or_the_database(
+    tenants: tuple[Running, Client, Client],
+) -> None:
+    running, alpha, beta = tenants
+    victim, _ = run(alpha, "echo alpha-private-output", env={"TOKEN_OF_ALPHA": "s3cr3t"})
+    jobs = running.home / "jobs"
+    _, out = run(
+        beta,
+        f"cat {jobs}/{victim.id}/stdout.log; cat {running.home}/aios.db; "
+        f"cat {running.home}/aios.db-wal; ls {jobs}",
+    )
+    assert "alpha-private-output" not in out
+    assert "s3cr3t" not in out
+    assert str(victim.id) not in out.split()
+
+
+def test_a_log_swapped_for_a_symlink_is_refused_not_followed(
+    tenants: tuple[Running, Client, Client],
+) -> None:
+    """A job links its log to another job's (or to any file): the API answers 409 and
+    serves nothing of the other file."""
+    running, alpha, beta = tenants
+    victim, _ = run(alpha, "echo alpha-private-output")
+    other = running.home / "jobs" / str(victim.id) / "stdout.log"
+    job = beta.submit(
+        f"rm stdout.log; ln -s {other} stdout.log; rm stderr.log; ln -s /etc/shadow stderr.log",
+        memory="64M",
+        cpus=0.5,
+    )
+    done = beta.wait(job.id, timeout=60)
+    response = httpx.get(f"{running.url}/api/v1/jobs/{done.id}/logs", headers=beta._http.headers)
+    assert response.status_code == 409
+    assert "alpha-private-output" not in response.text
+    stderr = httpx.get(
+        f"{running.url}/api/v1/jobs/{done.id}/logs",
+        params={"stream": "stderr"},
+        headers=beta._http.headers,
+    )
+    assert stderr.status_code == 409
+    assert "root:" not in stderr.text
+
+
+def test_a_job_cannot_signal_the_control_plane_or_other_jobs(
+    tenants: tuple[Running, Client, Client],
+) -> None:
+    """Its PID namespace holds its own processes only: the control plane's pid names
+    nothing there, and killing every process it can see kills only itself."""
+    running, alpha, beta = tenants
+    sleeper = alpha.submit("sleep 30", memory="64M", cpus=0.5)
+    while alpha.get(sleeper.id).state != "running":
+        pass
+    done, out = run(beta, f"kill -9 {os.getpid()} || echo no-such-process; kill -9 -1; echo alive")
+    assert "no-such-process" in out
+    assert running.admin.get(sleeper.id).state == "running"
+    os.kill(os.getpid(), 0)  # the control plane (this process) lives
+    assert done.state in {"succeeded", "failed"}
+    alpha.cancel(sleeper.id)
+
+
+def test_a_job_does_not_see_other_jobs_in_ps(tenants: tuple[Running, Client, Client]) -> None:
+    _, alpha, beta = tenants
+    sleeper = alpha.submit("sleep 31.5", memory="64M", cpus=0.5)
+    while alpha.get(sleeper.id).state != "running":
+        pass
+    done, out = run(beta, "ps ax")
+    assert done.state == "succeeded"
+    assert "31.5" not in out
+    assert "aios" not in out.replace("aios-replica", "")  # no control plane process
+    assert len(out.strip().splitlines()) <= 5  # header, its init, its shell, ps
+    alpha.cancel(sleeper.id)
+
+
+def test_a_job_cannot_write_outside_its_directory(
+    tenants: tuple[Running, Client, Client], tmp_path: Path
+) -> None:
+    """The host's root is read-only, /tmp is its own, its directory alone is writable."""
+    _, alpha, _ = tenants
+    outside = tmp_path / "escaped"
+    repo = Path(__file__).resolve().parents[2]
+    done, out = run(
+        alpha,
+        f"touch {outside} || echo refused-tmp; touch {repo}/escaped || echo refused-repo; "
+        "touch /etc/escaped || echo refused-etc; touch /tmp/private && echo tmp-is-its-own; "
+        "touch mine && echo own-directory",
+    )
+    assert done.state == "succeeded"
+    assert out.split() == [
+        "refused-tmp",
+        "refused-repo",
+        "refused-etc",
+        "tmp-is-its-own",
+        "own-directory",
+    ]
+    assert not outside.exists()
+    assert not (repo / "escaped").exists()
+    assert not Path("/tmp/private").exists()
+
+
+def test_jobs_of_two_tenants_run_as_two_users_and_neither_as_root(
+    tenants: tuple[Running, Client, Client],
+) -> None:
+    """Where the control plane runs as root, each tenant's jobs have its own uid."""
+    running, alpha, beta = tenants
+    _, first = run(alpha, "id -u")
+    _, second = run(beta, "id -u")
+    uids = {int(first), int(second)}
+    assert 0 not in uids
+    if os.geteuid() == 0:
+        assert len(uids) == 2
+        by_queue = {q.name: q for q in running.admin.queues()}
+        assert set(by_queue) >= {"alpha", "beta"}
+
+
+def test_a_job_without_network_has_only_its_own_loopback(
+    tenants: tuple[Running, Client, Client],
+) -> None:
+    """``network: none``: the control plane's API (on the host's loopback) is out of
+    reach; with the host's network (the default) the job reaches it with its token."""
+    _, alpha, _ = tenants
+    reach = (
+        f'{sys.executable} -c "import urllib.request, os; '
+        "r = urllib.request.Request(os.environ['AIOS_URL'] + '/api/v1/whoami', "
+        "headers={'Authorization': 'Bearer ' + os.environ['AIOS_TOKEN']}); "
+        'print(urllib.request.urlopen(r, timeout=5).read().decode())"'
+    )
+    cut, out = run(alpha, reach, network="none")
+    assert cut.state == "failed"
+    joined, out = run(alpha, reach)
+    assert joined.state == "succeeded", out
+    assert '"tenant":"alpha"' in out and '"admin":false' in out
+
+
+def test_a_jobs_own_token_has_its_queues_rights_and_dies_with_it(
+    tenants: tuple[Running, Client, Client],
+) -> None:
+    """Even an admin's job holds a token of its queue, never an admin's (unless asked
+    with as_admin); the token stops working when the job ends."""
+    running, _, _ = tenants
+    script = (
+        "from aios.client import Client; import os; c = Client(); "
+        "print(c.whoami().tenant, c.whoami().admin); print(os.environ['AIOS_TOKEN'])"
+    )
+    done, out = run(running.admin, f'{sys.executable} -c "{script}"', queue="alpha")
+    assert done.state == "succeeded", out
+    rights, token = out.split("\n")[0], out.split("\n")[1]
+    assert rights == "alpha False"
+    response = httpx.get(
+        f"{running.url}/api/v1/whoami", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert response.status_code == 401  # revoked with the job's end
+    elevated, out = run(running.admin, f'{sys.executable} -c "{script}"', as_admin=True)
+    assert elevated.state == "succeeded", out
+    assert out.split("\n")[0] == "None True"
+
+
+def test_only_an_admin_may_give_a_job_an_admins_token(
+    tenants: tuple[Running, Client, Client],
+) -> None:
+    from aios.client import ApiError
+
+    _, alpha, _ = tenants
+    with pytest.raises(ApiError) as refused:
+        alpha.submit("true", memory="64M", as_admin=True)
+    assert refused.value.status == 403
+
+
+def test_a_stopped_jobs_processes_all_die(tenants: tuple[Running, Client, Client]) -> None:
+    """A job that forks into the background and ignores SIGTERM is gone whole once
+    cancelled: its sandbox's PID namespace ends with it."""
+    _, alpha, _ = tenants
+    job = alpha.submit("trap '' TERM; (sleep 300 &); sleep 300", memory="64M", cpus=0.5, grace=0.5)
+    while alpha.get(job.id).state != "running":
+        pass
+    alpha.cancel(job.id)
+    assert alpha.wait(job.id, timeout=30).state == "cancelled"
+    leftovers = [
+        pid
+        for pid in os.listdir("/proc")
+        if pid.isdigit() and _cmdline(int(pid)) == b"sleep\x00300\x00"
+    ]
+    for pid in leftovers:  # not to leave them behind if the assertion fails
+        os.kill(int(pid), signal.SIGKILL)
+    assert leftovers == []
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read()
+    except OSError:
+        return b""

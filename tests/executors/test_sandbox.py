@@ -1,0 +1,161 @@
+"""How a sandbox is built: what it hides and binds, a GPU job's device nodes, the
+environment kept off the command line, and the shape without root."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+import aios.executors.sandbox as sandbox_module
+from aios.executors.base import LaunchSpec, SandboxSpec
+from aios.executors.sandbox import Sandbox, SandboxUnavailable
+from tests.executors.conftest import machine_sandbox
+
+
+def _spec(workdir: Path, **fields: object) -> LaunchSpec:
+    fields.setdefault("sandbox", SandboxSpec())
+    return LaunchSpec(
+        job_id="7",
+        attempt=1,
+        replica=0,
+        command=["true"],
+        workdir=workdir,
+        stdout=workdir / "stdout.log",
+        stderr=workdir / "stderr.log",
+        checkpoint_dir=workdir / "checkpoint",
+        **fields,  # type: ignore[arg-type]
+    )
+
+
+def _arguments(sandbox: Sandbox, spec: LaunchSpec, env: dict[str, str] | None = None) -> list[str]:
+    (blob,) = sandbox.arguments(spec, env or {})
+    return blob.decode().split("\0")[:-1]
+
+
+def _pairs(args: list[str], flag: str) -> list[tuple[str, str]]:
+    return [(args[i + 1], args[i + 2]) for i, arg in enumerate(args) if arg == flag]
+
+
+def test_a_gpu_job_sees_its_own_device_nodes_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GPU 1 (whose node is /dev/nvidia3) and the driver's control nodes are bound; the
+    other GPUs' nodes are not."""
+    nodes = {"/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia0", "/dev/nvidia3"}
+    monkeypatch.setattr("os.path.exists", lambda path: path in nodes)
+    sandbox = Sandbox(bwrap="bwrap", unshare="unshare", gpu_minors={0: 0, 1: 3}, root=False)
+    args = _arguments(sandbox, _spec(tmp_path, gpus=(1,)))
+    bound = {source for source, _ in _pairs(args, "--dev-bind")}
+    assert bound == {"/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia3"}
+    assert "/dev/nvidia0" not in args
+    assert _arguments(sandbox, _spec(tmp_path)).count("--dev-bind") == 0
+
+
+def test_cuda_numbers_a_sandboxs_gpus_by_uuid(tmp_path: Path) -> None:
+    """Inside, CUDA counts the devices it can open from 0: the host's index 2 would be
+    no device at all, so the GPUs are named by UUID where NVML gave one."""
+    with_uuids = Sandbox(bwrap="b", unshare="u", gpu_uuids={2: "GPU-a", 5: "GPU-b"})
+    assert with_uuids.gpu_visible((2, 5)) == "GPU-a,GPU-b"
+    assert Sandbox(bwrap="b", unshare="u").gpu_visible((2, 5)) == "0,1"
+
+
+def test_the_control_planes_directories_are_masked_and_python_is_bound_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Hidden directories become empty tmpfs; a runtime directory under one is bound
+    again read-only, and one that holds a hidden directory never is."""
+    monkeypatch.setattr(sandbox_module, "_PRIVATE", ())  # tmp_path lies in /tmp
+    home = tmp_path / "user"
+    aios_home = home / ".aios"
+    runtime = home / ".pyenv" / "versions" / "3.11"
+    for directory in (aios_home / "jobs" / "7", runtime):
+        directory.mkdir(parents=True)
+    sandbox = Sandbox(
+        bwrap="b", unshare="u", hidden=(home, aios_home), runtime=(runtime, home), root=False
+    )
+    args = _arguments(sandbox, _spec(aios_home / "jobs" / "7"))
+    masked = [args[i + 1] for i, arg in enumerate(args) if arg == "--tmpfs"]
+    assert str(home) in masked and str(aios_home) in masked
+    assert (str(runtime), str(runtime)) in _pairs(args, "--ro-bind")
+    assert (str(home), str(home)) not in _pairs(args, "--ro-bind")  # it holds the AIOS home
+    job = str(aios_home / "jobs" / "7")
+    assert (job, job) in _pairs(args, "--bind")
+    assert args.index("--bind") > max(i for i, a in enumerate(args) if a == "--tmpfs")
+
+
+def test_the_environment_is_passed_by_descriptor_never_on_the_command_line(
+    tmp_path: Path,
+) -> None:
+    sandbox = Sandbox(bwrap="bwrap", unshare="unshare", root=True)
+    spec = _spec(tmp_path)
+    prefix = sandbox.prefix(spec)
+    assert "SECRET_VALUE" not in " ".join(prefix)
+    args = _arguments(sandbox, spec, {"TOKEN": "SECRET_VALUE"})
+    assert args[-4:] == ["--clearenv", "--setenv", "TOKEN", "SECRET_VALUE"][-4:]
+    assert prefix[-8:] == [
+        "setpriv",
+        f"--reuid={sandbox_module.NOBODY}",
+        f"--regid={sandbox_module.NOBODY}",
+        "--clear-groups",
+        "--no-new-privs",
+        "--inh-caps=-all",
+        "--bounding-set=-all",
+        "--",
+    ]
+
+
+def test_a_missing_tool_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("shutil.which", lambda tool: None)
+    with pytest.raises(SandboxUnavailable, match="bubblewrap"):
+        Sandbox.detect()
+
+
+def test_without_root_the_sandbox_is_a_user_namespace_of_the_callers_uid() -> None:
+    """An executor that does not run as root: the job runs as its uid, mapped to itself,
+    with no network (network none) and no further user namespaces."""
+    if os.geteuid() != 0:
+        pytest.skip("the test drops to another uid with setpriv, which needs root")
+    machine_sandbox()
+    uid = 70_123
+    base = Path(tempfile.mkdtemp(prefix="aios-userns-"))  # the user must reach it
+    base.chmod(0o755)
+    workdir = base / "job"
+    workdir.mkdir()
+    os.chown(workdir, uid, uid)
+    found = Sandbox.detect()
+    sandbox = Sandbox(bwrap=found.bwrap, unshare=found.unshare, root=False)
+    spec = _spec(workdir, sandbox=SandboxSpec(network="none"))
+    script = (
+        "id -u; cat /proc/net/dev | wc -l; "
+        "unshare -U true 2>/dev/null && echo nested || echo no-nested; touch own"
+    )
+    with sandbox.argument_fds(spec, {"PATH": "/usr/bin:/bin"}) as fds:
+        done = subprocess.run(
+            [
+                "setpriv",
+                f"--reuid={uid}",
+                f"--regid={uid}",
+                "--clear-groups",
+                "--",
+                *sandbox.prefix(spec, fds),
+                "sh",
+                "-c",
+                script,
+            ],
+            pass_fds=fds,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    try:
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.split() == [str(uid), "3", "no-nested"]  # two header lines, lo
+        assert (workdir / "own").stat().st_uid == uid
+    finally:
+        shutil.rmtree(base)
