@@ -63,12 +63,17 @@ class PlaneProcess:
     generator (this process) does not share its interpreter lock; on the local
     executor or, given ``ray``, attached to that Ray cluster."""
 
-    def __init__(self, home: Path, tick: float = 1.0, ray: str | None = None) -> None:
+    def __init__(
+        self, home: Path, tick: float = 1.0, ray: str | None = None, sandbox: str = "auto"
+    ) -> None:
         self.home = home
         self.ray = ray
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        settings = f"home=Path({str(home)!r}), port={self.port}, tick={tick}, ray={ray!r}"
+        settings = (
+            f"home=Path({str(home)!r}), port={self.port}, tick={tick}, ray={ray!r}, "
+            f"sandbox={sandbox!r}"
+        )
         code = (
             "from pathlib import Path; from aios.control import ControlPlane, Settings;"
             f"ControlPlane(Settings({settings})).serve()"
@@ -98,14 +103,16 @@ def new_home() -> Path:
     return Path(tempfile.mkdtemp(prefix="aios-bench-"))
 
 
-def start(home: Path) -> tuple[PlaneProcess, Client]:
-    plane = PlaneProcess(home)
+def start(home: Path, sandbox: str = "auto") -> tuple[PlaneProcess, Client]:
+    plane = PlaneProcess(home, sandbox=sandbox)
     return plane, plane.client()
 
 
-def bench_latency(n: int) -> None:
+def latencies(n: int, sandbox: str = "auto") -> tuple[list[float], list[float]]:
+    """Submit-to-running of ``n`` no-op jobs one at a time: as the control plane
+    recorded it, and as the client saw it (seconds)."""
     home = new_home()
-    plane, client = start(home)
+    plane, client = start(home, sandbox)
     server: list[float] = []
     seen: list[float] = []
     try:
@@ -121,6 +128,11 @@ def bench_latency(n: int) -> None:
     finally:
         client.close()
         plane.stop()
+    return server, seen
+
+
+def bench_latency(n: int) -> None:
+    server, seen = latencies(n)
     print(f"\nsubmit-to-running over {n} jobs, idle control plane (ms)")
     print(f"{'measured at':<28}{'p50':>8}{'p99':>8}")
     for label, values in (("control plane (recorded)", server), ("client (POST → running)", seen)):
@@ -140,11 +152,11 @@ def fork_exec(n: int, concurrency: int) -> float:
     return n / (time.perf_counter() - started)
 
 
-def aios_throughput(n: int) -> tuple[float, Path]:
+def aios_throughput(n: int, sandbox: str = "auto") -> tuple[float, Path]:
     """Jobs per second, and the home left behind (removing it at once would make the
     next round's files slower to create: see the module's docstring)."""
     home = new_home()
-    plane, client = start(home)
+    plane, client = start(home, sandbox)
     try:
         # One request for all, as a Slurm job array would be submitted.
         jobs = client.submit_many([{"command": ["true"], "cpus": 1, "memory": "64M"}] * n)
