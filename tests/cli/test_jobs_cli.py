@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from tests.cli.cli_harness import Cluster, eventually, one_error_line, row_of, rows
@@ -132,9 +134,32 @@ def test_show_has_the_spec_the_attempts_and_the_events(cluster: Cluster) -> None
     assert result.stdout.startswith(f"job {job_id} shown\n")
     assert "echo hi" in result.stdout
     attempt = row_of(result.stdout, 1)
-    assert attempt[1] == "local" and attempt[6:8] == ["0", "succeeded"]
+    assert attempt[1] == "local" and attempt[2].isdigit()
+    assert attempt[7:9] == ["0", "succeeded"]
     kinds = [row[1] for row in rows(result.stdout) if len(row) == 3]
     assert kinds[0] == "submitted" and "succeeded" in kinds
+
+
+def test_show_gives_each_replicas_node_and_pid(cluster: Cluster) -> None:
+    """The pid shown is the replica's process on its node, the leader of its group: a
+    signal to the group reaches the job."""
+    job_id = submit(cluster, "--replicas", "2", "--", "sleep", "60")
+
+    def launched() -> bool:
+        attempts = cluster.admin.get(job_id).attempts
+        return bool(attempts) and all(p.pid is not None for p in attempts[-1].replicas)
+
+    eventually(launched, "launched")
+    places = cluster.admin.get(job_id).attempts[-1].replicas
+    assert [(p.replica, p.node) for p in places] == [(0, "local"), (1, "local")]
+
+    attempt = row_of(cluster.aios("show", job_id).stdout, 1)
+
+    pids = [p.pid for p in places]
+    assert attempt[1:3] == ["local local", " ".join(map(str, pids))]
+    for pid in pids:
+        assert pid is not None and os.getpgid(pid) == pid  # alive, its group's leader
+    assert cluster.aios("cancel", job_id).exit_code == 0
 
 
 def test_wait_gives_up_after_its_timeout(cluster: Cluster) -> None:

@@ -253,13 +253,16 @@ def show(ctx: typer.Context, job_id: Annotated[int, typer.Argument(help="The job
     out.print(grid)
     if job.attempts:
         attempts = Table(title="attempts", title_justify="left")
-        for column in ("#", "node", "cores", "gpus", "started", "finished", "exit", "reason"):
+        columns = ("#", "node", "pid", "cores", "gpus", "started", "finished", "exit", "reason")
+        for column in columns:
             attempts.add_column(column, no_wrap=True)
         attempts.add_column("message")
         for attempt in job.attempts:
+            places = attempt.replicas
             attempts.add_row(
                 str(attempt.number),
-                attempt.node,
+                " ".join(p.node for p in places) if places else attempt.node,
+                " ".join("-" if p.pid is None else str(p.pid) for p in places),
                 " ".join(",".join(map(str, ids)) for ids in attempt.cores),
                 " ".join(",".join(map(str, ids)) for ids in attempt.gpus),
                 timestamp(attempt.started_at),

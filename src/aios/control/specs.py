@@ -34,6 +34,7 @@ __all__ = [
     "QueueSpec",
     "QueueUpdate",
     "QueueView",
+    "ReplicaPlace",
     "TokenListing",
     "TokenSpec",
     "TokenView",
@@ -282,6 +283,15 @@ def _check_argv(argv: list[str]) -> None:
         raise ValueError(f"command: {total} bytes in all, over the limit of {MAX_COMMAND_BYTES}")
 
 
+class ReplicaPlace(BaseModel):
+    """Where one replica of an attempt runs or ran: its node and, once launched, the pid
+    of its process there (the leader of its process group: signal it to reach them all)."""
+
+    replica: int
+    node: str
+    pid: int | None = None
+
+
 class AttemptView(BaseModel):
     number: int
     node: str
@@ -292,6 +302,7 @@ class AttemptView(BaseModel):
     exit_code: int | None
     reason: str | None
     message: str
+    replicas: list[ReplicaPlace] = []
 
 
 class JobView(BaseModel):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from aios.control.specs import AttemptView, JobView
+from aios.control.specs import AttemptView, JobView, ReplicaPlace
 from aios.store import AttemptRow, JobRow
 
 __all__ = ["job_view", "spec_of"]
@@ -28,6 +28,7 @@ def job_view(row: JobRow, attempts: Sequence[AttemptRow] = ()) -> JobView:
                 exit_code=attempt.exit_code,
                 reason=attempt.reason,
                 message=attempt.message,
+                replicas=_places(attempt),
             )
         )
     return JobView(
@@ -98,3 +99,17 @@ def spec_of(row: JobRow) -> dict[str, Any]:
     if row.command:
         spec["command"] = row.command[0] if row.shell else list(row.command)
     return spec
+
+
+def _places(attempt: AttemptRow) -> list[ReplicaPlace]:
+    """Each replica's node (its allocation, in replica order) and pid (its handle, once
+    launched)."""
+    pids = {
+        int(handle["replica"]): int(handle["pid"])
+        for handle in attempt.handles or ()
+        if int(handle.get("pid", 0)) > 0
+    }
+    return [
+        ReplicaPlace(replica=index, node=str(allocation["node"]), pid=pids.get(index))
+        for index, allocation in enumerate(attempt.allocations)
+    ]
