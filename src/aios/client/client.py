@@ -11,6 +11,7 @@ import base64
 import json
 import os
 import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -46,6 +47,10 @@ TERMINAL = frozenset({"succeeded", "failed", "cancelled", "upstream_failed", "un
 PIPELINE_TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
 REGISTER_TIMEOUT = 900.0
 """Seconds a registration may take: the upload, then loading (and converting) it."""
+
+IDEMPOTENCY_KEY = "Idempotency-Key"
+RETRY_DELAYS = (0.25, 0.5, 1.0, 2.0, 4.0)
+"""Seconds before each retry of a submission whose answer was lost."""
 
 
 class ApiError(AiosError):
@@ -121,6 +126,30 @@ class Client:
             raise ApiError(response.status_code, _message(response))
         return response
 
+    def _create(self, path: str, **kwargs: Any) -> httpx.Response:
+        """A POST that creates something, made once however often it is sent: with an
+        ``Idempotency-Key`` of its own, sent again with the same key when its answer
+        was lost (a dropped connection, a control plane restarting) or the control
+        plane was busy, after each of :data:`RETRY_DELAYS`."""
+        headers = {IDEMPOTENCY_KEY: uuid.uuid4().hex}
+        for delay in (*RETRY_DELAYS, None):
+            try:
+                response = self._http.request("POST", path, headers=headers, **kwargs)
+            except httpx.TransportError as exc:
+                if delay is None:
+                    raise ApiError(
+                        0, f"cannot reach the control plane at {self.url}: {exc}"
+                    ) from None
+                time.sleep(delay)
+                continue
+            if response.status_code == 503 and delay is not None:
+                time.sleep(delay)
+                continue
+            if response.status_code >= 400:
+                raise ApiError(response.status_code, _message(response))
+            return response
+        raise AssertionError("unreachable")
+
     # -- jobs -----------------------------------------------------------------------
     def submit(
         self,
@@ -192,7 +221,7 @@ class Client:
             body["name"] = name or getattr(function, "__name__", "function")
         else:
             body["command"] = command if isinstance(command, str) else list(command or [])
-        return JobView.model_validate(self._request("POST", "/jobs", json=body).json())
+        return JobView.model_validate(self._create("/jobs", json=body).json())
 
     def lineage(self, kind: Literal["dataset", "job", "model"], ref: str) -> LineageView:
         """The lineage graph around a dataset version, a job or a model version."""
@@ -204,7 +233,7 @@ class Client:
     def submit_many(self, jobs: Sequence[Mapping[str, Any]]) -> list[JobView]:
         """Submits several jobs (each a JobSpec as a dict, e.g. ``{"command": ["true"],
         "cpus": 1}``) in one request; all are created or none."""
-        response = self._request("POST", "/jobs/batch", json=[dict(j) for j in jobs])
+        response = self._create("/jobs/batch", json=[dict(j) for j in jobs])
         return [JobView.model_validate(j) for j in response.json()]
 
     def resubmit(self, job_id: int) -> JobView:
@@ -372,7 +401,7 @@ class Client:
 
             spec = load_pipeline(spec)
         body = spec.model_dump(mode="json", exclude_unset=True)
-        return PipelineView.model_validate(self._request("POST", "/pipelines", json=body).json())
+        return PipelineView.model_validate(self._create("/pipelines", json=body).json())
 
     def pipeline(self, pipeline_id: int) -> PipelineView:
         return PipelineView.model_validate(self._request("GET", f"/pipelines/{pipeline_id}").json())

@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 from dataclasses import asdict
 from typing import Annotated, BinaryIO, Literal
 
-from fastapi import APIRouter, Body, Depends, FastAPI, Query, Request
+from fastapi import APIRouter, Body, Depends, FastAPI, Header, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -24,6 +24,7 @@ from starlette.background import BackgroundTask
 
 import aios
 from aios.control.auth import ADMIN, Principal, TokenBook
+from aios.control.idempotency import HEADER, Idempotency
 from aios.control.metrics import ControlMetrics
 from aios.control.plane import ControlOps, JobFilter
 from aios.control.specs import (
@@ -65,6 +66,7 @@ integers (SQLite's, PostgreSQL's BIGINT, a file's size) bound them."""
 Id = Annotated[int, PathParam(ge=1, le=MAX_ID)]
 EventCursor = Annotated[int, Query(ge=0, le=MAX_ID, description="the last event id seen")]
 Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
+IdempotencyKey = Annotated[str | None, Header(alias=HEADER)]
 QueueName = Annotated[str, PathParam(pattern=NAME)]
 
 
@@ -149,15 +151,22 @@ def create_app(
     api = APIRouter(prefix="/api/v1")
 
     @api.post("/jobs", status_code=201, response_model=JobView)
-    def submit_job(spec: JobSpec, user: User) -> JobView:
-        return ops.submit(user, spec)
+    def submit_job(spec: JobSpec, user: User, key: IdempotencyKey = None) -> JobView:
+        """Submits a job; sent again with the same ``Idempotency-Key``, answers the
+        first submission's job instead of making another."""
+        body = spec.model_dump(mode="json")
+        return ops.submit(user, spec, idempotency=Idempotency.of(key, "/jobs", body))
 
     @api.post("/jobs/batch", status_code=201, response_model=list[JobView])
     def submit_jobs(
-        specs: Annotated[list[JobSpec], Body(min_length=1, max_length=10_000)], user: User
+        specs: Annotated[list[JobSpec], Body(min_length=1, max_length=10_000)],
+        user: User,
+        key: IdempotencyKey = None,
     ) -> list[JobView]:
         """Submits many jobs at once, all or none (like a Slurm job array)."""
-        return ops.submit_many(user, specs)
+        body = [spec.model_dump(mode="json") for spec in specs]
+        idempotency = Idempotency.of(key, "/jobs/batch", body)
+        return ops.submit_many(user, specs, idempotency=idempotency)
 
     @api.get("/jobs", response_model=list[JobView])
     def list_jobs(
@@ -277,8 +286,9 @@ def create_app(
         return ops.nodes()
 
     @api.post("/pipelines", status_code=201, response_model=PipelineView)
-    def submit_pipeline(spec: PipelineSpec, user: User) -> PipelineView:
-        return ops.submit_pipeline(user, spec)
+    def submit_pipeline(spec: PipelineSpec, user: User, key: IdempotencyKey = None) -> PipelineView:
+        body = spec.model_dump(mode="json")
+        return ops.submit_pipeline(user, spec, Idempotency.of(key, "/pipelines", body))
 
     @api.get("/pipelines", response_model=list[PipelineView])
     def list_pipelines(

@@ -23,6 +23,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from aios.control.auth import Principal
+from aios.control.idempotency import Idempotency, once, recall
 from aios.control.launching import control_dir
 from aios.control.pipelines import pipeline_state, topological_order
 from aios.control.reconciler import QUEUED, Reconciler
@@ -276,9 +277,25 @@ class ControlOps:
             shutil.rmtree(job_dir(self.home, row.id), ignore_errors=True)
             shutil.rmtree(control_dir(self.home, row.id), ignore_errors=True)
 
-    def submit(self, user: Principal, spec: JobSpec, mounts: Sequence[str] = ()) -> JobView:
+    def _recorded(self, user: Principal, idempotency: Idempotency | None) -> Any | None:
+        """The answer recorded for a submission sent again with its key, before any of
+        its checks (which might now say otherwise), or None."""
+        if idempotency is None:
+            return None
+        with self.db.sessions() as session:
+            return recall(session, user.name, idempotency, time.time())
+
+    def submit(
+        self,
+        user: Principal,
+        spec: JobSpec,
+        mounts: Sequence[str] = (),
+        idempotency: Idempotency | None = None,
+    ) -> JobView:
         """Queues a job and returns it; refuses one no node could ever hold. ``mounts``:
-        see :meth:`_new_row`."""
+        see :meth:`_new_row`; ``idempotency``: see :mod:`aios.control.idempotency`."""
+        if (recorded := self._recorded(user, idempotency)) is not None:
+            return JobView.model_validate(recorded)
         queue = spec.queue or user.tenant or "default"
         self._check_fits(spec, "")
         self._check_image(user, spec, "")
@@ -287,18 +304,28 @@ class ControlOps:
         payload = function_payload(spec)
 
         def work(session: Session, now: float) -> JobView:
-            row = self._new_row(session, user, spec, now, queue, mounts)
-            self._claim_outputs(session, user, row, existing, "", now)
-            session.flush()
-            self._store_payloads([(row, payload)])
-            self.reconciler.admit(session, row, now)
-            return job_view(row)
+            def create() -> JobView:
+                row = self._new_row(session, user, spec, now, queue, mounts)
+                self._claim_outputs(session, user, row, existing, "", now)
+                session.flush()
+                self._store_payloads([(row, payload)])
+                self.reconciler.admit(session, row, now)
+                return job_view(row)
+
+            return once(session, user.name, idempotency, now, create, _dump, JobView.model_validate)
 
         return self._change(work)
 
-    def submit_many(self, user: Principal, specs: Sequence[JobSpec]) -> list[JobView]:
+    def submit_many(
+        self,
+        user: Principal,
+        specs: Sequence[JobSpec],
+        idempotency: Idempotency | None = None,
+    ) -> list[JobView]:
         """Queues several jobs in one transaction: all of them, or none when one is
         refused (its index is named)."""
+        if (recorded := self._recorded(user, idempotency)) is not None:
+            return _views(recorded)
         payloads = []
         for index, spec in enumerate(specs):
             self._check_fits(spec, f"jobs[{index}]: ")
@@ -311,19 +338,26 @@ class ControlOps:
         existing = self.datasets.existing(o for spec in specs for o in spec.outputs)
 
         def work(session: Session, now: float) -> list[JobView]:
-            rows: list[JobRow] = []
-            for index, spec in enumerate(specs):
-                queue = spec.queue or user.tenant or "default"
-                try:
-                    rows.append(self._new_row(session, user, spec, now, queue))
-                except InvalidInput as exc:
-                    raise InvalidInput(f"jobs[{index}]: {exc}") from None
-                self._claim_outputs(session, user, rows[-1], existing, f"jobs[{index}]: ", now)
-            session.flush()  # one INSERT for the rows (those with outputs are in already)
-            self._store_payloads(list(zip(rows, payloads, strict=True)))
-            for row in rows:
-                self.reconciler.admit(session, row, now)
-            return [job_view(row) for row in rows]
+            def create() -> list[JobView]:
+                rows: list[JobRow] = []
+                for index, spec in enumerate(specs):
+                    queue = spec.queue or user.tenant or "default"
+                    try:
+                        rows.append(self._new_row(session, user, spec, now, queue))
+                    except InvalidInput as exc:
+                        raise InvalidInput(f"jobs[{index}]: {exc}") from None
+                    where = f"jobs[{index}]: "
+                    self._claim_outputs(session, user, rows[-1], existing, where, now)
+                session.flush()  # one INSERT for the rows (those with outputs are in already)
+                self._store_payloads(list(zip(rows, payloads, strict=True)))
+                for row in rows:
+                    self.reconciler.admit(session, row, now)
+                return [job_view(row) for row in rows]
+
+            def dump(views: list[JobView]) -> Any:
+                return [_dump(view) for view in views]
+
+            return once(session, user.name, idempotency, now, create, dump, _views)
 
         return self._change(work)
 
@@ -568,7 +602,11 @@ class ControlOps:
         return views
 
     # -- pipelines ------------------------------------------------------------------
-    def submit_pipeline(self, user: Principal, spec: PipelineSpec) -> PipelineView:
+    def submit_pipeline(
+        self, user: Principal, spec: PipelineSpec, idempotency: Idempotency | None = None
+    ) -> PipelineView:
+        if (recorded := self._recorded(user, idempotency)) is not None:
+            return PipelineView.model_validate(recorded)
         order = topological_order({name: step.needs for name, step in spec.steps.items()})
         queue = spec.queue or user.tenant or "default"
         payloads = {}
@@ -586,46 +624,54 @@ class ControlOps:
         existing = self.datasets.existing(produced)
 
         def work(session: Session, now: float) -> PipelineView:
-            # The pipeline's own queue decides who sees it and may cancel it: the same
-            # checks as a job's, even when every step names a queue of its own.
-            if queue not in self.reconciler.queue_rows:
-                raise InvalidInput(f"queue: no queue named {queue!r}")
-            user.check_queue(queue)
-            pipeline = PipelineRow(
-                name=spec.name,
-                queue=queue,
-                owner=user.name,
-                spec=spec.model_dump(mode="json", exclude_unset=True),
-                created_at=now,
-            )
-            session.add(pipeline)
-            session.flush()
-            ids: dict[str, int] = {}
-            rows = []
-            for name in order:
-                step = spec.steps[name]
-                job_spec = JobSpec.model_validate(
-                    step.model_dump(exclude={"needs"}, exclude_unset=True)
-                    | {"name": step.name or name, "after": [ids[n] for n in step.needs]}
+            def create() -> PipelineView:
+                # The pipeline's own queue decides who sees it and may cancel it: the same
+                # checks as a job's, even when every step names a queue of its own.
+                if queue not in self.reconciler.queue_rows:
+                    raise InvalidInput(f"queue: no queue named {queue!r}")
+                user.check_queue(queue)
+                pipeline = PipelineRow(
+                    name=spec.name,
+                    queue=queue,
+                    owner=user.name,
+                    spec=spec.model_dump(mode="json", exclude_unset=True),
+                    created_at=now,
                 )
-                row = self._new_row(session, user, job_spec, now, step.queue or queue)
-                row.pipeline_id, row.step = pipeline.id, name
-                self._claim_outputs(session, user, row, existing, f"steps.{name}.", now)
-                session.flush()  # the steps that need this one name its id
-                ids[name] = row.id
-                rows.append(row)
-            self._store_payloads(
-                [(row, payloads[name]) for row, name in zip(rows, order, strict=True)]
+                session.add(pipeline)
+                session.flush()
+                ids: dict[str, int] = {}
+                rows = []
+                for name in order:
+                    step = spec.steps[name]
+                    job_spec = JobSpec.model_validate(
+                        step.model_dump(exclude={"needs"}, exclude_unset=True)
+                        | {"name": step.name or name, "after": [ids[n] for n in step.needs]}
+                    )
+                    row = self._new_row(session, user, job_spec, now, step.queue or queue)
+                    row.pipeline_id, row.step = pipeline.id, name
+                    self._claim_outputs(session, user, row, existing, f"steps.{name}.", now)
+                    session.flush()  # the steps that need this one name its id
+                    ids[name] = row.id
+                    rows.append(row)
+                self._store_payloads(
+                    [(row, payloads[name]) for row, name in zip(rows, order, strict=True)]
+                )
+                record(
+                    session,
+                    now,
+                    "pipeline_submitted",
+                    f"pipeline {pipeline.id} {spec.name}: {len(rows)} steps",
+                )
+                for row in rows:
+                    self.reconciler.admit(session, row, now)
+                return self._pipeline_view(pipeline, rows)
+
+            def dump(view: PipelineView) -> Any:
+                return view.model_dump(mode="json")
+
+            return once(
+                session, user.name, idempotency, now, create, dump, PipelineView.model_validate
             )
-            record(
-                session,
-                now,
-                "pipeline_submitted",
-                f"pipeline {pipeline.id} {spec.name}: {len(rows)} steps",
-            )
-            for row in rows:
-                self.reconciler.admit(session, row, now)
-            return self._pipeline_view(pipeline, rows)
 
         return self._change(work)
 
@@ -701,3 +747,11 @@ def _plain(resources: Resources) -> dict[str, int]:
 
 def wall_clock() -> float:
     return time.time()
+
+
+def _dump(view: JobView) -> Any:
+    return view.model_dump(mode="json")
+
+
+def _views(recorded: Any) -> list[JobView]:
+    return [JobView.model_validate(item) for item in recorded]

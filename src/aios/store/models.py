@@ -115,6 +115,21 @@ class SecretRow(Base):
     value: Mapped[str] = mapped_column(String(256))
 
 
+class IdempotencyRow(Base):
+    """A submission made with an ``Idempotency-Key``: who made it, a digest of what it
+    asked, and what it answered, so that the same request again (a client's retry
+    after a lost answer) gets the same answer instead of a second job. Kept a day."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (Index("ix_idempotency_keys_created", "created_at"),)
+
+    owner: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    request: Mapped[str] = mapped_column(String(64))
+    response: Mapped[Any] = mapped_column(JSON)
+    created_at: Mapped[float] = mapped_column(Float)
+
+
 class PipelineRow(Base):
     """A DAG of jobs submitted together; each step is a job with ``pipeline_id`` set."""
 
