@@ -81,6 +81,30 @@ def test_jobs_survive_a_killed_control_plane_and_none_starts_twice(
     client.close()
 
 
+def test_a_job_killed_for_memory_while_the_control_plane_is_down_is_oom_killed(
+    plane: PlaneProcess,
+) -> None:
+    """The wrapper records the cgroup's OOM kills with the exit status, so the restart
+    tells an OOM kill from any other SIGKILL although the cgroup is gone by then."""
+    client = plane.start()
+    hog = f"{sys.executable} -c 'b=[]\nwhile True: b.append(bytearray(16 << 20))'"
+    job = client.submit(f"while [ ! -e go ]; do sleep 0.05; done; {hog}", memory="128M")
+    _wait_running(client, job.id)
+    client.close()
+
+    plane.kill()
+    (plane.home / "jobs" / str(job.id) / "go").touch()
+    exit_file = plane.home / "run" / str(job.id) / ".exit-1-0"
+    deadline = time.monotonic() + 30
+    while not exit_file.exists():  # it ends while no control plane is watching
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    client = plane.start()
+    done = client.wait(job.id, timeout=30)
+    assert (done.state, done.reason) == ("failed", "oom_killed"), done.message
+    client.close()
+
+
 def test_a_control_plane_stopped_with_ctrl_c_leaves_jobs_running(
     plane: PlaneProcess, database_url: str
 ) -> None:

@@ -162,7 +162,7 @@ def test_handle_names_the_process_group_and_its_start(jobs: Jobs) -> None:
     assert handle.started == pytest.approx(psutil.Process(handle.pid).create_time(), abs=0.01)
     assert handle.exit_file == str(jobs.exit_file(3, 1))
     jobs.wait_one(executor)
-    assert jobs.exit_file(3, 1).read_text() == "0\n"
+    assert jobs.exit_file(3, 1).read_text() == "0 0\n"  # its status, and no OOM kill
 
 
 def test_every_exit_reported_exactly_once(jobs: Jobs) -> None:

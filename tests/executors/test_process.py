@@ -9,7 +9,13 @@ from pathlib import Path
 import psutil
 import pytest
 
-from aios.executors.process import exit_code_of, read_exit_file, read_stat, rss_by_group
+from aios.executors.process import (
+    exit_code_of,
+    read_exit_file,
+    read_exit_record,
+    read_stat,
+    rss_by_group,
+)
 
 
 @pytest.mark.parametrize(
@@ -23,6 +29,24 @@ def test_exit_file_needs_a_complete_record(
     path = tmp_path / ".exit-1-0"
     path.write_bytes(content)
     assert read_exit_file(path) == code
+
+
+@pytest.mark.parametrize(
+    ("content", "record"),
+    [
+        (b"137 1\n", (137, 1)),  # killed, and its cgroup counted an OOM kill
+        (b"137 0\n", (137, 0)),
+        (b"5\n", (5, 0)),  # an earlier wrapper's record: the status alone
+        (b"1 2 3\n", None),
+        (b"137 1", None),
+    ],
+)
+def test_an_exit_record_holds_the_status_and_the_oom_kills(
+    tmp_path: Path, content: bytes, record: tuple[int, int] | None
+) -> None:
+    path = tmp_path / ".exit-1-0"
+    path.write_bytes(content)
+    assert read_exit_record(path) == record
 
 
 def test_missing_exit_file_is_no_record(tmp_path: Path) -> None:

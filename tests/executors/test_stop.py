@@ -40,7 +40,7 @@ def test_term_handler_is_honoured(jobs: Jobs) -> None:
     assert ended.reason is ExitReason.CANCELLED
     assert ended.exit_code == 0
     assert (jobs.workdir / "cleaned").read_text() == "yes"
-    assert jobs.exit_file().read_text() == "0\n"
+    assert jobs.exit_file().read_text() == "0 0\n"  # its status, and no OOM kill
 
 
 def test_default_term_disposition_kills_at_once(jobs: Jobs) -> None:

@@ -55,6 +55,7 @@ from aios.executors.process import (
     open_log,
     open_pidfd,
     read_exit_file,
+    read_exit_record,
     rss_by_group,
     sandbox_started,
     signal_group,
@@ -570,16 +571,17 @@ class LocalExecutor:
     def _ended(self, replica: Replica, code: int | None, *, from_file: bool) -> ProcessExit:
         """The exit record of a finished replica, its cgroup examined and given back.
         Called with the lock held."""
+        oom = False
         if from_file:
-            recorded = read_exit_file(replica.handle.exit_file)
+            recorded = read_exit_record(replica.handle.exit_file)
             if recorded is not None:
-                code = recorded
+                code, ooms = recorded
+                oom = code != 0 and ooms > 0
         if replica.stop_reason is not None or from_file:
             with contextlib.suppress(OSError):
                 os.unlink(stop_marker(replica.handle.exit_file))
-        oom = False
         if replica.cgroup is not None:
-            oom = code != 0 and oom_killed(replica.cgroup, code)
+            oom = oom or (code != 0 and oom_killed(replica.cgroup, code))
             reused = self._cgroups is not None and self._cgroups.release(replica.cgroup)
             if not reused and not remove_cgroup(replica.cgroup):
                 self._leftover_cgroups.append(replica.cgroup)

@@ -54,6 +54,7 @@ __all__ = [
     "open_log",
     "open_pidfd",
     "read_exit_file",
+    "read_exit_record",
     "read_stat",
     "rss_by_group",
     "sandbox_started",
@@ -69,10 +70,22 @@ cd -- "$1" || exit 125
 if [ -n "$2" ]; then echo $$ >"$2" || exit 125; fi
 if [ "$3" != 0 ]; then ulimit -v "$3" || exit 125; fi
 f=$4
+c=${2%/*}
+o=0
+ooms() {
+  n=0
+  for e in "$c/memory.events" "$c/memory.oom_control"; do
+    [ -r "$e" ] || continue
+    while read -r k v; do [ "$k" = oom_kill ] && n=$v; done <"$e"
+    return
+  done
+}
+[ -n "$2" ] && ooms && o=$n
 shift 7
 (trap - TERM INT HUP; [ -e "$f.stop" ] && exit 143; exec "$@")
 s=$?
-echo $s >"$f"
+[ -n "$c" ] && ooms && o=$((n - o)) || o=0
+echo $s $o >"$f"
 exit $s
 """
 """Arguments: workdir, cgroup.procs to join ("" for none), address-space limit in KiB
@@ -86,6 +99,12 @@ command would be lost (the command did not exist yet). So a stop first creates t
 marker ``<exit file>.stop``, then signals; the forked child restores the default
 dispositions and only then looks for the marker, so it either sees the marker or
 receives the signal.
+
+The exit record is the command's status and the number of OOM kills its memory cgroup
+counted while it ran (``memory.events`` on v2, ``memory.oom_control`` on v1; 0 without
+a cgroup), read with shell builtins only: a control plane that was down when the
+command ended finds the cgroup gone or reused, and still tells an OOM kill from any
+other SIGKILL. A record of an earlier version holds the status alone.
 
 The exit file is written with one ``write(2)`` of a few bytes and read only once the
 wrapper has exited, so a reader never sees half a record; a temporary file and ``mv``
@@ -394,6 +413,14 @@ def _namespace_pids(pid: int) -> list[int]:
 def read_exit_file(path: str | Path) -> int | None:
     """Returns the exit status the wrapper recorded, or None when there is no complete
     record (the wrapper was killed first, or the file is not there)."""
+    record = read_exit_record(path)
+    return None if record is None else record[0]
+
+
+def read_exit_record(path: str | Path) -> tuple[int, int] | None:
+    """The exit status the wrapper recorded and the OOM kills its cgroup counted while
+    the command ran (0 in a record without the count), or None when there is no
+    complete record."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
@@ -409,9 +436,14 @@ def read_exit_file(path: str | Path) -> int | None:
     if not data.endswith(b"\n"):
         return None
     try:
-        return int(data)
+        fields = [int(field) for field in data.split()]
     except ValueError:
         return None
+    if len(fields) == 1:
+        return fields[0], 0
+    if len(fields) == 2:
+        return fields[0], fields[1]
+    return None
 
 
 def stop_marker(exit_file: str | Path) -> str:
