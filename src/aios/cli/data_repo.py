@@ -129,7 +129,13 @@ def opened(repo: str | None) -> Iterator[Repository]:
 
 
 def report_restore(files: int, size: int, damaged: list[str]) -> None:
-    """Prints what a restore wrote; exits 1 naming the damaged files it did not write."""
-    typer.echo(f"restored {files} files, {format_bytes(size)}")
+    """Prints what a restore wrote; names each damaged file it did not write on a line of
+    its own on stderr (so a script can read them one per line) and exits 1."""
+    summary = f"restored {files} files, {format_bytes(size)}"
     if damaged:
-        fail(f"{len(damaged)} damaged file(s) not restored: {', '.join(damaged)}", FAILURE)
+        summary += f"; {len(damaged)} damaged file(s) not restored"
+    typer.echo(summary)
+    if damaged:
+        for path in damaged:
+            typer.echo(f"aios: error: damaged, not restored: {path}", err=True)
+        raise typer.Exit(FAILURE)

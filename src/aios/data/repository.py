@@ -243,6 +243,8 @@ class Repository:
             raise Damaged(
                 f"pack {entry.pack[:12]} holding blob {blob_id[:12]} is missing"
             ) from None
+        if len(sealed) != entry.length:
+            raise Damaged(f"pack {entry.pack[:12]} holding blob {blob_id[:12]} is truncated")
         return self.sealer.open_blob(sealed, blob_id)
 
     def load_tree(self, tree_id: str) -> list[Node]:

@@ -263,3 +263,44 @@ def test_backup_to_s3_and_restore_from_it(aios: Aios, tree: Path, tmp_path: Path
         server.stop()
 
     assert files_under(tmp_path / "back") == files_under(tree)
+
+
+def _truncate_largest_pack(repo: Path) -> None:
+    pack = max((repo / "data").rglob("*"), key=lambda p: p.stat().st_size)
+    pack.write_bytes(pack.read_bytes()[: pack.stat().st_size // 2])
+
+
+@pytest.mark.parametrize("encrypted", [True, False], ids=["encrypted", "unencrypted"])
+def test_a_truncated_pack_is_named_damage_not_a_traceback(tmp_path: Path, encrypted: bool) -> None:
+    """verify, get and backup restore over a pack cut in half: exit 1, one stderr line
+    per damaged file, every other file restored, no temporary file left."""
+    cli = Aios(tmp_path, passphrase=PASSPHRASE if encrypted else None)
+    cli.ok("data", "init", *([] if encrypted else ["--unencrypted"]))
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(43):
+        (src / f"f{i:02}.bin").write_bytes(os.urandom(20_000 + 3_000 * i))
+    cli.ok("data", "add", "ds", src)
+    _truncate_largest_pack(tmp_path / "repo")
+
+    verified = cli("backup", "verify", "--read-data")
+    assert verified.exit_code == 1 and verified.exception is not None
+    assert isinstance(verified.exception, SystemExit)
+    assert "damaged ds@1" in verified.stdout
+
+    for args, out in (
+        (("data", "get", "ds@1", tmp_path / "got"), tmp_path / "got"),
+        (("backup", "restore", "--to", tmp_path / "restored"), tmp_path / "restored"),
+    ):
+        result = cli(*args)
+        assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+        damaged = [
+            line.removeprefix("aios: error: damaged, not restored: ")
+            for line in result.stderr.splitlines()
+        ]
+        assert damaged and all(name.startswith("f") for name in damaged), result.stderr
+        assert damaged == [name for name in damaged if name in verified.stdout]
+        written = files_under(out)
+        assert sorted(written) == sorted(set(files_under(src)) - set(damaged))
+        assert all(written[name] == (src / name).read_bytes() for name in written)
+        assert not [p for p in out.rglob("*") if ".aios-restore-" in p.name]
