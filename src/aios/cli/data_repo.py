@@ -38,6 +38,7 @@ __all__ = [
     "passphrase",
     "repo_location",
     "report_restore",
+    "warn_index_damage",
 ]
 
 P = ParamSpec("P")
@@ -126,6 +127,14 @@ def opened(repo: str | None) -> Iterator[Repository]:
         yield repository
     finally:
         repository.close()
+
+
+def warn_index_damage(repository: Repository) -> None:
+    """Says on stderr that the index is damaged (a restore read around it through the
+    pack headers), with the command that repairs it."""
+    problem = repository.index_damage()
+    if problem is not None:
+        typer.echo(f"aios: warning: {problem}", err=True)
 
 
 def report_restore(files: int, size: int, damaged: list[str]) -> None:
