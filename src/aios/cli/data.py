@@ -283,12 +283,18 @@ def check(
         what = names.get(snapshot_id, snapshot_id[:8])
         for path in paths:
             typer.echo(f"damaged {what} ({snapshot_id[:8]}): {path}")
-    fail(
-        f"{len(result.damaged_snapshots)} snapshot(s) damaged, "
-        f"{len(result.damaged_blobs)} blob(s) and {len(result.damaged_packs)} pack(s) "
-        f"failed verification{', the index is damaged' if result.index_damaged else ''}",
-        FAILURE,
-    )
+    found = [
+        f"{count} {what}"
+        for count, what in (
+            (len(result.damaged_snapshots), "damaged snapshot(s)"),
+            (len(result.damaged_packs), "damaged pack(s)"),
+            (len(result.damaged_blobs), "damaged blob(s)"),
+        )
+        if count
+    ]
+    if result.index_damaged:
+        found.insert(0, "a damaged index")
+    fail(f"check found {', '.join(found) or 'errors'}", FAILURE)
 
 
 def repair_index(repo: RepoOption = None) -> None:

@@ -333,7 +333,9 @@ def test_check_names_each_file_a_truncated_pack_damaged(aios: Aios, tmp_path: Pa
     got = aios("data", "get", "ds@1", tmp_path / "out")
     assert len(damaged) == len(got.stderr.splitlines()) > 0
     assert "index is damaged" not in checked.stdout
-    assert "failed verification" in one_error_line(checked)
+    assert one_error_line(checked) == "check found 1 damaged snapshot(s), 1 damaged pack(s), " + (
+        f"{len(damaged)} damaged blob(s)"
+    )
 
 
 @pytest.mark.parametrize("encrypted", [True, False], ids=["encrypted", "unencrypted"])
