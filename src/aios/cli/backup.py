@@ -26,6 +26,7 @@ from aios.cli.data_repo import (
     opened,
     repo_location,
     report_restore,
+    warn_index_damage,
 )
 from aios.cli.remote import FAILURE, fail
 from aios.cli.render import stdout_console
@@ -119,6 +120,7 @@ def restore(
             chosen = repository.load_snapshot(snapshot)
         empty_destination(to)
         result = repository.restore(chosen.tree, to)
+        warn_index_damage(repository)
     typer.echo(f"snapshot {chosen.short_id} ({describe(chosen)})")
     report_restore(result.files, result.bytes, result.damaged)
 

@@ -32,7 +32,9 @@ from aios.cli.data_repo import (
     passphrase,
     repo_location,
     report_restore,
+    warn_index_damage,
 )
+from aios.cli.remote import FAILURE, fail
 from aios.cli.render import stderr_console, stdout_console
 from aios.errors import InvalidInput
 from aios.resources.quantity import format_bytes
@@ -49,6 +51,7 @@ data_app = typer.Typer(name="data", help="Datasets: versions, diffs, tags.", no_
 labels_app = typer.Typer(
     name="labels", help="Label sets of dataset versions.", no_args_is_help=True
 )
+repair_app = typer.Typer(name="repair", help="Repair a damaged repository.", no_args_is_help=True)
 
 
 @contextlib.contextmanager
@@ -138,7 +141,8 @@ def _progress() -> Iterator[Callable[[int, int], None]]:
     try:
         yield update
     finally:
-        bar.stop()
+        if task:  # stopping a bar never started prints an empty line on stderr
+            bar.stop()
 
 
 def list_datasets(repo: RepoOption = None) -> None:
@@ -219,6 +223,7 @@ def get(
     name, version = parse_version(ref)
     with _datasets(repo) as store:
         result = store.get(name, version, dest)
+        warn_index_damage(store.repo)
     report_restore(result.files, result.bytes, result.damaged)
 
 
@@ -245,6 +250,69 @@ def untag(
     with _datasets(repo) as store:
         untagged = store.untag(dataset, name)
     typer.echo(f"{untagged.ref} untagged {name}")
+
+
+def check(
+    read_data: Annotated[
+        bool, typer.Option("--read-data", help="Also read, decrypt and hash every blob.")
+    ] = False,
+    repo: RepoOption = None,
+) -> None:
+    """Checks the repository: the index, the packs it names and every snapshot's blobs.
+    Prints each problem; exits 1 when there is one."""
+    from aios.cli.backup import describe
+
+    with opened(repo) as repository:
+        result = repository.check(read_data=read_data)
+        names = {s.id: describe(s) for s in repository.snapshots()}
+    how = "every blob read and verified" if read_data else "structure only"
+    typer.echo(
+        f"checked {result.snapshots} snapshots, {result.packs} packs, {result.blobs} blobs ({how})"
+    )
+    if result.unindexed_packs and not result.index_damaged:
+        typer.echo(
+            f"note: {len(result.unindexed_packs)} pack(s) no index names (left by an "
+            "interrupted writer; 'aios data gc' removes them)"
+        )
+    if result.ok:
+        typer.echo("no errors found")
+        return
+    for error in result.errors:
+        typer.echo(f"error: {error}")
+    for snapshot_id, paths in sorted(result.damaged_snapshots.items()):
+        what = names.get(snapshot_id, snapshot_id[:8])
+        for path in paths:
+            typer.echo(f"damaged {what} ({snapshot_id[:8]}): {path}")
+    found = [
+        f"{count} {what}"
+        for count, what in (
+            (len(result.damaged_snapshots), "damaged snapshot(s)"),
+            (len(result.damaged_packs), "damaged pack(s)"),
+            (len(result.damaged_blobs), "damaged blob(s)"),
+        )
+        if count
+    ]
+    if result.index_damaged:
+        found.insert(0, "a damaged index")
+    fail(f"check found {', '.join(found) or 'errors'}", FAILURE)
+
+
+def repair_index(repo: RepoOption = None) -> None:
+    """Rebuilds the index from the headers of the packs (fixes an unreadable, emptied or
+    deleted index); the old index files are removed once the new one is written."""
+    with opened(repo) as repository:
+        rebuilt = repository.rebuild_index()
+    typer.echo(
+        f"rebuilt the index from the pack headers: {rebuilt.packs} packs, {rebuilt.blobs} blobs"
+    )
+    if rebuilt.unreadable:
+        for pack_id in rebuilt.unreadable:
+            typer.echo(
+                f"aios: error: pack {pack_id}: unreadable header and no index entry; "
+                "its blobs are lost to the index",
+                err=True,
+            )
+        raise typer.Exit(FAILURE)
 
 
 def gc(repo: RepoOption = None) -> None:
@@ -354,9 +422,12 @@ for _app, _name, _command in (
     (data_app, "tag", tag),
     (data_app, "untag", untag),
     (data_app, "gc", gc),
+    (data_app, "check", check),
+    (repair_app, "index", repair_index),
     (labels_app, "import", import_labels),
     (labels_app, "export", export_labels),
     (labels_app, "ls", list_labels),
 ):
     _app.command(_name)(one_line(_command))
 data_app.add_typer(labels_app)
+data_app.add_typer(repair_app)

@@ -38,6 +38,7 @@ __all__ = [
     "passphrase",
     "repo_location",
     "report_restore",
+    "warn_index_damage",
 ]
 
 P = ParamSpec("P")
@@ -128,8 +129,22 @@ def opened(repo: str | None) -> Iterator[Repository]:
         repository.close()
 
 
+def warn_index_damage(repository: Repository) -> None:
+    """Says on stderr that the index is damaged (a restore read around it through the
+    pack headers), with the command that repairs it."""
+    problem = repository.index_damage()
+    if problem is not None:
+        typer.echo(f"aios: warning: {problem}", err=True)
+
+
 def report_restore(files: int, size: int, damaged: list[str]) -> None:
-    """Prints what a restore wrote; exits 1 naming the damaged files it did not write."""
-    typer.echo(f"restored {files} files, {format_bytes(size)}")
+    """Prints what a restore wrote; names each damaged file it did not write on a line of
+    its own on stderr (so a script can read them one per line) and exits 1."""
+    summary = f"restored {files} files, {format_bytes(size)}"
     if damaged:
-        fail(f"{len(damaged)} damaged file(s) not restored: {', '.join(damaged)}", FAILURE)
+        summary += f"; {len(damaged)} damaged file(s) not restored"
+    typer.echo(summary)
+    if damaged:
+        for path in damaged:
+            typer.echo(f"aios: error: damaged, not restored: {path}", err=True)
+        raise typer.Exit(FAILURE)

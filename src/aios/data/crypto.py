@@ -45,6 +45,7 @@ __all__ = [
 ]
 
 _NONCE = 12
+_TAG = 16
 _RAW = b"\x00"
 _ZSTD = b"\x01"
 # Compressing a sample first (borg's "auto" mode) skips zstd on incompressible chunks,
@@ -177,9 +178,13 @@ class Sealer:
         """Returns the plaintext; raises `Damaged` if authentication or decompression fails."""
         payload = sealed
         if self._aead is not None:
+            # A short read (a truncated pack) must be damage, not the library's
+            # ValueError about the nonce's length.
+            if len(sealed) < _NONCE + _TAG:
+                raise Damaged("sealed data is truncated")
             try:
                 payload = self._aead.decrypt(sealed[:_NONCE], sealed[_NONCE:], None)
-            except InvalidTag:
+            except (InvalidTag, ValueError):
                 raise Damaged("authentication failed: the stored bytes were altered") from None
         flag, body = payload[:1], payload[1:]
         if flag == _RAW:

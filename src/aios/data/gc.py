@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from aios.data.check import stored_pack_ids
+from aios.data.crypto import Damaged
 from aios.data.index import Index, write_index
 from aios.data.locks import acquire, stale_locks
 from aios.data.model import DirNode, FileNode, GcResult
@@ -43,7 +44,8 @@ def referenced_blobs(repo: Repository, tree_ids: list[str]) -> set[str]:
 
 
 def gc(repo: Repository) -> GcResult:
-    """See `Repository.gc`; raises `Busy` while another process holds a lock."""
+    """See `Repository.gc`; raises `Busy` while another process holds a lock, and
+    `Damaged` (deleting nothing) while the index is damaged."""
     repo.flush()
     repo.release_lock()
     for path in stale_locks(repo.backend):
@@ -55,6 +57,16 @@ def gc(repo: Repository) -> GcResult:
         old_index = repo.backend.list("index")
         written_before = len(repo.written_packs)
         used = referenced_blobs(repo, [s.tree for s in repo.snapshots()])
+        # A damaged index would make live packs look unreferenced, and gc delete them.
+        if repo.damaged_index_files or not used <= index.blobs.keys():
+            raise Damaged(
+                (
+                    repo.index_damage()
+                    or "the index is damaged: snapshots use blobs it does "
+                    "not name; run 'aios data repair index'"
+                )
+                + " before collecting garbage"
+            )
         present = stored_pack_ids(repo)
         drop: list[str] = sorted(present - set(index.packs))
         keep: list[str] = []

@@ -15,9 +15,10 @@ from collections.abc import Iterable
 
 from aios.data.backend import Backend
 from aios.data.crypto import Damaged, Sealer
-from aios.data.pack import IndexEntry, parse_rows
+from aios.data.pack import IndexEntry, parse_rows, read_pack_header
+from aios.errors import NotFound
 
-__all__ = ["Index", "load_index", "write_index"]
+__all__ = ["Index", "load_index", "read_headers", "write_index"]
 
 
 class Index:
@@ -56,16 +57,50 @@ def write_index(backend: Backend, sealer: Sealer, index: Index, pack_ids: list[s
 
 def load_index(backend: Backend, sealer: Sealer) -> tuple[Index, list[str], list[str]]:
     """Reads every index file; returns the index, the paths read and the paths of damaged
-    index files (skipped: `Repository.rebuild_index` recovers what they named)."""
+    index files (unreadable, or not hashing to their name: skipped, and
+    `Repository.rebuild_index` recovers what they named)."""
     index = Index()
     paths = backend.list("index")
     damaged: list[str] = []
     for path in paths:
         try:
-            raw = json.loads(sealer.open(backend.get(path)))
-        except (Damaged, ValueError):
+            packs = _read_index_file(backend, sealer, path)
+        except Damaged:
             damaged.append(path)
             continue
-        for pack in raw["packs"]:
-            index.add_pack(str(pack["id"]), parse_rows(str(pack["id"]), pack["blobs"]))
+        for pack_id, entries in packs.items():
+            index.add_pack(pack_id, entries)
     return index, paths, damaged
+
+
+def _read_index_file(
+    backend: Backend, sealer: Sealer, path: str
+) -> dict[str, dict[str, IndexEntry]]:
+    """One index file's packs; raises `Damaged` if it does not hash to its name (a
+    flipped bit in an unencrypted index would otherwise point at the wrong bytes) or
+    cannot be parsed."""
+    sealed = backend.get(path)
+    if hashlib.sha256(sealed).hexdigest() != path.rsplit("/", 1)[-1]:
+        raise Damaged(f"{path} does not hash to its name")
+    try:
+        raw = json.loads(sealer.open(sealed))
+        return {
+            str(pack["id"]): parse_rows(str(pack["id"]), pack["blobs"]) for pack in raw["packs"]
+        }
+    except (ValueError, KeyError, TypeError) as error:
+        raise Damaged(f"{path} is unreadable: {error}") from None
+
+
+def read_headers(
+    backend: Backend, sealer: Sealer, pack_ids: Iterable[str]
+) -> tuple[Index, list[str]]:
+    """An index of `pack_ids` read from their own headers, and the ids of the packs whose
+    header is unreadable (left out)."""
+    index = Index()
+    unreadable: list[str] = []
+    for pack_id in sorted(pack_ids):
+        try:
+            index.add_pack(pack_id, read_pack_header(backend, pack_id, sealer))
+        except (Damaged, NotFound):
+            unreadable.append(pack_id)
+    return index, unreadable

@@ -18,6 +18,7 @@ __all__ = [
     "DirNode",
     "FileNode",
     "GcResult",
+    "IndexRebuild",
     "Node",
     "NodeType",
     "RepoStats",
@@ -116,7 +117,11 @@ class CheckResult:
 
     `damaged_snapshots` maps a snapshot id to the paths inside it that cannot be read
     back intact (a file with a damaged chunk, or a directory whose tree is damaged);
-    `errors` says in words what was found, for a report.
+    `errors` says in words what was found, for a report. `index_damaged` says that an
+    index file is unreadable or that snapshots use blobs only a pack header names
+    (`Repository.rebuild_index` repairs both); `unindexed_packs` are packs no index
+    names (an interrupted writer leaves some; they are not damage by themselves).
+    `snapshots`, `packs` and `blobs` count what was checked.
     """
 
     ok: bool
@@ -124,6 +129,22 @@ class CheckResult:
     damaged_blobs: list[str]
     damaged_snapshots: dict[str, list[str]]
     errors: list[str] = field(default_factory=list)
+    index_damaged: bool = False
+    unindexed_packs: list[str] = field(default_factory=list)
+    snapshots: int = 0
+    packs: int = 0
+    blobs: int = 0
+
+
+@dataclass(frozen=True)
+class IndexRebuild:
+    """What `Repository.rebuild_index` wrote: the packs and blobs the new index names,
+    and the packs left out because neither their header nor the old index could say
+    what they hold."""
+
+    packs: int
+    blobs: int
+    unreadable: list[str]
 
 
 @dataclass(frozen=True)

@@ -99,7 +99,6 @@ def read_pack_header(backend: Backend, pack_id: str, sealer: Sealer) -> dict[str
         raise Damaged(f"pack {pack_id[:12]} has a corrupt header length")
     sealed = backend.get_range(path, size - _LENGTH.size - length, length)
     try:
-        rows = json.loads(sealer.open(sealed))
-    except ValueError as error:
+        return parse_rows(pack_id, json.loads(sealer.open(sealed)))
+    except (ValueError, TypeError) as error:
         raise Damaged(f"pack {pack_id[:12]} has an unreadable header: {error}") from None
-    return parse_rows(pack_id, rows)

@@ -24,13 +24,14 @@ from typing import Any
 from aios.data import config as repo_config
 from aios.data.backend import Backend
 from aios.data.crypto import Damaged, Sealer, b64, wrap_key
-from aios.data.index import Index, load_index
+from aios.data.index import Index, load_index, read_headers
 from aios.data.locks import RepoLock, acquire
 from aios.data.model import (
     BlobType,
     CheckResult,
     FileNode,
     GcResult,
+    IndexRebuild,
     Node,
     RepoStats,
     RestoreResult,
@@ -72,6 +73,9 @@ class Repository:
         index, paths, self.damaged_index_files = load_index(backend, self.sealer)
         self._index_files = set(paths)
         self.packer = Packer(backend, self.sealer, index, self._refresh_lock)
+        # Blobs found in the headers of packs no index names, read once when a blob is
+        # not in the index; used for reading only (see `_locate`).
+        self._from_headers: Index | None = None
 
     # -- creating and opening ----------------------------------------------------------
 
@@ -156,6 +160,7 @@ class Repository:
                 index, paths, self.damaged_index_files = load_index(self.backend, self.sealer)
                 self.packer.index, self._index_files = index, set(paths)
                 self.packer.written_index_files = set()
+                self._from_headers = None
 
     def release_lock(self) -> None:
         """Gives up this writer's shared lock (after a snapshot is saved, or on close)."""
@@ -199,8 +204,12 @@ class Repository:
         return self.packer.knows(blob_id)
 
     def store_blob(self, blob_type: BlobType, plain: bytes | memoryview) -> tuple[str, bool]:
-        """Stores a blob unless the repository has it; returns (id, whether it was new)."""
+        """Stores a blob unless the repository has it; returns (id, whether it was new).
+        Raises `Damaged` while an index file is unreadable: deduplication would miss
+        every blob it named and store them all again."""
         self._hold_shared_lock()
+        if self.damaged_index_files:
+            raise Damaged(self.index_damage())
         blob_id = self.sealer.blob_id(plain)
         if not self.packer.claim(blob_id):
             return blob_id, False
@@ -234,15 +243,51 @@ class Repository:
         except KeyError:
             raise Damaged(f"blob {blob_id[:12]} is not in the index") from None
 
+    def index_damage(self) -> str | None:
+        """Says in words that the index is damaged and how to repair it, or None when no
+        index file is unreadable and no read had to fall back on the pack headers."""
+        damaged = self.damaged_index_files
+        fell_back = self._from_headers is not None and bool(self._from_headers.packs)
+        if not damaged and not fell_back:
+            return None
+        what = (
+            f"{len(damaged)} index file(s) unreadable ({', '.join(damaged)})"
+            if damaged
+            else "it does not name every pack that holds data"
+        )
+        return f"the index is damaged: {what}; run 'aios data repair index'"
+
+    def _locate(self, blob_id: str) -> IndexEntry:
+        """Where a blob is stored for reading: the index, else (a damaged or deleted
+        index file) the headers of the packs no index names. Writers never trust the
+        headers: a pack without an index file may be another writer's, not yet
+        committed, and `gc` would remove it."""
+        try:
+            return self.entry(blob_id)
+        except Damaged:
+            with self._mutex:
+                if self._from_headers is None:
+                    unindexed = set(self.backend.list("data")) - {
+                        pack_path(p) for p in self.index.packs
+                    }
+                    ids = [path.rsplit("/", 1)[1] for path in unindexed]
+                    self._from_headers, _ = read_headers(self.backend, self.sealer, ids)
+                found = self._from_headers.blobs.get(blob_id)
+            if found is None:
+                raise
+            return found
+
     def load_blob(self, blob_id: str) -> bytes:
         """Returns a blob's plaintext, verified against its id; raises `Damaged`."""
-        entry = self.entry(blob_id)
+        entry = self._locate(blob_id)
         try:
             sealed = self.backend.get_range(pack_path(entry.pack), entry.offset, entry.length)
         except NotFound:
             raise Damaged(
                 f"pack {entry.pack[:12]} holding blob {blob_id[:12]} is missing"
             ) from None
+        if len(sealed) != entry.length:
+            raise Damaged(f"pack {entry.pack[:12]} holding blob {blob_id[:12]} is truncated")
         return self.sealer.open_blob(sealed, blob_id)
 
     def load_tree(self, tree_id: str) -> list[Node]:
@@ -310,7 +355,7 @@ class Repository:
         """Flushes, then records `tree_id` as a snapshot, and releases the writer's lock
         (the snapshot now protects its blobs from `gc`)."""
         self.flush()
-        self.entry(tree_id)
+        self.entry(tree_id)  # the index itself, never the pack-header fallback
         snapshot = Snapshot(
             id=hashlib.sha256(secrets.token_bytes(32)).hexdigest(),
             time=datetime.now(UTC),
@@ -406,11 +451,11 @@ class Repository:
 
         return check(self, read_data=read_data)
 
-    def rebuild_index(self) -> None:
+    def rebuild_index(self) -> IndexRebuild:
         """Rebuilds the index from the pack headers; see `aios.data.check`."""
         from aios.data.check import rebuild_index
 
-        rebuild_index(self)
+        return rebuild_index(self)
 
     def gc(self) -> GcResult:
         """Removes unreferenced blobs and packs; see `aios.data.gc`."""
@@ -426,6 +471,7 @@ class Repository:
             self.packer.index, self.damaged_index_files = index, damaged
             self._index_files = set(paths)
             self.packer.written_index_files = set()
+            self._from_headers = None
 
     def stats(self) -> RepoStats:
         """Counts and sizes from the index and the snapshot list."""

@@ -46,6 +46,10 @@ def _write_file(repo: Repository, node: FileNode, target: Path) -> bool:
     except Damaged:
         temp.unlink(missing_ok=True)
         return False
+    except BaseException:
+        # Never leave a temporary file behind, whatever stopped the write.
+        temp.unlink(missing_ok=True)
+        raise
     os.chmod(temp, node.mode)
     os.utime(temp, (node.mtime, node.mtime))
     if target.is_symlink() or target.is_file():

@@ -197,6 +197,8 @@ def test_symlink_pointing_out_is_one_line_and_writes_nothing(
         (("backup", "restore", "--to", "{tmp}/r", "--from", "{tmp}/none"), "no repository"),
         (("backup", "forget"), "--keep-last N or --keep-daily N"),
         (("backup", "restore", "deadbeef", "--to", "{tmp}/r"), "no snapshot 'deadbeef'"),
+        (("data", "check", "--repo", "{tmp}/none"), "no repository"),
+        (("data", "repair", "index", "--repo", "{tmp}/none"), "no repository"),
     ],
 )
 def test_bad_input_is_one_line_with_exit_code_2(
@@ -263,3 +265,109 @@ def test_backup_to_s3_and_restore_from_it(aios: Aios, tree: Path, tmp_path: Path
         server.stop()
 
     assert files_under(tmp_path / "back") == files_under(tree)
+
+
+def _truncate_largest_pack(repo: Path) -> None:
+    pack = max((repo / "data").rglob("*"), key=lambda p: p.stat().st_size)
+    pack.write_bytes(pack.read_bytes()[: pack.stat().st_size // 2])
+
+
+@pytest.mark.parametrize("encrypted", [True, False], ids=["encrypted", "unencrypted"])
+def test_a_truncated_pack_is_named_damage_not_a_traceback(tmp_path: Path, encrypted: bool) -> None:
+    """verify, get and backup restore over a pack cut in half: exit 1, one stderr line
+    per damaged file, every other file restored, no temporary file left."""
+    cli = Aios(tmp_path, passphrase=PASSPHRASE if encrypted else None)
+    cli.ok("data", "init", *([] if encrypted else ["--unencrypted"]))
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(43):
+        (src / f"f{i:02}.bin").write_bytes(os.urandom(20_000 + 3_000 * i))
+    cli.ok("data", "add", "ds", src)
+    _truncate_largest_pack(tmp_path / "repo")
+
+    verified = cli("backup", "verify", "--read-data")
+    assert verified.exit_code == 1 and verified.exception is not None
+    assert isinstance(verified.exception, SystemExit)
+    assert "damaged ds@1" in verified.stdout
+
+    for args, out in (
+        (("data", "get", "ds@1", tmp_path / "got"), tmp_path / "got"),
+        (("backup", "restore", "--to", tmp_path / "restored"), tmp_path / "restored"),
+    ):
+        result = cli(*args)
+        assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+        damaged = [
+            line.removeprefix("aios: error: damaged, not restored: ")
+            for line in result.stderr.splitlines()
+        ]
+        assert damaged and all(name.startswith("f") for name in damaged), result.stderr
+        assert damaged == [name for name in damaged if name in verified.stdout]
+        written = files_under(out)
+        assert sorted(written) == sorted(set(files_under(src)) - set(damaged))
+        assert all(written[name] == (src / name).read_bytes() for name in written)
+        assert not [p for p in out.rglob("*") if ".aios-restore-" in p.name]
+
+
+def test_check_passes_a_healthy_repository_and_says_what_it_checked(aios: Aios, tree: Path) -> None:
+    aios.ok("data", "add", "digits", tree)
+
+    for args in (("data", "check"), ("data", "check", "--read-data")):
+        out = aios.ok(*args)
+        assert out.startswith("checked 1 snapshots, ")
+        assert "no errors found" in out
+
+
+def test_check_names_each_file_a_truncated_pack_damaged(aios: Aios, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(20):
+        (src / f"f{i:02}.bin").write_bytes(os.urandom(20_000 + 3_000 * i))
+    aios.ok("data", "add", "ds", src)
+    _truncate_largest_pack(tmp_path / "repo")
+
+    checked = aios("data", "check")
+
+    assert checked.exit_code == 1 and isinstance(checked.exception, SystemExit)
+    assert "truncated" in checked.stdout
+    damaged = [line for line in checked.stdout.splitlines() if line.startswith("damaged ds@1")]
+    got = aios("data", "get", "ds@1", tmp_path / "out")
+    assert len(damaged) == len(got.stderr.splitlines()) > 0
+    assert "index is damaged" not in checked.stdout
+    assert one_error_line(checked) == "check found 1 damaged snapshot(s), 1 damaged pack(s), " + (
+        f"{len(damaged)} damaged blob(s)"
+    )
+
+
+@pytest.mark.parametrize("encrypted", [True, False], ids=["encrypted", "unencrypted"])
+def test_a_flipped_index_is_named_read_around_and_repaired(
+    tmp_path: Path, tree: Path, encrypted: bool
+) -> None:
+    """One flipped bit in the index: check and verify say the index is damaged (and no
+    file), get restores every file, add refuses, repair index fixes it."""
+    cli = Aios(tmp_path, passphrase=PASSPHRASE if encrypted else None)
+    cli.ok("data", "init", *([] if encrypted else ["--unencrypted"]))
+    cli.ok("data", "add", "digits", tree)
+    (index_file,) = (tmp_path / "repo" / "index").iterdir()
+    raw = bytearray(index_file.read_bytes())
+    raw[len(raw) // 2] ^= 0x01
+    index_file.write_bytes(bytes(raw))
+
+    for args in (("data", "check", "--read-data"), ("backup", "verify", "--read-data")):
+        result = cli(*args)
+        assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+        report = result.stdout + result.stderr
+        assert "index is damaged" in report and "aios data repair index" in report
+        assert "damaged digits@1" not in report
+
+    got = cli("data", "get", "digits@1", tmp_path / "out")
+    assert got.exit_code == 0, got.stderr
+    assert files_under(tmp_path / "out") == files_under(tree)
+    assert "aios data repair index" in got.stderr
+
+    refused = cli("data", "add", "digits", tree)
+    assert refused.exit_code == 1
+    assert "aios data repair index" in one_error_line(refused)
+
+    assert cli.ok("data", "repair", "index").startswith("rebuilt the index")
+    assert "no errors found" in cli.ok("data", "check", "--read-data")
+    assert cli.ok("data", "add", "digits", tree).endswith(", 0 new\n")

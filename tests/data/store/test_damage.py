@@ -5,9 +5,11 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from aios.data import FileNode, Repository
+import pytest
+
+from aios.data import FileNode, LocalBackend, Repository
 from aios.data.pack import pack_path
-from tests.data.store.conftest import random_bytes, reopen
+from tests.data.store.conftest import PASSPHRASE, new_repo, random_bytes, reopen
 
 
 def _data_packs(repo: Repository) -> list[str]:
@@ -97,3 +99,47 @@ def test_a_missing_pack_is_reported_without_reading_data(repo: Repository, tmp_p
     for snapshot_id, nodes in files.items():
         hit = sorted(p for p, n in nodes.items() if lost & set(n.content))
         assert verdict.damaged_snapshots.get(snapshot_id, []) == hit
+
+
+def _open(path: Path, *, encrypted: bool) -> Repository:
+    return Repository.open(LocalBackend(path), PASSPHRASE if encrypted else None)
+
+
+@pytest.mark.parametrize("encrypted", [True, False], ids=["encrypted", "unencrypted"])
+def test_a_truncated_pack_damages_only_the_blobs_past_the_cut(
+    tmp_path: Path, encrypted: bool
+) -> None:
+    """A pack cut to half its size is damage of the blobs it held past the cut: check
+    names them, restore writes every other file and leaves no temporary file behind."""
+    repo = new_repo(tmp_path / "repo", encrypted=encrypted)
+    files = _versions(repo, tmp_path)
+    repo.release_lock()
+    victim = max(_data_packs(repo), key=lambda p: len(repo.index.packs[p]))
+    path = tmp_path / "repo" / pack_path(victim)
+    cut = path.stat().st_size // 2
+    path.write_bytes(path.read_bytes()[:cut])
+    lost = {b for b, e in repo.index.packs[victim].items() if e.offset + e.length > cut}
+    assert lost
+
+    verdict = _open(tmp_path / "repo", encrypted=encrypted).check(read_data=True)
+
+    assert not verdict.ok
+    assert set(verdict.damaged_blobs) == lost
+    assert verdict.damaged_packs == [victim]
+    for snapshot_id, nodes in files.items():
+        hit = sorted(p for p, n in nodes.items() if lost & set(n.content))
+        assert verdict.damaged_snapshots.get(snapshot_id, []) == hit
+
+    snapshot_id, nodes = next((s, n) for s, n in files.items() if s in verdict.damaged_snapshots)
+    out = tmp_path / "out"
+    reader = _open(tmp_path / "repo", encrypted=encrypted)
+    restored = reader.restore(reader.load_snapshot(snapshot_id).tree, out)
+    reader.release_lock()
+    assert restored.damaged == verdict.damaged_snapshots[snapshot_id]
+    assert restored.files == len(nodes) - len(restored.damaged)
+    for rel in nodes:
+        if rel in restored.damaged:
+            assert not (out / rel).exists()
+        else:
+            assert (out / rel).read_bytes() == (tmp_path / "src" / rel).read_bytes()
+    assert not [p for p in out.rglob("*") if ".aios-restore-" in p.name]

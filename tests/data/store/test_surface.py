@@ -19,6 +19,7 @@ STORE_NAMES = {
     "FileNode",
     "FsspecBackend",
     "GcResult",
+    "IndexRebuild",
     "LocalBackend",
     "Node",
     "RepoStats",
