@@ -89,12 +89,19 @@ def passphrase(*, confirm: bool = False) -> str:
 
 def backend_for(location: str) -> Backend:
     """The backend of a repository location: a URL with a scheme (``s3://bucket/x``) goes
-    to fsspec, anything else is a local directory."""
+    to fsspec, anything else is a local directory. Raises InvalidInput for a local path
+    that is a file, or lies under one: a repository is a directory."""
     from aios.data.backend import FsspecBackend, LocalBackend
+    from aios.data.safety import directory_or_missing
 
     if "://" in location and not location.startswith("file://"):
         return FsspecBackend(location)
-    return LocalBackend(Path(location.removeprefix("file://")).expanduser())
+    root = Path(location.removeprefix("file://")).expanduser()
+    try:
+        directory_or_missing(root)
+    except InvalidInput as exc:
+        raise InvalidInput(f"repository {exc}") from None
+    return LocalBackend(root)
 
 
 def open_repository(location: str, secret: str | None = None) -> tuple[Repository, str | None]:
