@@ -28,6 +28,7 @@ from aios.cli.data_repo import (
     PASSPHRASE_ENV,
     RepoOption,
     backend_for,
+    make_room,
     one_line,
     opened,
     passphrase,
@@ -84,6 +85,7 @@ def init(
     secret = None if unencrypted else passphrase(confirm=True)
     if secret == "":
         raise InvalidInput(f"{PASSPHRASE_ENV}: the passphrase must not be empty")
+    make_room(backend)
     Repository.init(backend, secret, encrypted=not unencrypted).close()
     kind = "unencrypted" if unencrypted else "encrypted"
     typer.echo(f"initialised {kind} repository at {location}")

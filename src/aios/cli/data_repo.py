@@ -35,6 +35,7 @@ __all__ = [
     "REPO_ENV",
     "RepoOption",
     "backend_for",
+    "make_room",
     "one_line",
     "open_repository",
     "opened",
@@ -159,6 +160,20 @@ def backend_for(location: str) -> Backend:
     except InvalidInput as exc:
         raise InvalidInput(f"repository {exc}") from None
     return LocalBackend(root)
+
+
+def make_room(backend: Backend) -> None:
+    """Makes a local repository's directory (and its parents) for a new repository, so
+    that a place none can be made (``/proc/x``, a read-only filesystem) is refused by
+    name before keys are made or a byte is written; other backends need no room."""
+    from aios.data.backend import LocalBackend
+
+    if isinstance(backend, LocalBackend):
+        try:
+            backend.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            problem = f"cannot be created ({exc.strerror})"
+            raise InvalidInput(f"repository {backend.root}: {problem}") from None
 
 
 def open_repository(location: str, secret: str | None = None) -> tuple[Repository, str | None]:

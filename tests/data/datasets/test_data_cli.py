@@ -217,6 +217,8 @@ def test_symlink_loop_is_one_line_and_writes_nothing(
         (("data", "init", "--repo", "{tmp}/up.jsonl/r"), "up.jsonl is not a directory"),
         (("backup", "create", "--to", "{tmp}/up.jsonl"), "exists and is not a directory"),
         (("backup", "restore", "--to", "{tmp}/up.jsonl/r"), "up.jsonl is not a directory"),
+        (("data", "init", "--unencrypted", "--repo", "/proc/aios-x"), "/proc/aios-x: cannot be"),
+        (("backup", "create", "--to", "/proc/aios-x"), "/proc/aios-x: cannot be created"),
     ],
 )
 def test_bad_input_is_one_line_with_exit_code_2(
