@@ -57,6 +57,19 @@ MODEL = b"class Model: pass\n"
         ),
         ([(member("dev", tarfile.CHRTYPE), b"")], "'dev' is not a regular file"),
         ([(member("model.py"), MODEL), (member("./model.py"), MODEL)], "appears twice"),
+        (
+            [(member("a"), MODEL), (member("a/b"), MODEL)],
+            "'a/b' is under 'a', which is a file earlier",
+        ),
+        (
+            [(member("a"), MODEL), (member("a", tarfile.DIRTYPE), b"")],
+            "'a' is a directory and, earlier in the archive, a file",
+        ),
+        (
+            [(member("a/b"), MODEL), (member("a/b/c/d"), MODEL)],
+            "'a/b/c/d' is under 'a/b', which is a file",
+        ),
+        ([(member("a/b"), MODEL), (member("a"), MODEL)], "'a' is a directory too"),
         ([], "holds no files"),
     ],
 )

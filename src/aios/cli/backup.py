@@ -21,6 +21,7 @@ from rich.table import Table
 from aios.cli.data_repo import (
     RepoOption,
     backend_for,
+    make_room,
     one_line,
     open_repository,
     opened,
@@ -72,6 +73,7 @@ def create(
         if backend.exists("config"):
             dest, _ = open_repository(to, secret)
         else:
+            make_room(backend)
             dest = Repository.init(backend, secret, encrypted=bool(source.config["encrypted"]))
         try:
             result = copy_to(source, dest)

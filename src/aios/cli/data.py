@@ -2,10 +2,11 @@
 
 The repository is ``--repo URL_OR_PATH``, else ``AIOS_DATA_REPO``, else
 ``$AIOS_HOME/data``; its passphrase ``AIOS_DATA_PASSPHRASE``, else a prompt that does not
-echo. Every command is registered through :func:`one_line`: a user mistake (a wrong
-passphrase, a missing dataset or version, a ``../`` path, a symlink pointing out of a
-dataset) is one line ``aios: error: …`` on stderr and exit code 2, with nothing written.
-Answers go to stdout, progress to stderr.
+echo, else the first line of stdin when it is not a terminal. Every command is
+registered through :func:`one_line`: a user mistake (a wrong passphrase, a missing
+dataset or version, a ``../`` path, a symlink pointing out of a dataset, a path that is a
+file where a directory is needed) is one line ``aios: error: …`` on stderr and exit code
+2, with nothing written. Answers go to stdout, progress to stderr.
 
 ``aios backup …`` lives in :mod:`aios.cli.backup`; both open the repository through
 :mod:`aios.cli.data_repo`. ``aios data share|unshare|own|shares`` ask the control plane
@@ -27,6 +28,7 @@ from aios.cli.data_repo import (
     PASSPHRASE_ENV,
     RepoOption,
     backend_for,
+    make_room,
     one_line,
     opened,
     passphrase,
@@ -86,6 +88,7 @@ def init(
     secret = None if unencrypted else passphrase(confirm=True)
     if secret == "":
         raise InvalidInput(f"{PASSPHRASE_ENV}: the passphrase must not be empty")
+    make_room(backend)
     Repository.init(backend, secret, encrypted=not unencrypted).close()
     kind = "unencrypted" if unencrypted else "encrypted"
     typer.echo(f"initialised {kind} repository at {location}")

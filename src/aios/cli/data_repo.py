@@ -4,8 +4,10 @@ when the user made a mistake.
 The repository is ``--repo URL_OR_PATH``, else ``$AIOS_DATA_REPO``, else
 ``$AIOS_HOME/data``: a URL with a scheme (``s3://bucket/prefix``) is an fsspec
 filesystem, anything else a local directory. Its passphrase is
-``$AIOS_DATA_PASSPHRASE``, else asked for without echo, and only when the repository is
-encrypted. Commands are registered through :func:`one_line`.
+``$AIOS_DATA_PASSPHRASE``, else asked for without echo at a terminal, else the first
+line of stdin, and only when the repository is encrypted; it is UTF-8 text, and its
+Unicode form does not matter (:func:`aios.data.crypto.derive_key`). Commands are
+registered through :func:`one_line`.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, ParamSpec
@@ -32,6 +35,7 @@ __all__ = [
     "REPO_ENV",
     "RepoOption",
     "backend_for",
+    "make_room",
     "one_line",
     "open_repository",
     "opened",
@@ -80,22 +84,97 @@ def repo_location(repo: str | None) -> str:
     return str(Path(home) / "data")
 
 
-def passphrase(*, confirm: bool = False) -> str:
-    """``$AIOS_DATA_PASSPHRASE``, else asked for without echo (twice for a new one)."""
+def _from_environment() -> str | None:
+    """``$AIOS_DATA_PASSPHRASE``, or None; InvalidInput naming it if it is not UTF-8."""
     given = os.environ.get(PASSPHRASE_ENV)
+    if given is not None and not _is_text(given):
+        raise InvalidInput(f"{PASSPHRASE_ENV}: the passphrase is not valid UTF-8 text")
+    return given
+
+
+def _is_text(text: str) -> bool:
+    """Whether ``text`` encodes as UTF-8: bytes that were not UTF-8 (``\\xff``) come out
+    of the environment or a terminal as lone surrogates, which do not."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def passphrase(*, confirm: bool = False) -> str:
+    """``$AIOS_DATA_PASSPHRASE``, else asked for without echo at a terminal (twice for a
+    new one), else the first line of stdin (:func:`_read_stdin`).
+
+    Raises InvalidInput when the passphrase is not UTF-8 text, or when stdin ends before
+    one is given (``< /dev/null``, an empty pipe, Ctrl-D). Ctrl-C at the prompt aborts.
+    """
+    given = _from_environment()
     if given is not None:
         return given
-    return str(typer.prompt("Repository passphrase", hide_input=True, confirmation_prompt=confirm))
+    if not sys.stdin.isatty():
+        return _read_stdin()
+    try:
+        typed = str(
+            typer.prompt("Repository passphrase", hide_input=True, confirmation_prompt=confirm)
+        )
+    except typer.Abort as exc:
+        # Click turns both EOF and Ctrl-C into Abort; the one it caught is the context.
+        if isinstance(exc.__context__, EOFError):
+            raise InvalidInput(f"no passphrase given; type one, or set {PASSPHRASE_ENV}") from None
+        raise
+    except UnicodeDecodeError:
+        raise InvalidInput("the passphrase typed is not valid UTF-8 text") from None
+    if not _is_text(typed):
+        raise InvalidInput("the passphrase typed is not valid UTF-8 text")
+    return typed
+
+
+def _read_stdin() -> str:
+    """The passphrase on the first line of stdin, as restic reads it when stdin is not a
+    terminal: a script pipes it in, once even for a new repository (a pipe makes no
+    typos to confirm against), and there is no echo to hide, so getpass's warnings that
+    it cannot hide it would only be noise on stderr."""
+    line = sys.stdin.buffer.readline()
+    if not line:
+        raise InvalidInput(
+            f"no passphrase: stdin ended before one was given; set {PASSPHRASE_ENV} or pipe it in"
+        )
+    try:
+        return line.decode("utf-8").rstrip("\r\n")
+    except UnicodeDecodeError:
+        raise InvalidInput("the passphrase on stdin is not valid UTF-8 text") from None
 
 
 def backend_for(location: str) -> Backend:
     """The backend of a repository location: a URL with a scheme (``s3://bucket/x``) goes
-    to fsspec, anything else is a local directory."""
+    to fsspec, anything else is a local directory. Raises InvalidInput for a local path
+    that is a file, or lies under one: a repository is a directory."""
     from aios.data.backend import FsspecBackend, LocalBackend
+    from aios.data.safety import directory_or_missing
 
     if "://" in location and not location.startswith("file://"):
         return FsspecBackend(location)
-    return LocalBackend(Path(location.removeprefix("file://")).expanduser())
+    root = Path(location.removeprefix("file://")).expanduser()
+    try:
+        directory_or_missing(root)
+    except InvalidInput as exc:
+        raise InvalidInput(f"repository {exc}") from None
+    return LocalBackend(root)
+
+
+def make_room(backend: Backend) -> None:
+    """Makes a local repository's directory (and its parents) for a new repository, so
+    that a place none can be made (``/proc/x``, a read-only filesystem) is refused by
+    name before keys are made or a byte is written; other backends need no room."""
+    from aios.data.backend import LocalBackend
+
+    if isinstance(backend, LocalBackend):
+        try:
+            backend.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            problem = f"cannot be created ({exc.strerror})"
+            raise InvalidInput(f"repository {backend.root}: {problem}") from None
 
 
 def open_repository(location: str, secret: str | None = None) -> tuple[Repository, str | None]:
@@ -106,7 +185,7 @@ def open_repository(location: str, secret: str | None = None) -> tuple[Repositor
     from aios.data.repository import Repository
 
     backend = backend_for(location)
-    given = secret if secret is not None else os.environ.get(PASSPHRASE_ENV)
+    given = secret if secret is not None else _from_environment()
     try:
         return Repository.open(backend, given), given
     except NotFound:

@@ -31,6 +31,7 @@ from __future__ import annotations
 import hmac
 import json
 import secrets
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -141,6 +142,23 @@ def _key(open_key: Callable[[str], bytes], stored: Any) -> bytes:
     return key
 
 
+def _open_master_key(passphrase: str, params: KdfParams, wrapped: Any) -> tuple[bytes, bytes, bool]:
+    """(key-encryption key, master key, sealed as version 1) for the first key of
+    `passphrase` that opens `wrapped`: its NFC form, then (only if that differs) the form
+    as typed, which a repository made before passphrases were normalised was sealed with.
+    Raises `WrongPassphrase` when none opens it."""
+    keks = [derive_key(passphrase, params)]
+    if unicodedata.normalize("NFC", passphrase) != passphrase:
+        keks.append(derive_key(passphrase, params, normalise=False))
+    for kek in keks:
+        for context, legacy in ((_SEALED_AS, False), (b"", True)):
+            try:
+                return kek, unwrap_key(kek, wrapped, context=context), legacy
+            except WrongPassphrase:
+                continue
+    raise WrongPassphrase("wrong passphrase for this repository")
+
+
 def unlock(config: dict[str, Any], passphrase: str | None) -> Unlocked:
     """Opens `config` with `passphrase` (None or empty: no passphrase). Raises
     `UntrustedConfig` for a config that says it is unencrypted while a passphrase is
@@ -163,17 +181,14 @@ def unlock(config: dict[str, Any], passphrase: str | None) -> Unlocked:
         raise UntrustedConfig(f"the repository config's 'encrypted' is not a boolean: {_TAMPERED}")
     if not passphrase:
         raise WrongPassphrase("this repository is encrypted: a passphrase is needed")
-    kek = derive_key(passphrase, KdfParams.from_json(_field(config, "kdf")))
-    wrapped = _field(config, "master_key")
-    try:
-        master_key = unwrap_key(kek, wrapped, context=_SEALED_AS)
-    except WrongPassphrase:
-        master_key = unwrap_key(kek, wrapped)  # version 1, or a wrong passphrase
+    params = KdfParams.from_json(_field(config, "kdf"))
+    kek, master_key, legacy = _open_master_key(passphrase, params, _field(config, "master_key"))
+    if legacy:
         if version != 1 or _MAC in config:
             raise UntrustedConfig(
                 "the repository config's master key is sealed as version 1 but the config "
                 f"says otherwise: {_TAMPERED}"
-            ) from None
+            )
         upgraded = dict(config, version=VERSION)
         upgraded["master_key"] = wrap_key(kek, master_key, context=_SEALED_AS)
         config, rewritten = reseal(upgraded, master_key), True

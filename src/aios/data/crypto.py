@@ -20,6 +20,7 @@ import hashlib
 import hmac
 import os
 import threading
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,10 +91,22 @@ def new_kdf_params() -> KdfParams:
     return KdfParams(n=2**15, r=8, p=1, salt=os.urandom(32))
 
 
-def derive_key(passphrase: str, params: KdfParams) -> bytes:
-    """Returns the 32-byte key-encryption key for `passphrase`."""
+def derive_key(passphrase: str, params: KdfParams, *, normalise: bool = True) -> bytes:
+    """Returns the 32-byte key-encryption key for `passphrase` as UTF-8, normalised to
+    NFC unless ``normalise`` is false: the same text typed composed (``é``) or decomposed
+    (``e`` + U+0301), as keyboards and systems differ, gives the same key. An ASCII or NFC
+    passphrase is its own NFC, so keys derived before normalisation are unchanged.
+
+    Raises InvalidInput for a passphrase that is not text (lone surrogates: bytes that
+    were not UTF-8, such as ``\\xff``, read from the environment or a terminal).
+    """
+    text = unicodedata.normalize("NFC", passphrase) if normalise else passphrase
+    try:
+        secret = text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInput("the passphrase is not valid UTF-8 text") from None
     kdf = Scrypt(salt=params.salt, length=32, n=params.n, r=params.r, p=params.p)
-    return kdf.derive(passphrase.encode())
+    return kdf.derive(secret)
 
 
 def b64(data: bytes) -> str:

@@ -212,6 +212,8 @@ def write_jsonl(labels: LabelSet, path: Path) -> None:
 
 
 def _opened(path: Path) -> Path:
+    if path.is_dir():
+        raise InvalidInput(f"{path}: is a directory, not a file (YOLO labels are read from one)")
     if not path.is_file():
         raise InvalidInput(f"{path}: no such file")
     return path

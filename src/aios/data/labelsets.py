@@ -223,8 +223,15 @@ class LabelStore:
         if dest.exists():
             raise InvalidInput(f"{dest}: already exists; export to a new file")
         if not dest.parent.is_dir():
-            raise InvalidInput(f"{dest.parent}: no such directory")
+            problem = "is not a directory" if dest.parent.exists() else "no such directory"
+            raise InvalidInput(f"{dest.parent}: {problem}")
         staged = dest.with_name(f".{dest.name}.partial")
+        try:
+            # Made empty first, so a place no file can be made (/proc/x, a read-only
+            # filesystem) is refused by name before anything is written.
+            staged.touch()
+        except OSError as exc:
+            raise InvalidInput(f"{dest}: cannot be written ({exc.strerror})") from None
         try:
             if fmt is LabelFormat.JSONL:
                 write_jsonl(labels, staged)

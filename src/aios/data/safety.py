@@ -16,7 +16,7 @@ from pathlib import Path, PurePosixPath
 
 from aios.errors import InvalidInput
 
-__all__ = ["check_source", "empty_destination", "member_path"]
+__all__ = ["check_source", "directory_or_missing", "empty_destination", "member_path"]
 
 
 def member_path(text: str, *, what: str = "path") -> str:
@@ -42,7 +42,7 @@ def check_source(source: Path) -> Path:
     """Returns the absolute path of ``source``, a file or a directory to add, once checked.
 
     Raises InvalidInput when it does not exist, when it is itself a symlink, or when
-    anything under it is a symlink resolving outside it or a file that is neither
+    anything under it is a symlink resolving outside it or in a loop, or a file that is neither
     regular, a directory nor a symlink (a FIFO would block the reader, a device is no
     data). Relative symlinks that stay inside the tree are kept as symlinks.
     """
@@ -50,7 +50,10 @@ def check_source(source: Path) -> Path:
         raise InvalidInput(f"{source}: is a symlink; add the directory or file it points to")
     if not source.exists():
         raise InvalidInput(f"{source}: no such file or directory")
-    root = source.resolve(strict=True)
+    try:
+        root = source.resolve(strict=True)
+    except OSError as exc:  # a parent directory unreadable, or gone since the check
+        raise InvalidInput(f"{source}: cannot be read ({exc.strerror})") from None
     if root.is_file():
         return root
     if not root.is_dir():
@@ -66,7 +69,11 @@ def _check_entry(root: Path, entry: Path) -> None:
     mode = entry.lstat().st_mode
     if stat.S_ISLNK(mode):
         target = os.readlink(entry)
-        resolved = (entry.parent / target).resolve()
+        try:
+            resolved = (entry.parent / target).resolve()
+        except RuntimeError:  # Python < 3.13 raises it for a loop; later ones resolve less
+            shown = entry.relative_to(root)
+            raise InvalidInput(f"{shown}: symlink to {target!r} is a symlink loop") from None
         if Path(target).is_absolute() or not resolved.is_relative_to(root):
             shown = entry.relative_to(root)
             raise InvalidInput(f"{shown}: symlink to {target!r} points outside {root}")
@@ -75,17 +82,46 @@ def _check_entry(root: Path, entry: Path) -> None:
         raise InvalidInput(f"{shown}: not a regular file, directory or symlink")
 
 
-def empty_destination(dest: Path) -> Path:
-    """Returns ``dest`` once it is known to be a missing or empty directory.
+def directory_or_missing(path: Path) -> Path:
+    """Returns ``path`` once it is known to be a directory, or missing with a directory
+    as its nearest existing ancestor, so that it can be made.
 
-    Raises InvalidInput when it is a file or a directory with anything in it: a restore
-    never mixes its files with others or overwrites one.
+    Raises InvalidInput naming the file at fault when ``path`` or one of its ancestors is
+    something else (``FILE/sub`` names FILE): a file never becomes a directory.
     """
-    if dest.is_symlink() and not dest.exists():
-        raise InvalidInput(f"{dest}: is a dangling symlink")
+    if path.exists():
+        if not path.is_dir():
+            raise InvalidInput(f"{path}: exists and is not a directory")
+        return path
+    if path.is_symlink():
+        raise InvalidInput(f"{path}: is a dangling symlink")
+    for ancestor in path.parents:
+        if ancestor.exists() or ancestor.is_symlink():
+            if not ancestor.is_dir():
+                raise InvalidInput(f"{path}: {ancestor} is not a directory")
+            break
+    return path
+
+
+def empty_destination(dest: Path) -> Path:
+    """Returns ``dest`` once it is known to be a missing or empty directory, and a
+    missing one known to be creatable.
+
+    Raises InvalidInput when it is a file or a directory with anything in it (a restore
+    never mixes its files with others or overwrites one), when it lies under a file, or
+    when it cannot be made (``/proc/x``, a read-only filesystem). A missing ``dest`` is
+    made to find out, then removed again: nothing is left behind if what follows fails.
+    """
+    directory_or_missing(dest)
     if dest.exists():
-        if not dest.is_dir():
-            raise InvalidInput(f"{dest}: exists and is not a directory")
         if any(dest.iterdir()):
             raise InvalidInput(f"{dest}: is not empty; restore into a new or empty directory")
+        return dest
+    missing = [dest, *(a for a in dest.parents if not a.exists())]
+    try:
+        dest.mkdir(parents=True)
+    except OSError as exc:
+        raise InvalidInput(f"{dest}: cannot be created ({exc.strerror})") from None
+    for made in missing:  # innermost first
+        made.rmdir()
     return dest

@@ -110,6 +110,7 @@ def extract_tar(source: IO[bytes], dest: Path, *, max_bytes: int, max_files: int
         with tarfile.open(fileobj=source, mode="r|*") as archive:
             for member in archive:
                 relative = member_path(member.name)
+                _check_not_under_a_file(member.name, relative, seen, itself=member.isdir())
                 if member.isdir():
                     (dest / relative).mkdir(parents=True, exist_ok=True)
                     continue
@@ -141,6 +142,24 @@ def extract_tar(source: IO[bytes], dest: Path, *, max_bytes: int, max_files: int
         raise InvalidInput(f"artifact: not a readable tar archive ({exc})") from None
     if not seen:
         raise InvalidInput("artifact: the archive holds no files")
+
+
+def _check_not_under_a_file(
+    name: str, relative: PurePosixPath, files: set[PurePosixPath], *, itself: bool
+) -> None:
+    """Raises InvalidInput when a member earlier in the archive was a file at a directory
+    this member needs: a parent of ``relative``, or (``itself``, for a directory member)
+    ``relative`` itself. ``a`` then ``a/b`` cannot both be written."""
+    if itself and relative in files:
+        raise InvalidInput(
+            f"artifact: tar member {name!r} is a directory and, earlier in the archive, a file"
+        )
+    for directory in relative.parents:
+        if directory in files:
+            raise InvalidInput(
+                f"artifact: tar member {name!r} is under {directory.as_posix()!r}, which is a "
+                "file earlier in the archive"
+            )
 
 
 def _walk(root: Path) -> Iterator[Path]:

@@ -182,6 +182,20 @@ def test_symlink_pointing_out_is_one_line_and_writes_nothing(
     assert files_under(tmp_path / "repo") == before
 
 
+def test_symlink_loop_is_one_line_and_writes_nothing(
+    aios: Aios, tree: Path, tmp_path: Path
+) -> None:
+    (tree / "loop1").symlink_to("loop2")
+    (tree / "loop2").symlink_to("loop1")
+    before = files_under(tmp_path / "repo")
+
+    result = aios("data", "add", "digits", tree)
+
+    assert result.exit_code == 2
+    assert "is a symlink loop" in one_error_line(result)
+    assert files_under(tmp_path / "repo") == before
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -199,6 +213,14 @@ def test_symlink_pointing_out_is_one_line_and_writes_nothing(
         (("backup", "restore", "deadbeef", "--to", "{tmp}/r"), "no snapshot 'deadbeef'"),
         (("data", "check", "--repo", "{tmp}/none"), "no repository"),
         (("data", "repair", "index", "--repo", "{tmp}/none"), "no repository"),
+        (("data", "get", "digits@1", "{tmp}/up.jsonl/sub"), "up.jsonl is not a directory"),
+        (("data", "get", "digits@1", "/proc/aios-x"), "/proc/aios-x: cannot be created"),
+        (("data", "ls", "--repo", "{tmp}/up.jsonl"), "up.jsonl: exists and is not a directory"),
+        (("data", "init", "--repo", "{tmp}/up.jsonl/r"), "up.jsonl is not a directory"),
+        (("backup", "create", "--to", "{tmp}/up.jsonl"), "exists and is not a directory"),
+        (("backup", "restore", "--to", "{tmp}/up.jsonl/r"), "up.jsonl is not a directory"),
+        (("data", "init", "--unencrypted", "--repo", "/proc/aios-x"), "/proc/aios-x: cannot be"),
+        (("backup", "create", "--to", "/proc/aios-x"), "/proc/aios-x: cannot be created"),
     ],
 )
 def test_bad_input_is_one_line_with_exit_code_2(

@@ -214,3 +214,27 @@ def test_image_size_reads_png_and_jpeg_headers() -> None:
 def test_parse_image_size_refuses_anything_but_w_x_h(text: str) -> None:
     with pytest.raises(InvalidInput, match="--image-size"):
         parse_image_size(text)
+
+
+@pytest.mark.parametrize(
+    ("dest", "message"),
+    [
+        ("{tmp}/in.jsonl/out.jsonl", "in.jsonl: is not a directory"),
+        ("{tmp}/absent/out.jsonl", "absent: no such directory"),
+        ("/proc/aios-out.jsonl", "/proc/aios-out.jsonl: cannot be written"),
+    ],
+)
+def test_export_to_where_no_file_can_be_made_is_refused_by_name(
+    labels: LabelStore, source: Path, tmp_path: Path, dest: str, message: str
+) -> None:
+    stored = labels.import_labels("photos", 1, "boxes", source, LabelFormat.JSONL)
+
+    with pytest.raises(InvalidInput, match=message):
+        labels.export(stored, Path(dest.format(tmp=tmp_path)), LabelFormat.JSONL)
+
+
+def test_importing_a_directory_as_a_labels_file_says_it_is_a_directory(
+    labels: LabelStore, tmp_path: Path
+) -> None:
+    with pytest.raises(InvalidInput, match="photos: is a directory, not a file"):
+        labels.import_labels("photos", 1, "boxes", tmp_path / "photos", LabelFormat.JSONL)

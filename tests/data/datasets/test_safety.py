@@ -93,3 +93,25 @@ def test_get_of_a_missing_version_creates_no_destination(
         store.get("digits", 9, tmp_path / "out")
 
     assert not (tmp_path / "out").exists()
+
+
+def test_empty_destination_refuses_a_path_under_a_file_or_one_that_cannot_be_made(
+    tmp_path: Path,
+) -> None:
+    """``FILE/sub`` names FILE; ``/proc/x`` cannot be made; the probe leaves nothing."""
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(InvalidInput, match="file is not a directory"):
+        empty_destination(tmp_path / "file" / "sub" / "deeper")
+    with pytest.raises(InvalidInput, match="/proc/aios-x: cannot be created"):
+        empty_destination(Path("/proc/aios-x"))
+
+    assert empty_destination(tmp_path / "new" / "deeper") == tmp_path / "new" / "deeper"
+    assert not (tmp_path / "new").exists()
+
+
+def test_a_symlink_loop_is_refused(tree: Path) -> None:
+    (tree / "sub" / "a").symlink_to("b")
+    (tree / "sub" / "b").symlink_to("a")
+
+    with pytest.raises(InvalidInput, match="symlink loop"):
+        check_source(tree)
