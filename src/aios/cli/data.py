@@ -322,8 +322,13 @@ def gc(repo: RepoOption = None) -> None:
     """Removes chunks no snapshot references (safe against a concurrent add)."""
     with opened(repo) as repository:
         result = repository.gc()
+    temporaries = (
+        f" and {result.removed_temporaries} temporary files of killed writes"
+        if result.removed_temporaries
+        else ""
+    )
     typer.echo(
-        f"removed {result.removed_blobs} blobs in {result.removed_packs} packs, "
+        f"removed {result.removed_blobs} blobs in {result.removed_packs} packs{temporaries}, "
         f"repacked {result.repacked_packs}, freed {format_bytes(result.freed_bytes)}"
     )
 

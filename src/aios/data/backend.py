@@ -3,7 +3,8 @@
 A backend stores whole files by relative path (``config``, ``data/ab/<id>``, ...). The
 contract every implementation keeps: `put` is atomic — a reader sees either no file or
 the complete one, never a torn write — so a writer killed at any moment leaves only
-complete files behind (and perhaps a temporary file that `list` never shows).
+complete files behind (and perhaps a temporary file that `list` never shows, and that
+`temporaries` names for `gc` to remove).
 """
 
 from __future__ import annotations
@@ -11,18 +12,36 @@ from __future__ import annotations
 import abc
 import os
 import secrets
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from aios.errors import InvalidInput, NotFound
 
-__all__ = ["Backend", "FsspecBackend", "LocalBackend"]
+__all__ = ["Backend", "FsspecBackend", "LocalBackend", "Temporary"]
 
 _TEMP_MARK = ".tmp-"
 
 # Object stores make a single PUT atomic: the object appears whole or not at all, so
 # these are written in place. Other fsspec filesystems get a temporary key and a move.
 _ATOMIC_PUT_PROTOCOLS = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss"})
+
+
+@dataclass(frozen=True)
+class Temporary:
+    """A file a `put` is writing, or that a killed writer left half-written: its path
+    (for `Backend.delete`), its length and when it was last written (seconds since the
+    epoch)."""
+
+    path: str
+    size: int
+    modified: float
+
+
+def _is_temporary(name: str) -> bool:
+    return _TEMP_MARK in name
 
 
 class Backend(abc.ABC):
@@ -55,6 +74,11 @@ class Backend(abc.ABC):
     def size(self, path: str) -> int:
         """Returns a file's length in bytes (backends override with a cheaper stat)."""
         return len(self.get(path))
+
+    def temporaries(self) -> Sequence[Temporary]:
+        """Returns the temporary files of `put`s anywhere in the repository, those being
+        written now included (a backend whose writes need none has none: the default)."""
+        return []
 
 
 def _checked(path: str) -> str:
@@ -119,8 +143,23 @@ class LocalBackend(Backend):
         found: list[str] = []
         for folder, _dirs, files in os.walk(base):
             rel = Path(folder).relative_to(self.root).as_posix()
-            found.extend(f"{rel}/{name}" for name in files if _TEMP_MARK not in name)
+            found.extend(f"{rel}/{name}" for name in files if not _is_temporary(name))
         return sorted(found)
+
+    def temporaries(self) -> Sequence[Temporary]:
+        found: list[Temporary] = []
+        for folder, _dirs, files in os.walk(self.root):
+            for name in files:
+                if not _is_temporary(name):
+                    continue
+                path = Path(folder) / name
+                try:
+                    stat = path.stat()
+                except FileNotFoundError:  # its put has just renamed or removed it
+                    continue
+                rel = path.relative_to(self.root).as_posix()
+                found.append(Temporary(rel, stat.st_size, stat.st_mtime))
+        return sorted(found, key=lambda t: t.path)
 
     def delete(self, path: str) -> None:
         self._path(path).unlink(missing_ok=True)
@@ -193,7 +232,30 @@ class FsspecBackend(Backend):
             return []
         start = len(self.root) + 1
         rels = (str(name)[start:] for name in names)
-        return sorted(rel for rel in rels if _TEMP_MARK not in rel.rsplit("/", 1)[-1])
+        return sorted(rel for rel in rels if not _is_temporary(rel.rsplit("/", 1)[-1]))
+
+    def temporaries(self) -> Sequence[Temporary]:
+        if self._atomic_put:
+            return []
+        self.fs.invalidate_cache(self.root)
+        try:
+            infos = self.fs.find(self.root, withdirs=False, detail=True)
+        except FileNotFoundError:
+            return []
+        start = len(self.root) + 1
+        found: list[Temporary] = []
+        for name, info in infos.items():
+            rel = str(name)[start:]
+            if not _is_temporary(rel.rsplit("/", 1)[-1]):
+                continue
+            try:
+                modified = self.fs.modified(str(name)).timestamp()
+            except FileNotFoundError:  # its put has just moved it
+                continue
+            except NotImplementedError:  # a filesystem keeping no times: just written
+                modified = time.time()
+            found.append(Temporary(rel, int(info.get("size") or 0), modified))
+        return sorted(found, key=lambda t: t.path)
 
     def delete(self, path: str) -> None:
         try:

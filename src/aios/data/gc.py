@@ -5,11 +5,15 @@ that names them): mark every blob reachable from a snapshot; delete packs with n
 them; repack packs with some (their used blobs copied, still sealed, into new packs);
 write one new index naming what is kept, delete the old index files, and only then the
 old packs. A crash at any step leaves a readable repository: at worst packs that no
-index names, which the next gc deletes.
+index names, which the next gc deletes. Last, the temporary files of writes killed
+midway go, once no write has touched them for `TEMPORARY_GRACE`: the exclusive lock
+keeps writers out, but a process taking a lock writes one (a temporary and a rename),
+and a slow filesystem may still be writing a put that began before a lock went stale.
 """
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 from aios.data.check import stored_pack_ids
@@ -22,7 +26,10 @@ from aios.data.pack import pack_path
 if TYPE_CHECKING:
     from aios.data.repository import Repository
 
-__all__ = ["gc", "referenced_blobs"]
+__all__ = ["TEMPORARY_GRACE", "gc", "referenced_blobs"]
+
+TEMPORARY_GRACE = 60.0
+"""Seconds since its last write after which a temporary file is a killed write's."""
 
 
 def referenced_blobs(repo: Repository, tree_ids: list[str]) -> set[str]:
@@ -94,18 +101,26 @@ def gc(repo: Repository) -> GcResult:
         for pack_id in keep + repo.written_packs[written_before:]:
             kept.add_pack(pack_id, index.packs[pack_id])
         new_id = write_index(repo.backend, repo.sealer, kept, sorted(kept.packs))
-        for path in old_index:
+        # Repacking past `INDEX_BYTES` wrote index files of its own; the new one names
+        # their packs too.
+        for path in set(old_index) | repo.packer.written_index_files:
             if path != f"index/{new_id}":
                 repo.backend.delete(path)
         for pack_id in drop:
             repo.backend.delete(pack_path(pack_id))
+        stale = [
+            t for t in repo.backend.temporaries() if time.time() - t.modified >= TEMPORARY_GRACE
+        ]
+        for temporary in stale:
+            repo.backend.delete(temporary.path)
         repo.reload_index()
         return GcResult(
             removed_packs=len(drop),
             repacked_packs=repacked,
             removed_blobs=removed_blobs,
             kept_blobs=kept_blobs,
-            freed_bytes=freed,
+            freed_bytes=freed + sum(t.size for t in stale),
+            removed_temporaries=len(stale),
         )
     finally:
         lock.release()

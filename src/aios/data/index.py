@@ -16,9 +16,9 @@ from collections.abc import Iterable
 from aios.data.backend import Backend
 from aios.data.crypto import Damaged, Sealer
 from aios.data.pack import IndexEntry, parse_rows, read_pack_header
-from aios.errors import NotFound
+from aios.errors import Busy, NotFound
 
-__all__ = ["Index", "load_index", "read_headers", "write_index"]
+__all__ = ["LOAD_TRIES", "Index", "load_index", "read_headers", "write_index"]
 
 
 class Index:
@@ -55,22 +55,36 @@ def write_index(backend: Backend, sealer: Sealer, index: Index, pack_ids: list[s
     return index_id
 
 
+LOAD_TRIES = 10
+"""Listings `load_index` reads before giving up on an index that keeps changing."""
+
+
 def load_index(backend: Backend, sealer: Sealer) -> tuple[Index, list[str], list[str]]:
     """Reads every index file; returns the index, the paths read and the paths of damaged
     index files (unreadable, or not hashing to their name: skipped, and
-    `Repository.rebuild_index` recovers what they named)."""
-    index = Index()
-    paths = backend.list("index")
-    damaged: list[str] = []
-    for path in paths:
+    `Repository.rebuild_index` recovers what they named).
+
+    An index file that vanishes between the listing and its reading was replaced by a
+    concurrent `gc` or `rebuild_index`, which writes its new index before it deletes
+    the old ones: the folder is listed again and read anew, so the result is one
+    listing's files, every one read. Raises `Busy` if that happens `LOAD_TRIES` times."""
+    for _ in range(LOAD_TRIES):
+        index = Index()
+        paths = backend.list("index")
+        damaged: list[str] = []
         try:
-            packs = _read_index_file(backend, sealer, path)
-        except Damaged:
-            damaged.append(path)
+            for path in paths:
+                try:
+                    packs = _read_index_file(backend, sealer, path)
+                except Damaged:
+                    damaged.append(path)
+                    continue
+                for pack_id, entries in packs.items():
+                    index.add_pack(pack_id, entries)
+        except NotFound:
             continue
-        for pack_id, entries in packs.items():
-            index.add_pack(pack_id, entries)
-    return index, paths, damaged
+        return index, paths, damaged
+    raise Busy(f"the index of {backend!r} kept changing while it was read; try again")
 
 
 def _read_index_file(

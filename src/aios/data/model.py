@@ -156,6 +156,8 @@ class GcResult:
     removed_blobs: int
     kept_blobs: int
     freed_bytes: int
+    removed_temporaries: int = 0
+    """Temporary files of writes killed midway (older than `gc.TEMPORARY_GRACE`)."""
 
 
 @dataclass(frozen=True)
