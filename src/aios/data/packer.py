@@ -10,10 +10,11 @@ The index file naming a pack is written only after the pack: at `flush`, and mid
 as soon as `INDEX_BYTES` of packs are stored that no index file names, or the oldest of
 them has waited `INDEX_SECONDS` (checked as each pack is stored). That is what lets a
 killed `aios data add` or `backup create` resume: a rerun finds the blobs of every
-indexed pack and skips them, so it stores again at most the last ~32 MiB (or minute)
-of packs, where it used to start over until 32 packs (512 MiB) were stored. restic
-writes its index every few minutes for the same reason; an index file per 32 MiB costs
-one small write (about 40 bytes per blob) and one more file for later opens to read.
+indexed pack and skips them, so it stores again only what the killed run had not
+stored and its last ~32 MiB (or minute) of packs; with an index only every 32 packs
+(512 MiB), as before, it started over. restic writes its index every few minutes for
+the same reason; an index file per 32 MiB costs one small write (about 100 bytes per
+blob, ~30 blobs per 32 MiB) and one more file for later opens to read.
 """
 
 from __future__ import annotations

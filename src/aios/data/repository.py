@@ -5,7 +5,9 @@ restoring, checking, collecting garbage and copying live in their own modules an
 work through the blob methods here. Blobs are written to packs as they fill; the index
 file naming a pack is written only after the pack, and a snapshot only after the index
 naming every blob it reaches, so a writer killed at any moment leaves a readable
-repository (at worst packs that no index names, which `gc` removes). The ``config``
+repository (at worst packs that no index names and temporary files, which `gc`
+removes), and index files are written as packs are stored, so its rerun skips what it
+stored (see `aios.data.packer`). The ``config``
 file, its keys and its authenticator are `aios.data.config`'s.
 """
 

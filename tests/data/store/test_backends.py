@@ -3,6 +3,7 @@ temporary-name-then-move path); S3 has its own module."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,29 @@ def test_backend_contract(tmp_path: Path, kind: int) -> None:
         backend.get("data/ab/abc")
     with pytest.raises(InvalidInput, match="relative"):
         backend.put("../escape", b"x")
+
+
+@pytest.mark.parametrize("kind", [0, 1], ids=["local", "fsspec-file"])
+def test_temporaries_are_named_with_their_size_and_age(tmp_path: Path, kind: int) -> None:
+    """A killed put's temporary file is not listed, but `temporaries` names it (for
+    `gc`), wherever it lies; it can be deleted by that name."""
+    backend = _backends(tmp_path)[kind]
+    backend.put("config", b"{}")
+    backend.put("data/ab/abc", b"0123456789")
+    root = tmp_path / ("local" if kind == 0 else "fsspec")
+    (root / "data" / "ab" / "abd.tmp-0a1b2c3d4e5f").write_bytes(b"half")
+    (root / "config.tmp-0a1b2c3d4e5f").write_bytes(b"{")
+    assert backend.list("data") == ["data/ab/abc"]
+    found = backend.temporaries()
+    assert [(t.path, t.size) for t in found] == [
+        ("config.tmp-0a1b2c3d4e5f", 1),
+        ("data/ab/abd.tmp-0a1b2c3d4e5f", 4),
+    ]
+    assert all(abs(t.modified - time.time()) < 60 for t in found)
+    for temporary in found:
+        backend.delete(temporary.path)
+    assert backend.temporaries() == []
+    assert backend.list("data") == ["data/ab/abc"]
 
 
 def test_a_repository_works_on_fsspec_local_files(tmp_path: Path) -> None:
