@@ -17,7 +17,9 @@ import time
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from aios.cli.main import app
 from aios.data import LocalBackend, Repository
 from aios.data.datasets import DataStore
 from aios.data.gc import TEMPORARY_GRACE
@@ -188,6 +190,18 @@ def test_gc_removes_stale_temporaries_and_keeps_fresh_ones(tmp_path: Path) -> No
     assert [p for p in stale if p.exists()] == []
     assert fresh.exists()
     assert reopen(tmp_path / "repo").check(read_data=True).ok
+
+
+def test_aios_data_gc_says_it_removed_a_killed_writes_temporaries(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    new_repo(repo).close()
+    stale = _temporary(repo, "data/ab/ab12.tmp-0a1b2c3d4e5f", 2 * TEMPORARY_GRACE)
+
+    result = CliRunner(env=_env(repo)).invoke(app, ["data", "gc"])
+
+    assert result.exit_code == 0, result.output
+    assert "and 1 temporary files of killed writes" in result.stdout
+    assert not stale.exists()
 
 
 class _VanishingIndex(LocalBackend):
