@@ -4,12 +4,15 @@ thread appends to, truncates or removes a file at a fixed point of the read
 
 from __future__ import annotations
 
+import os
 import random
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from aios.data.datasets import DataStore
+from aios.data.safety import check_source
 from tests.data.interference import append, interfere, truncate
 
 BIG = 2 * 1024 * 1024  # several chunks with the default chunker: read by a worker thread
@@ -108,3 +111,19 @@ def test_a_file_removed_before_it_is_opened_is_named_as_vanished(
     assert (version.complete, version.changed, version.vanished) == (False, (), ("b.txt",))
     assert version.files == 3
     assert sorted(path for path, _ in store.files(version)) == ["a.txt", "c.txt", "sub/log.bin"]
+
+
+def test_a_file_removed_while_the_source_is_checked_is_no_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The check before an add lists the tree, then looks at each entry: an entry gone
+    in between is passed over (the store's walk names it if it was ever seen)."""
+    root = _source(tmp_path)
+    listing = os.walk
+
+    def walk(top: str | Path) -> Iterator[tuple[str, list[str], list[str]]]:
+        for directory, dirs, files in listing(top):
+            yield directory, dirs, [*files, "gone.txt"]
+
+    monkeypatch.setattr(os, "walk", walk)
+    assert check_source(root) == root.resolve()
