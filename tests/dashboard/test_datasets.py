@@ -15,6 +15,7 @@ from aios.data.backend import LocalBackend
 from aios.data.datasets import DataStore
 from aios.data.repository import Repository
 from tests.control.control_harness import Running, start_plane, stop_plane
+from tests.data.interference import append, interfere
 
 
 @dataclass
@@ -29,8 +30,9 @@ class Plane:
 
 @pytest.fixture(scope="module")
 def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plane]:
-    """Queues alpha and beta; ``digits`` (two versions) assigned to alpha, ``loose``
-    added with the library and no one's."""
+    """Queues alpha and beta; ``digits`` (two versions, the first added while its file
+    grew, so not complete) assigned to alpha, ``loose`` added with the library and no
+    one's."""
     root = tmp_path_factory.mktemp("datasets")
     source = root / "source"
     source.mkdir()
@@ -38,7 +40,12 @@ def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plane]:
     home = root / "home"
     with Repository.init(LocalBackend(home / "data"), None, encrypted=False) as repo:
         store = DataStore(repo)
-        store.add("digits", source, "first")
+        train = source / "train.csv"
+        with (
+            pytest.MonkeyPatch.context() as patch,
+            interfere(patch, train, lambda: append(train, b"9,9\n")),
+        ):
+            store.add("digits", source, "first")
         store.add("loose", source, "by hand")
         (source / "train.csv").write_text("x,label\n1,0\n2,1\n")
         store.add("digits", source, "more rows")
@@ -102,3 +109,12 @@ def test_a_share_shows_the_dataset_to_the_queue(plane: Plane) -> None:
     with plane.http("beta") as api:
         assert api.get("/datasets").json() == []
         assert api.get("/datasets/digits").status_code == 404
+
+
+def test_a_version_not_read_whole_is_marked_in_the_json(plane: Plane) -> None:
+    """The dataset's versions say whether every file was read whole, and name those
+    that changed while they were read."""
+    with plane.http("admin") as api:
+        versions = api.get("/datasets/digits").json()["versions"]
+    marks = [(v["version"], v["complete"], v["changed"], v["vanished"]) for v in versions]
+    assert marks == [(2, True, [], []), (1, False, ["train.csv"], [])]

@@ -14,6 +14,7 @@ from aios.data.backend import LocalBackend
 from aios.data.datasets import DataStore
 from aios.data.repository import Repository
 from aios.lineage.plan import DataPlan
+from tests.data.interference import append, interfere
 from tests.lineage.conftest import PASSPHRASE
 
 
@@ -83,3 +84,30 @@ def test_a_later_job_with_the_same_command_and_inputs_reuses_the_outputs(
         assert reused.returncode == 0, reused.stderr
         assert "of job 7" in reused.stdout
     assert marker.read_text().split() == ["0"]
+
+
+def test_publishing_an_output_still_written_logs_it_and_keeps_the_version(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A file of an output that a process the command left behind still appends to is
+    named by a warning line on the wrapper's stderr (the job's log); the version is
+    published, marked not complete."""
+    from aios.lineage.stage import _publish, open_store
+
+    workdir = tmp_path / "job"
+    output = workdir / "outputs" / "g"
+    output.mkdir(parents=True)
+    log = output / "train.log"
+    log.write_text("step 1\n")
+    plan = DataPlan(9, str(repo), [], ["g"], False, ["true"], True)
+    store = open_store(str(repo), PASSPHRASE)
+    try:
+        with interfere(monkeypatch, log, lambda: append(log, b"step 2\n")):
+            published = _publish(store, plan, [], workdir)
+        version = store.version("g", published[0].version)
+    finally:
+        store.repo.close()
+    assert capsys.readouterr().err.splitlines() == [
+        "aios: warning: outputs/g/train.log changed while it was read; stored as read"
+    ]
+    assert (version.complete, version.changed) == (False, ("train.log",))

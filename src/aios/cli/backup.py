@@ -25,8 +25,10 @@ from aios.cli.data_repo import (
     one_line,
     open_repository,
     opened,
+    read_whole,
     repo_location,
     report_restore,
+    warn_incomplete,
     warn_index_damage,
 )
 from aios.cli.remote import FAILURE, fail
@@ -63,8 +65,13 @@ def create(
     to: Annotated[str, typer.Option("--to", help="The backup repository (path or URL).")],
     repo: RepoOption = None,
 ) -> None:
-    """Copies the snapshots DEST lacks, with only the packs it lacks."""
+    """Copies the snapshots DEST lacks, with only the packs it lacks.
+
+    Each file of a copied dataset version that was not read whole when it was added is
+    named on stderr, and the command exits 3: the backup holds it as the version does.
+    """
     from aios.data.backup import copy_to
+    from aios.data.datasets import DatasetVersion, is_dataset
     from aios.data.repository import Repository
 
     source, secret = open_repository(repo_location(repo))
@@ -79,27 +86,45 @@ def create(
             result = copy_to(source, dest)
         finally:
             dest.close()
+        copied = set(result.copied)
+        versions = [
+            DatasetVersion.of(s) for s in source.snapshots() if s.id in copied and is_dataset(s)
+        ]
     finally:
         source.close()
     typer.echo(
         f"copied {result.snapshots} snapshots, {result.blobs} blobs in {result.packs} packs "
         f"({format_bytes(result.bytes)}) to {to}"
     )
+    changed = [f"{v.ref}: {p}" for v in versions for p in v.changed]
+    vanished = [f"{v.ref}: {p}" for v in versions for p in v.vanished]
+    warn_incomplete(str, changed, vanished)
 
 
 def list_snapshots(source: FromOption = None) -> None:
-    """Lists the snapshots of a backup (or of the data repository), oldest first."""
+    """Lists the snapshots of a backup (or of the data repository), oldest first;
+    COMPLETE says "no" for a dataset version with files not read whole."""
     with opened(source) as repository:
         snapshots = repository.snapshots()
-    table = Table("ID", "TIME", "WHAT", "TAGS", box=None)
+    table = Table("ID", "TIME", "WHAT", "COMPLETE", "TAGS", box=None)
     for snapshot in snapshots:
         table.add_row(
             snapshot.short_id,
             snapshot.time.astimezone().strftime("%Y-%m-%d %H:%M:%S"),
             escape(describe(snapshot)),
+            _read_whole(snapshot),
             escape(",".join(sorted(snapshot.tags))),
         )
     stdout_console().print(table)
+
+
+def _read_whole(snapshot: Snapshot) -> str:
+    from aios.data.datasets import DatasetVersion, is_dataset
+
+    if not is_dataset(snapshot):
+        return "yes"  # label sets are written from a staging copy, read whole
+    version = DatasetVersion.of(snapshot)
+    return read_whole(version.complete, len(version.changed), len(version.vanished))
 
 
 def restore(

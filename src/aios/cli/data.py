@@ -32,8 +32,10 @@ from aios.cli.data_repo import (
     one_line,
     opened,
     passphrase,
+    read_whole,
     repo_location,
     report_restore,
+    warn_incomplete,
     warn_index_damage,
 )
 from aios.cli.remote import FAILURE, fail
@@ -100,7 +102,12 @@ def add(
     message: Annotated[str, typer.Option("--message", "-m", help="What changed.")] = "",
     repo: RepoOption = None,
 ) -> None:
-    """Stores PATH as the next version of dataset NAME (only new chunks are written)."""
+    """Stores PATH as the next version of dataset NAME (only new chunks are written).
+
+    A file that changes while it is read is read again; one that never holds still is
+    stored as read, one that vanishes is left out. Each is named on stderr, and the
+    command exits 3: the version is kept, marked not complete.
+    """
     from aios.data.datasets import check_name
     from aios.data.safety import check_source
 
@@ -111,7 +118,11 @@ def add(
     typer.echo(
         f"{version.ref}: {version.files} files, {format_bytes(version.bytes)}, "
         f"{format_bytes(version.new_bytes or 0)} new"
+        + ("" if version.complete else " (not read whole)")
     )
+    # Paths in the version are relative to PATH, or PATH's own name when it is a file.
+    base = path if path.is_dir() else path.parent
+    warn_incomplete(lambda p: str(base / p), version.changed, version.vanished)
 
 
 LARGE_ADD = 64 * 1024 * 1024
@@ -171,8 +182,11 @@ def versions(
     name: Annotated[str, typer.Argument(help="The dataset.")],
     repo: RepoOption = None,
 ) -> None:
-    """Lists the versions of dataset NAME, oldest first, with their tabular schemas."""
-    table = Table("VERSION", "CREATED", "FILES", "SIZE", "TAGS", "SCHEMAS", "MESSAGE", box=None)
+    """Lists the versions of dataset NAME, oldest first, with their tabular schemas;
+    COMPLETE says "no" for a version with files not read whole (see 'add')."""
+    table = Table(
+        "VERSION", "CREATED", "FILES", "SIZE", "COMPLETE", "TAGS", "SCHEMAS", "MESSAGE", box=None
+    )
     with _datasets(repo) as store:
         found = store.versions(name)
     for version in found:
@@ -185,6 +199,7 @@ def versions(
             version.time.astimezone().strftime("%Y-%m-%d %H:%M:%S"),
             str(version.files),
             format_bytes(version.bytes),
+            read_whole(version.complete, len(version.changed), len(version.vanished)),
             escape(",".join(version.tags)),
             escape(schemas),
             escape(version.message),

@@ -16,13 +16,13 @@ import contextlib
 import functools
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, ParamSpec
 
 import typer
 
-from aios.cli.remote import FAILURE, USAGE_ERROR, fail
+from aios.cli.remote import FAILURE, INCOMPLETE, USAGE_ERROR, fail
 from aios.errors import Busy, Conflict, InvalidInput, NotFound
 from aios.resources.quantity import format_bytes
 
@@ -40,8 +40,10 @@ __all__ = [
     "open_repository",
     "opened",
     "passphrase",
+    "read_whole",
     "repo_location",
     "report_restore",
+    "warn_incomplete",
     "warn_index_damage",
 ]
 
@@ -227,3 +229,28 @@ def report_restore(files: int, size: int, damaged: list[str]) -> None:
         for path in damaged:
             typer.echo(f"aios: error: damaged, not restored: {path}", err=True)
         raise typer.Exit(FAILURE)
+
+
+def read_whole(complete: bool, changed: int = 0, vanished: int = 0) -> str:
+    """A version's ``COMPLETE`` cell: ``yes``, or ``no`` with how many files changed
+    while they were read and how many vanished before."""
+    if complete:
+        return "yes"
+    counts = [f"{n} {what}" for n, what in ((changed, "changed"), (vanished, "vanished")) if n]
+    return "no: " + ", ".join(counts) if counts else "no"
+
+
+def warn_incomplete(
+    where: Callable[[str], str], changed: Sequence[str], vanished: Sequence[str]
+) -> None:
+    """Names on stderr, one line each, the files that changed while they were read and
+    those that vanished before (``where`` turns a path in the version into the one to
+    show), and exits :data:`~aios.cli.remote.INCOMPLETE` if there was any."""
+    for path in changed:
+        said = where(path)
+        typer.echo(f"aios: warning: {said} changed while it was read; stored as read", err=True)
+    for path in vanished:
+        said = where(path)
+        typer.echo(f"aios: warning: {said} vanished before it was read; not stored", err=True)
+    if changed or vanished:
+        raise typer.Exit(INCOMPLETE)

@@ -6,6 +6,8 @@ Every command is registered through :func:`reports_invalid_input`, so a user mis
 2, the code of a usage error; so do Click's own usage errors (an unknown option, a value
 that is not a number). A control plane that cannot be reached, or that failed (HTTP 5xx),
 is one line and exit code 1. Any other exception is a bug and keeps its traceback.
+``aios data add`` and ``aios backup create`` exit 3 when a dataset version was kept but
+not read whole (a file changed while it was read, or vanished), naming each file.
 
 ``aios --url URL --token-file PATH COMMAND`` names the control plane and the file
 holding the bearer token; without them the commands use ``AIOS_URL`` and

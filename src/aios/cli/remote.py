@@ -24,12 +24,24 @@ from aios.errors import AiosError
 if TYPE_CHECKING:
     from aios.client import Client
 
-__all__ = ["FAILURE", "USAGE_ERROR", "Remote", "connect", "exit_code", "fail", "read_token"]
+__all__ = [
+    "FAILURE",
+    "INCOMPLETE",
+    "USAGE_ERROR",
+    "Remote",
+    "connect",
+    "exit_code",
+    "fail",
+    "read_token",
+]
 
 USAGE_ERROR = 2
 """The exit code of a user mistake, as for Typer's (and Click's) own usage errors."""
 FAILURE = 1
 """The exit code of a job that did not succeed, or of a control plane that cannot answer."""
+INCOMPLETE = 3
+"""The exit code of a data version stored but not read whole (restic's 3): a file
+changed while it was read, or vanished before; the version is kept and marked."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,6 +44,11 @@ class VersionView(BaseModel):
     tags: list[str]
     produced_by: int | None
     """The job that published this version, when a job did."""
+    complete: bool
+    """False when a file changed while it was read (``changed``) or vanished before
+    (``vanished``); the version holds what was read."""
+    changed: list[str]
+    vanished: list[str]
 
 
 class LabelSetView(BaseModel):
@@ -92,6 +97,9 @@ def _version(v: DatasetVersion) -> VersionView:
         bytes=v.bytes,
         tags=list(v.tags),
         produced_by=int(job) if isinstance(job, int | str) and str(job).isdigit() else None,
+        complete=v.complete,
+        changed=list(v.changed),
+        vanished=list(v.vanished),
     )
 
 

@@ -6,16 +6,28 @@ a stream (never mmap, which dies with SIGBUS if a file shrinks while read), and 
 expensive steps — BLAKE3, zstd, AES-GCM, SHA-256 of a full pack and the write —
 release the GIL, so workers overlap on several cores.
 Directory trees are stored bottom-up once their files are done.
+
+A file may change while it is read (a log still written, a job's output still growing).
+As restic and borg do, the open file is stat'ed before and after the read (size,
+mtime, ctime, inode: one ``fstat`` more per file, none per chunk); if they differ, or
+the bytes read are not the size it ends with, it is read again after 10 ms, then after
+100 ms. A file that changes on every try is stored as last read and named in
+``TreeResult.changed``; a file that disappears between the walk and its opening is
+left out and named in ``TreeResult.vanished``. Neither stops the walk. A rewrite in
+place that keeps the size inside one tick of the kernel's clock (a few ms) leaves the
+stat unchanged and is not seen, as with restic and borg.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from io import FileIO
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,9 +41,14 @@ from aios.errors import InvalidInput
 if TYPE_CHECKING:
     from aios.data.repository import Repository
 
-__all__ = ["StoredFile", "store_file", "store_tree"]
+__all__ = ["StoredFile", "Vanished", "store_file", "store_tree"]
 
-_READ_SIZE = 4 * 1024 * 1024
+RETRY_DELAYS = (0.01, 0.1)
+"""Seconds to wait before each re-read of a file that changed while it was read."""
+
+
+class Vanished(InvalidInput):
+    """The file (or a directory above it) was not there any more when it was opened."""
 
 
 @dataclass(frozen=True)
@@ -41,6 +58,13 @@ class StoredFile:
     node: FileNode
     new_bytes: int
     new_chunks: int
+    changed: bool = False
+    """The file changed while it was read, on every try: `node` holds the last read."""
+
+
+def _identity(st: os.stat_result) -> tuple[int, int, int, int]:
+    """What changes when a file is written, truncated or replaced."""
+    return st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino
 
 
 def _chunks(repo: Repository, handle: FileIO, size: int) -> Iterator[bytes | memoryview]:
@@ -54,37 +78,49 @@ def _chunks(repo: Repository, handle: FileIO, size: int) -> Iterator[bytes | mem
         yield chunk.data
 
 
-def store_file(repo: Repository, path: Path | str, st: os.stat_result | None = None) -> StoredFile:
-    """Stores one regular file; raises `InvalidInput` if `path` is not one. The file is
-    opened without following a symlink, and checked on its descriptor: a tree the walk
-    found may be changed under it (a job's outputs, by another replica of its gang), and
-    a link swapped in must not be read through (see docs/sandbox.md)."""
+def store_file(repo: Repository, path: Path | str) -> StoredFile:
+    """Stores one regular file; raises `InvalidInput` if `path` is not one (`Vanished`
+    if it is not there). The file is opened without following a symlink, and checked on
+    its descriptor: a tree the walk found may be changed under it (a job's outputs, by
+    another replica of its gang), and a link swapped in must not be read through (see
+    docs/sandbox.md). A file that changes while it is read is read again (see the
+    module's docstring); `changed` says it never held still."""
     try:
         flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
         with open(os.open(path, flags), "rb", buffering=0) as handle:
-            opened = os.fstat(handle.fileno())
-            if not stat.S_ISREG(opened.st_mode):
+            before = os.fstat(handle.fileno())
+            if not stat.S_ISREG(before.st_mode):
                 raise InvalidInput(f"{path} is not a regular file")
-            st = st or opened
-            content: list[str] = []
-            size = new_bytes = new_chunks = 0
-            for chunk in _chunks(repo, handle, st.st_size):
-                chunk_id, new = repo.store_blob("data", chunk)
-                content.append(chunk_id)
-                size += len(chunk)
-                if new:
-                    new_bytes += len(chunk)
-                    new_chunks += 1
+            new_bytes = new_chunks = 0
+            for delay in (*RETRY_DELAYS, None):
+                content: list[str] = []
+                size = 0
+                for chunk in _chunks(repo, handle, before.st_size):
+                    chunk_id, new = repo.store_blob("data", chunk)
+                    content.append(chunk_id)
+                    size += len(chunk)
+                    if new:
+                        new_bytes += len(chunk)
+                        new_chunks += 1
+                after = os.fstat(handle.fileno())
+                changed = size != after.st_size or _identity(before) != _identity(after)
+                if not changed or delay is None:
+                    break
+                time.sleep(delay)
+                handle.seek(0)
+                before = os.fstat(handle.fileno())
     except OSError as error:
+        if error.errno in (errno.ENOENT, errno.ENOTDIR):
+            raise Vanished(f"{path} vanished before it was read") from None
         raise InvalidInput(f"cannot read {path}: {error.strerror}") from None
     node = FileNode(
         name=os.path.basename(path),
-        mode=stat.S_IMODE(st.st_mode),
+        mode=stat.S_IMODE(after.st_mode),
         size=size,
-        mtime=st.st_mtime,
+        mtime=after.st_mtime,
         content=tuple(content),
     )
-    return StoredFile(node=node, new_bytes=new_bytes, new_chunks=new_chunks)
+    return StoredFile(node=node, new_bytes=new_bytes, new_chunks=new_chunks, changed=changed)
 
 
 class _Progress:
@@ -107,9 +143,11 @@ class _Progress:
 
 @dataclass
 class _File:
-    """A regular file found by the walk; `future` is set when a worker stores it."""
+    """A regular file found by the walk, `rel` its path in the tree; `future` is set
+    when a worker stores it."""
 
     path: str
+    rel: str
     st: os.stat_result
     future: Future[StoredFile] | None = None
 
@@ -123,9 +161,18 @@ class _Dir:
     entries: list[Node | _File | _Dir]
 
 
-def _scan(path: str, st: os.stat_result, files: list[_File]) -> Node | _File | _Dir | None:
-    """Lists `path` (appending its regular files to `files`); returns None for sockets,
-    fifos and devices, which a dataset cannot hold."""
+@dataclass
+class _Walk:
+    """What the walk found: the regular files to store, and the paths (in the tree) of
+    entries gone before they could be read."""
+
+    files: list[_File] = field(default_factory=list)
+    vanished: list[str] = field(default_factory=list)
+
+
+def _scan(path: str, rel: str, st: os.stat_result, walk: _Walk) -> Node | _File | _Dir | None:
+    """Lists `path` (appending its regular files to `walk`); returns None for sockets,
+    fifos and devices, which a dataset cannot hold, and for an entry that vanished."""
     if stat.S_ISLNK(st.st_mode):
         return SymlinkNode(
             name=os.path.basename(path),
@@ -134,15 +181,20 @@ def _scan(path: str, st: os.stat_result, files: list[_File]) -> Node | _File | _
             target=os.readlink(path),
         )
     if stat.S_ISREG(st.st_mode):
-        found = _File(path, st)
-        files.append(found)
+        found = _File(path, rel, st)
+        walk.files.append(found)
         return found
     if stat.S_ISDIR(st.st_mode):
         entries: list[Node | _File | _Dir] = []
         with os.scandir(path) as listing:
             items = sorted(listing, key=lambda e: e.name)
         for item in items:
-            entry = _scan(item.path, item.stat(follow_symlinks=False), files)
+            inner = f"{rel}/{item.name}" if rel else item.name
+            try:
+                entry = _scan(item.path, inner, item.stat(follow_symlinks=False), walk)
+            except FileNotFoundError:  # removed since the listing (or its directory was)
+                walk.vanished.append(inner)
+                continue
             if entry is not None:
                 entries.append(entry)
         return _Dir(name=os.path.basename(path), st=st, entries=entries)
@@ -150,7 +202,7 @@ def _scan(path: str, st: os.stat_result, files: list[_File]) -> Node | _File | _
 
 
 def _store_reporting(repo: Repository, found: _File, bar: _Progress) -> StoredFile:
-    stored = store_file(repo, found.path, found.st)
+    stored = store_file(repo, found.path)
     bar.add(stored.node.size)
     return stored
 
@@ -161,24 +213,35 @@ class _Totals:
     bytes: int = 0
     new_bytes: int = 0
     new_chunks: int = 0
+    changed: list[str] = field(default_factory=list)
+    vanished: list[str] = field(default_factory=list)
 
 
-def _finish(repo: Repository, item: Node | _File | _Dir, totals: _Totals, bar: _Progress) -> Node:
+def _finish(
+    repo: Repository, item: Node | _File | _Dir, totals: _Totals, bar: _Progress
+) -> Node | None:
     """Stores what is left bottom-up: one-chunk files here, trees once their entries are
-    done; multi-chunk files were handed to the workers and are waited for."""
+    done; multi-chunk files were handed to the workers and are waited for. Returns None
+    for a file that vanished before it was opened."""
     if isinstance(item, _File):
-        if item.future is None:
-            stored = store_file(repo, item.path, item.st)
-            bar.add(stored.node.size)
-        else:
-            stored = item.future.result()
+        try:
+            if item.future is None:
+                stored = store_file(repo, item.path)
+                bar.add(stored.node.size)
+            else:
+                stored = item.future.result()
+        except Vanished:
+            totals.vanished.append(item.rel)
+            return None
         totals.files += 1
         totals.bytes += stored.node.size
         totals.new_bytes += stored.new_bytes
         totals.new_chunks += stored.new_chunks
+        if stored.changed:
+            totals.changed.append(item.rel)
         return stored.node
     if isinstance(item, _Dir):
-        nodes = [_finish(repo, entry, totals, bar) for entry in item.entries]
+        nodes = _finish_all(repo, item.entries, totals, bar)
         tree_id, _ = repo.store_blob("tree", encode_tree(nodes))
         return DirNode(
             name=item.name,
@@ -189,6 +252,13 @@ def _finish(repo: Repository, item: Node | _File | _Dir, totals: _Totals, bar: _
     return item
 
 
+def _finish_all(
+    repo: Repository, items: list[Node | _File | _Dir], totals: _Totals, bar: _Progress
+) -> list[Node]:
+    nodes = [_finish(repo, item, totals, bar) for item in items]
+    return [node for node in nodes if node is not None]
+
+
 def store_tree(
     repo: Repository,
     root: Path,
@@ -197,31 +267,36 @@ def store_tree(
     workers: int = 2,
 ) -> TreeResult:
     """Stores `root` (a directory's contents, or a single file or symlink as the one
-    entry of the tree) and returns the id of the top tree with counts."""
+    entry of the tree) and returns the id of the top tree with counts, and the files
+    that changed while they were read or vanished before (see the module's docstring).
+    Raises `InvalidInput` if `root` itself cannot be read."""
     try:
         st = root.lstat()
     except OSError as error:
         raise InvalidInput(f"cannot read {root}: {error.strerror}") from None
     if workers < 1:
         raise InvalidInput(f"workers must be at least 1, not {workers}")
-    files: list[_File] = []
+    walk = _Walk()
+    rel = "" if stat.S_ISDIR(st.st_mode) else root.name
     try:
-        scanned = _scan(os.fspath(root), st, files)
+        scanned = _scan(os.fspath(root), rel, st, walk)
     except OSError as error:
         raise InvalidInput(f"cannot read {error.filename}: {error.strerror}") from None
     if scanned is None:
         raise InvalidInput(f"{root} is not a file, directory or symlink")
     bar = _Progress(progress)
-    bar.total = sum(f.st.st_size for f in files)
-    totals = _Totals()
+    bar.total = sum(f.st.st_size for f in walk.files)
+    totals = _Totals(vanished=walk.vanished)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="aios-store") as pool:
         # A one-chunk file costs less than handing it to a thread (workers switching the
         # GIL at every tiny file made the walk crawl); bigger ones go to the workers.
-        for found in files:
+        for found in walk.files:
             if found.st.st_size > repo.chunker.min_size:
                 found.future = pool.submit(_store_reporting, repo, found, bar)
-        top = scanned.entries if isinstance(scanned, _Dir) else [scanned]
-        nodes = [_finish(repo, entry, totals, bar) for entry in top]
+        top: list[Node | _File | _Dir] = scanned.entries if isinstance(scanned, _Dir) else [scanned]
+        nodes = _finish_all(repo, top, totals, bar)
+    if not isinstance(scanned, _Dir) and not nodes:
+        raise InvalidInput(f"{root} vanished before it was read")
     tree_id, _ = repo.store_blob("tree", encode_tree(nodes))
     return TreeResult(
         tree_id=tree_id,
@@ -229,4 +304,6 @@ def store_tree(
         bytes=totals.bytes,
         new_bytes=totals.new_bytes,
         new_chunks=totals.new_chunks,
+        changed=tuple(sorted(totals.changed)),
+        vanished=tuple(sorted(totals.vanished)),
     )

@@ -66,6 +66,7 @@ def copy_to(
             blobs=len(missing),
             packs=len(dest.written_packs) - packs_before,
             bytes=stored,
+            copied=tuple(s.id for s in todo),
         )
     finally:
         source_lock.release()

@@ -4,13 +4,16 @@ A dataset version is a snapshot of the repository whose ``meta`` says which data
 version it is, with what the version holds::
 
     {"dataset": "digits", "version": 3, "message": "…", "files": 1797, "bytes": 123456,
-     "schemas": {"train.csv": {"format": "csv", "columns": […]}}}
+     "schemas": {"train.csv": {"format": "csv", "columns": […]}}, "complete": true}
 
 and whose ``tags`` are the user's tags (a tag names one version of a dataset at a time;
 setting it again moves it). Versions number from 1 per dataset; ``NAME@REF`` names one,
 where REF is a number, a tag or ``latest`` (:func:`parse_version`, the one parser of
-such references). Only new chunks are stored: a version costs the chunks its changes
-touch, with the default chunk sizes ~1.5 MiB beyond each changed region
+such references). A version is ``complete`` when every file was read whole; otherwise
+``meta`` also names the files that changed while they were read (stored as last read)
+in ``"changed"`` and those that vanished before (not stored) in ``"vanished"``, paths in
+the version (:mod:`aios.data.archive`). Only new chunks are stored: a version costs the
+chunks its changes touch, with the default chunk sizes ~1.5 MiB beyond each changed region
 (``benchmarks/bench_data.py`` explains and measures it).
 
 Two adds of one dataset at once — two processes, or two `Repository` objects on one
@@ -85,7 +88,10 @@ def is_dataset(snapshot: Snapshot) -> bool:
 @dataclass(frozen=True, slots=True)
 class DatasetVersion:
     """One version of a dataset, as its snapshot records it; ``new_bytes`` is known only
-    to the :meth:`DataStore.add` that stored it (the plaintext its new chunks added)."""
+    to the :meth:`DataStore.add` that stored it (the plaintext its new chunks added).
+    ``complete`` is False when a file changed while it was read (``changed``, stored as
+    read) or vanished before (``vanished``, left out); versions from before this was
+    recorded count as complete."""
 
     name: str
     version: int
@@ -99,6 +105,9 @@ class DatasetVersion:
     schemas: dict[str, FileSchema] = field(default_factory=dict)
     new_bytes: int | None = None
     lineage: dict[str, Any] = field(default_factory=dict)
+    complete: bool = True
+    changed: tuple[str, ...] = ()
+    vanished: tuple[str, ...] = ()
 
     @property
     def ref(self) -> str:
@@ -122,6 +131,9 @@ class DatasetVersion:
             schemas={p: FileSchema.from_json(s) for p, s in meta.get("schemas", {}).items()},
             new_bytes=new_bytes,
             lineage=dict(meta.get("lineage") or {}),
+            complete=bool(meta.get("complete", True)),
+            changed=tuple(str(p) for p in meta.get("changed") or ()),
+            vanished=tuple(str(p) for p in meta.get("vanished") or ()),
         )
 
 
@@ -184,7 +196,9 @@ class DataStore:
 
         The source is checked first (:func:`~aios.data.safety.check_source`): a symlink
         pointing out of it, a FIFO or a missing path is refused before anything is
-        written. Returns the version with ``new_bytes``, what its new chunks added.
+        written. Returns the version with ``new_bytes``, what its new chunks added. A
+        file that changes while it is read, or vanishes, does not stop the add: the
+        version is kept and says so (``complete``, ``changed``, ``vanished``).
         """
         check_name(name, "dataset")
         source = check_source(path)
@@ -196,7 +210,11 @@ class DataStore:
             "files": stored.files,
             "bytes": stored.bytes,
             "schemas": {p: s.to_json() for p, s in schemas.items()},
+            "complete": stored.complete,
         }
+        if not stored.complete:
+            meta["changed"] = list(stored.changed)
+            meta["vanished"] = list(stored.vanished)
         if lineage:
             meta["lineage"] = dict(lineage)
         # Packs and index first, so the naming lock is held only to number and record.

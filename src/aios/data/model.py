@@ -92,13 +92,23 @@ class Snapshot:
 @dataclass(frozen=True)
 class TreeResult:
     """What `Repository.store_tree` stored: `new_bytes` and `new_chunks` count only the
-    plaintext of chunks the repository did not hold before (dedup makes them small)."""
+    plaintext of chunks the repository did not hold before (dedup makes them small).
+    `changed` are the files (paths in the tree) that changed while they were read, on
+    every try, and are stored as last read; `vanished` the entries that disappeared
+    between the walk and their reading, and are not stored."""
 
     tree_id: str
     files: int
     bytes: int
     new_bytes: int
     new_chunks: int
+    changed: tuple[str, ...] = ()
+    vanished: tuple[str, ...] = ()
+
+    @property
+    def complete(self) -> bool:
+        """Whether every file was read whole, as it was while it was read."""
+        return not self.changed and not self.vanished
 
 
 @dataclass(frozen=True)
@@ -162,12 +172,14 @@ class GcResult:
 
 @dataclass(frozen=True)
 class CopyResult:
-    """What `copy_to` transferred: only packs/blobs the destination lacked."""
+    """What `copy_to` transferred: only packs/blobs the destination lacked; `copied`
+    the ids of the snapshots it copied."""
 
     snapshots: int
     blobs: int
     packs: int
     bytes: int
+    copied: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

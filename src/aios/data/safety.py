@@ -66,9 +66,12 @@ def check_source(source: Path) -> Path:
 
 
 def _check_entry(root: Path, entry: Path) -> None:
-    mode = entry.lstat().st_mode
+    try:
+        mode = entry.lstat().st_mode
+        target = os.readlink(entry) if stat.S_ISLNK(mode) else ""
+    except FileNotFoundError:  # removed since it was listed: the store walk says so
+        return
     if stat.S_ISLNK(mode):
-        target = os.readlink(entry)
         try:
             resolved = (entry.parent / target).resolve()
         except RuntimeError:  # Python < 3.13 raises it for a loop; later ones resolve less

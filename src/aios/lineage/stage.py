@@ -21,7 +21,10 @@ never through a link the job left there.
    environment already). Signals reach the command from the executor (it signals the
    process group), so the wrapper only waits, and ends the way the command ended.
 4. When the command succeeds, replica 0 publishes ``outputs/NAME`` as the next version
-   of each output dataset, with the job, its inputs and the cache key as lineage.
+   of each output dataset, with the job, its inputs and the cache key as lineage. A
+   file still written by a process the command left behind may change while it is
+   read: the version is kept, marked not complete, and each such file is named by an
+   ``aios: warning:`` line in the job's log.
 
 What it did goes to ``data-result.json`` in the control directory. A reference that
 does not resolve, a damaged input or a missing output directory fails the job with one
@@ -127,6 +130,10 @@ def main(argv: list[str]) -> int:
 def _fail(message: str) -> int:
     print(f"aios: error: {message}", file=sys.stderr)
     return 1
+
+
+def _warn(message: str) -> None:
+    print(f"aios: warning: {message}", file=sys.stderr, flush=True)
 
 
 @contextmanager
@@ -306,6 +313,10 @@ def _publish(
         if not source.is_dir():
             raise InvalidInput(f"output {name}: the job left no directory {source}")
         version = store.add(name, source, f"output of job {plan.job_id}", lineage=lineage)
+        for path in version.changed:
+            _warn(f"{OUTPUTS_DIR}/{name}/{path} changed while it was read; stored as read")
+        for path in version.vanished:
+            _warn(f"{OUTPUTS_DIR}/{name}/{path} vanished before it was read; not stored")
         published.append(UsedVersion(version.name, version.version, version.snapshot))
     return published
 

@@ -52,6 +52,7 @@ const versionColumns = (name) => [
   { label: "Tags", cell: (v) => v.tags.join(", ") || "–" },
   { label: "Files", numeric: true, cell: (v) => v.files.toLocaleString() },
   { label: "Size", numeric: true, cell: (v) => bytes(v.bytes) },
+  { label: "Complete", cell: (v) => (v.complete ? "yes" : `no: ${v.changed.length} changed, ${v.vanished.length} vanished`) },
   { label: "Message", cell: (v) => v.message },
   { label: "Made by", cell: (v) => (v.produced_by ? link(`#jobs/${v.produced_by}`, `job ${v.produced_by}`) : "–") },
   { label: "Lineage", cell: (v) => link(`#lineage/dataset/${name}@${v.version}`, "graph") },
