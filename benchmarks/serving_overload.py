@@ -9,6 +9,14 @@ clients of the issue, that ignore ``Retry-After``. Goodput is 200s per second; t
 ratio is goodput at 512 connections over goodput at 64, in the same run, server and
 body; the goal is ≥ 0.80.
 
+The machine is shared: other tenants' processes take CPU 0 from the server at times,
+which moves goodput by tens of percent between two measurements seconds apart. So each
+measurement also reads the server's threads' scheduler statistics
+(``/proc/PID/task/*/schedstat``): the CPU it ran, as µs per 200 (what overload costs
+the server, whoever else runs), and the time its threads waited, runnable, for a CPU
+(another tenant's share, in cores). A ratio of goodput with a large wait at one load
+and not the other measures the neighbours, not the server.
+
 Two bodies: V2 JSON (``data`` as a list) and the binary tensor extension
 (tritonclient's default). ``--compare-src DIR`` runs another ``aios`` package (the
 code before a change) in the same run, interleaved.
@@ -45,10 +53,18 @@ class Counts:
     refused: int  # 503s
     failed: int  # other statuses ≥ 400, and socket errors
     seconds: float
+    ran: float = 0.0  # CPU seconds the server's threads ran
+    waited: float = 0.0  # seconds they waited, runnable, for a CPU
 
     @property
     def goodput(self) -> float:
         return (self.answered - self.refused - self.failed) / self.seconds
+
+    @property
+    def cpu_us(self) -> float:
+        """The server's CPU µs per 200."""
+        good = self.answered - self.refused - self.failed
+        return 1e6 * self.ran / good if good else float("nan")
 
     @property
     def refused_share(self) -> float:
@@ -131,31 +147,59 @@ def refusals(port: int, secret: dict[str, str]) -> tuple[float, float]:
     return refused, errors
 
 
+def scheduled(pid: int) -> tuple[float, float]:
+    """Seconds the threads of ``pid`` have run, and waited runnable for a CPU, so far."""
+    ran = waited = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            fields = (task / "schedstat").read_text().split()
+        except FileNotFoundError:  # a thread that ended
+            continue
+        ran += int(fields[0])
+        waited += int(fields[1])
+    return ran / 1e9, waited / 1e9
+
+
 def measure_load(
-    port: int, model: str, script: Path, connections: int, seconds: float, secret: dict[str, str]
+    port: int,
+    pid: int,
+    model: str,
+    script: Path,
+    connections: int,
+    seconds: float,
+    secret: dict[str, str],
 ) -> Counts:
     """A short warm-up, then one measurement. wrk counts every status ≥ 400 as one;
     503s are told apart by the server's error counts over the measurement (a Lua
     ``response`` callback would cost wrk a call per answer)."""
     url = f"http://127.0.0.1:{port}/v2/models/{model}/infer"
     run_wrk(url, script, connections, 1)
-    before = refusals(port, secret)
+    before, cpu = refusals(port, secret), scheduled(pid)
     counts = run_wrk(url, script, connections, seconds)
-    after = refusals(port, secret)
+    cpu_after, after = scheduled(pid), refusals(port, secret)
     refused = round(after[0] - before[0])
     other = round(after[1] - before[1]) - refused
-    return Counts(counts.answered, refused, other + counts.failed, counts.seconds)
+    return Counts(
+        counts.answered,
+        refused,
+        other + counts.failed,
+        counts.seconds,
+        ran=cpu_after[0] - cpu[0],
+        waited=cpu_after[1] - cpu[1],
+    )
 
 
 Row = dict[str, Any]
 
 
 def table(rows: list[Row]) -> str:
-    """Medians over runs, per server and body: goodput at both loads and their ratio."""
+    """Medians over runs, per server and body: goodput at both loads and their ratio,
+    the server's CPU per 200 at both, and how much CPU it was kept waiting for."""
     lines = [
         f"| server | body | 200/s at {SATURATION} | 200/s at {OVERLOAD} | ratio "
-        f"| 503 share at {OVERLOAD} | other errors |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        f"| 503 share at {OVERLOAD} | CPU µs/200 at {SATURATION} | at {OVERLOAD} "
+        "| CPU ratio | wait, cores | other errors |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|",
     ]
     keys = list(dict.fromkeys((row["server"], row["body"]) for row in rows))
     for server, body in keys:
@@ -166,7 +210,10 @@ def table(rows: list[Row]) -> str:
 
         lines.append(
             f"| {server} | {body} | {mid('saturated'):,.0f} | {mid('overloaded'):,.0f} "
-            f"| {mid('ratio'):.2f} | {mid('refused_share'):.0%} | {mid('failed'):.0f} |"
+            f"| {mid('ratio'):.2f} | {mid('refused_share'):.0%} | {mid('cpu_saturated'):.0f} "
+            f"| {mid('cpu_overloaded'):.0f} | {mid('cpu_ratio'):.2f} "
+            f"| {mid('wait_saturated'):.2f} / {mid('wait_overloaded'):.2f} "
+            f"| {mid('failed'):.0f} |"
         )
     return "\n".join(lines)
 
@@ -193,7 +240,7 @@ def overload_runs(
                 server, port = start_server(model, path, args.workdir, source)
                 try:
                     for kind, script in scripts.items():
-                        load = (port, model.name, script)
+                        load = (port, server.pid, model.name, script)
                         saturated = measure_load(*load, SATURATION, args.seconds, secret)
                         overloaded = measure_load(*load, OVERLOAD, args.seconds, secret)
                         rows.append(
@@ -204,13 +251,22 @@ def overload_runs(
                                 "overloaded": overloaded.goodput,
                                 "ratio": overloaded.goodput / saturated.goodput,
                                 "refused_share": overloaded.refused_share,
+                                "cpu_saturated": saturated.cpu_us,
+                                "cpu_overloaded": overloaded.cpu_us,
+                                # goodput per CPU second at 512 over that at 64
+                                "cpu_ratio": saturated.cpu_us / overloaded.cpu_us,
+                                "wait_saturated": saturated.waited / saturated.seconds,
+                                "wait_overloaded": overloaded.waited / overloaded.seconds,
                                 "failed": saturated.failed + overloaded.failed,
                             }
                         )
                         print(
                             f"  {name}, {kind}: {saturated.goodput:,.0f} → "
                             f"{overloaded.goodput:,.0f} 200/s "
-                            f"({overloaded.refused_share:.0%} 503s)",
+                            f"({overloaded.refused_share:.0%} 503s); CPU µs/200 "
+                            f"{saturated.cpu_us:.0f} → {overloaded.cpu_us:.0f}; wait "
+                            f"{saturated.waited / saturated.seconds:.2f} → "
+                            f"{overloaded.waited / overloaded.seconds:.2f} cores",
                             flush=True,
                         )
                 finally:
