@@ -13,9 +13,10 @@ The machine is shared: other tenants' processes take CPU 0 from the server at ti
 which moves goodput by tens of percent between two measurements seconds apart. So each
 measurement also reads the server's threads' scheduler statistics
 (``/proc/PID/task/*/schedstat``): the CPU it ran, as µs per 200 (what overload costs
-the server, whoever else runs), and the time its threads waited, runnable, for a CPU
-(another tenant's share, in cores). A ratio of goodput with a large wait at one load
-and not the other measures the neighbours, not the server.
+the server, whoever else runs; "CPU ratio" is goodput per CPU second at 512 over that
+at 64), and the time its threads waited, runnable, for CPU 0, in cores: the other
+tenants' share, plus the server's event loop and model thread waiting on each other
+(both are busy at once more often when the queue is always full, at 512).
 
 Two bodies: V2 JSON (``data`` as a list) and the binary tensor extension
 (tritonclient's default). ``--compare-src DIR`` runs another ``aios`` package (the
