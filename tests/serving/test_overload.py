@@ -9,7 +9,7 @@ import asyncio
 import json
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +18,7 @@ import pytest
 from starlette.types import Message, Send
 
 from aios.serving import BatchingConfig, LoadedModel, ModelRepository, ServedModel
+from aios.serving.protocol import InferProtocol
 from aios.serving.runtimes import PythonRuntime
 from aios.serving.server import create_inference_app
 from tests.serving.serving_harness import Served, serving
@@ -95,6 +96,27 @@ def gated(tmp_path: Path) -> Iterator[Gated]:
             gated.open()
 
 
+@pytest.fixture
+def connections(monkeypatch: pytest.MonkeyPatch) -> list[InferProtocol]:
+    """The server's end of every connection made from now on."""
+    made: list[InferProtocol] = []
+    connection_made = InferProtocol.connection_made
+
+    def keeping(protocol: InferProtocol, transport: asyncio.BaseTransport) -> None:
+        made.append(protocol)
+        connection_made(protocol, transport)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(InferProtocol, "connection_made", keeping)
+    return made
+
+
+def wait_until(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + TIMEOUT
+    while not condition():
+        assert time.monotonic() < deadline, f"not within {TIMEOUT} s: {what}"
+        time.sleep(0.005)
+
+
 def shed_count(served: Served) -> float:
     metrics = httpx.get(f"{served.url}/metrics").text
     found = re.search(
@@ -125,15 +147,22 @@ def test_a_full_queue_answers_a_head_whose_body_never_comes(gated: Gated) -> Non
 
 
 def test_a_refused_request_keeps_its_connection_and_succeeds_once_there_is_room(
-    gated: Gated,
+    gated: Gated, connections: list[InferProtocol]
 ) -> None:
-    """A whole request that finds the queue full gets a 503 and keeps its connection;
-    the same request again (the repeated-head path) is refused again and counted; once
-    the queue drains, the connection's next request is answered."""
+    """A whole request that finds the queue full gets a 503 and keeps its connection,
+    which the server stops reading for the Retry-After, then reads again; the same
+    request again (the repeated-head path) is refused again and counted; once the queue
+    drains, the connection's next request is answered."""
     queued = gated.fill()
     with Wire(gated.served.address) as wire:
         wire.send(WHOLE)
         first = wire.response()
+        transport = connections[-1].transport
+        wait_until(
+            lambda: not transport.is_reading() and not transport.is_closing(),
+            "the refused connection is held (not read, still open)",
+        )
+        wait_until(transport.is_reading, "the held connection is read again")
         wire.send(WHOLE)
         second = wire.response()
         assert [first.status, second.status] == [503, 503]
