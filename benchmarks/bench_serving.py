@@ -2,6 +2,8 @@
 
 Usage: python benchmarks/bench_serving.py [--model mlp|cnn] [--rows 1 --rows 128]
        [--seconds 3] [--runs 3] [--delay-ms 0] [--no-ray] [--gateway] [--compare-src DIR]
+       python benchmarks/bench_serving.py --overload [--seconds 5] [--runs 3]
+       [--compare-src DIR]
 
 The models (``serving_models.py``): a scikit-learn MLP through skl2onnx (3 µs per row,
 HTTP-bound) or a small CNN built with the onnx helper API (0.6 ms per row). A request
@@ -26,6 +28,9 @@ Contenders, at concurrency 1, 16 and 64 (closed loop, ``serving_load.py``):
   ``DIR/src``), to measure a change in the same run.
 - ``--gateway``: one row through the control plane's gateway against the replica it
   forwards to (``serving_gateway.py``).
+- ``--overload``: instead of the above, goodput (200s per second) of the MLP replica
+  with ``aios serve``'s defaults at 512 wrk connections against 64, JSON and binary
+  bodies (``serving_overload.py``).
 
 Every aios server runs as a deployment's replica does, with a replica secret that
 each request carries (``X-AIOS-Replica-Secret``): the check is part of what is measured
@@ -124,6 +129,7 @@ def start_server(
     delay_ms: float,
     workdir: Path,
     source: Path | None = None,
+    max_queue_size: int = 1024,
 ) -> tuple[subprocess.Popen[bytes], int]:
     """``aios serve`` pinned to CPU 0, one onnxruntime thread; the process and its port.
     ``source``: a directory holding another ``aios`` package to run instead of ours."""
@@ -131,7 +137,7 @@ def start_server(
     command = [
         *("taskset", "-c", str(SERVER_CPU), sys.executable, "-m", "aios.serving"),
         *("--model", f"{model.name}=onnx:{path}", "--port", "0"),
-        *("--ready-file", str(ready), "--threads", "1", "--max-queue-size", "1024"),
+        *("--ready-file", str(ready), "--threads", "1", "--max-queue-size", str(max_queue_size)),
         *("--max-batch-size", str(max_batch_rows), "--max-queue-delay-ms", str(delay_ms)),
     ]
     env = {**os.environ, "AIOS_REPLICA_SECRET": SECRET["X-AIOS-Replica-Secret"]}
@@ -319,6 +325,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-ray", action="store_true", help="skip the Ray Serve peer")
     parser.add_argument("--gateway", action="store_true", help="also one row via the gateway")
     parser.add_argument(
+        "--overload", action="store_true", help="goodput at 512 connections against 64"
+    )
+    parser.add_argument(
         "--compare-src",
         type=Path,
         help="a directory with another aios package (e.g. from git archive) to run as well",
@@ -331,6 +340,9 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-serving-") as tmp:
         args.workdir = Path(tmp)
         path = model.build(args.workdir)
+        if args.overload:
+            _overload(model, path, args)
+            return
         check_with_tritonclient(model, path, args.workdir)
         for rows in args.rows or [1, 128]:
             runs = [one_run(model, path, rows, args) for _ in range(args.runs)]
@@ -342,6 +354,24 @@ def main(argv: list[str] | None = None) -> None:
             print(same_batches(runs), end="\n\n", flush=True)
         if args.gateway:
             _gateway(model, path, args)
+    print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+
+def _overload(model: BenchModel, path: Path, args: argparse.Namespace) -> None:
+    from serving_overload import OVERLOAD, SATURATION, overload_runs, table
+
+    def replica(
+        model: BenchModel, path: Path, workdir: Path, source: Path | None
+    ) -> tuple[subprocess.Popen[bytes], int]:
+        # aios serve's defaults: 64 rows per batch, 2 ms of delay, 256 requests queued
+        return start_server(model, path, 64, 2.0, workdir, source, max_queue_size=256)
+
+    rows = overload_runs(model, path, args, replica, SECRET)
+    print(
+        f"## {model.name}, 1 row per request: goodput at {OVERLOAD} connections against "
+        f"{SATURATION}, medians of {args.runs} run(s)\n"
+    )
+    print(table(rows), end="\n\n")
     print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 

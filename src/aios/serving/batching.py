@@ -159,6 +159,12 @@ class Batcher:
         return len(self._queue)
 
     @property
+    def full(self) -> bool:
+        """Whether a request enqueued now would be refused for want of room: the server
+        checks this on a request's head, to refuse it before reading its body."""
+        return len(self._queue) >= self.config.max_queue_size
+
+    @property
     def in_flight(self) -> int:
         """Requests taken and not yet answered (waiting or running)."""
         return self._in_flight
@@ -201,7 +207,7 @@ class Batcher:
         and its ``call_soon`` cost more than the rest of the batcher's work for it."""
         if self._draining:
             raise Busy(f"{self.label} is shutting down")
-        if len(self._queue) >= self.config.max_queue_size:
+        if self.full:
             raise Busy(f"{self.label}: the queue is full ({len(self._queue)} requests waiting)")
         loop = self._loop
         if loop is None:  # the first request: the loop is the one the batcher serves

@@ -10,7 +10,13 @@ to whoever called. Two callers: the serving replica's HTTP protocol
 ASGI middleware in front of the FastAPI app for any other ASGI server.
 
 Errors are ``{"error": …}`` with the status :func:`status_of` gives (413 for a body
-over the limit); an exception of the model is a 500 naming the model.
+over the limit); an exception of the model is a 500 naming the model. Every 503 says
+``Retry-After`` (:data:`RETRY_AFTER`).
+
+Overload: a request whose model's queue is full is refused (503) as soon as its head
+is read (:meth:`InferEndpoint.shed`), never its body: with 8× more clients than the
+queue holds, reading and decoding bodies only to refuse them took the CPU the model
+needed, and goodput fell to a tenth.
 """
 
 from __future__ import annotations
@@ -40,7 +46,9 @@ from aios.serving.tensors import (
 )
 
 __all__ = [
+    "BUSY_HEADERS",
     "DISCARD_LIMIT",
+    "RETRY_AFTER",
     "BodyTooLarge",
     "Headers",
     "InferEndpoint",
@@ -55,8 +63,13 @@ DISCARD_LIMIT = 256 * 1024 * 1024
 """Bytes of an oversize body read and dropped so the client gets its 413 on a healthy
 connection; a longer body has the connection cut instead."""
 
+RETRY_AFTER = 1
+"""Seconds a client refused with 503 is asked to wait before it retries."""
+
 _PATH = re.compile(r"/v2/models/([^/]+)(?:/versions/([^/]+))?/infer")
 _JSON = [(b"content-type", b"application/json")]
+BUSY_HEADERS = [*_JSON, (b"retry-after", b"%d" % RETRY_AFTER)]
+"""The headers of every 503."""
 _BINARY = (b"content-type", b"application/octet-stream")
 _HEADER_LENGTH = HEADER_LENGTH.lower().encode()
 log = logging.getLogger("aios.serving")
@@ -116,6 +129,10 @@ class InferEndpoint:
         if target is None:
             await self.app(scope, receive, send)
             return
+        shed = self.shed(target)
+        if shed is not None:  # refused on its head: the body is never received
+            await _send(send, 503, shed, BUSY_HEADERS)
+            return
         headers = picked_headers(scope["headers"])
         try:
             body, too_large = await _read_body(receive, headers, self.max_body_bytes)
@@ -131,6 +148,26 @@ class InferEndpoint:
 
         self.infer(target, headers, body, respond, too_large=too_large)
         await _send(send, *await answer)
+
+    def shed(self, target: tuple[str, str | None]) -> bytes | None:
+        """The body of a 503 for a request to ``target`` (from :meth:`target`) when its
+        model's queue is full, counted in the model's metrics; None when the request may
+        be read. Called on a request's head: a shed request's body is never read."""
+        try:
+            loaded = self.repository.get(*target)
+        except NotFound:
+            return None  # answered 404 once read
+        batcher = loaded.batcher
+        if not batcher.full:
+            return None
+        metrics = loaded.metrics
+        metrics.requests += 1
+        metrics.shed += 1
+        metrics.error(503)
+        return _error(
+            f"{batcher.label}: the queue is full ({batcher.queued} requests waiting); "
+            f"retry after {RETRY_AFTER} s"
+        )
 
     def infer(
         self,
@@ -214,7 +251,7 @@ def _failure(loaded: LoadedModel, exc: Exception) -> tuple[int, bytes, Headers]:
         status = 500
         message = f"model {loaded.served.ref} failed: {type(exc).__name__}: {exc}"
     loaded.metrics.error(status)
-    return status, _error(message), _JSON
+    return status, _error(message), BUSY_HEADERS if status == 503 else _JSON
 
 
 def _finish(

@@ -1,6 +1,7 @@
 """Prometheus metrics of an inference server, per model and version, on its own registry.
 
-Requests, errors (by HTTP status), request latency, requests in flight (what the
+Requests, errors (by HTTP status), requests shed (refused on their head, before their
+body was read, because the model's queue was full), request latency, requests in flight (what the
 autoscaler reads), and, from the batcher, rows per batch and time spent in the queue.
 
 A request updates plain numbers of its :class:`ModelMetrics`, and :class:`ServingMetrics`
@@ -81,12 +82,14 @@ class Buckets:
 class ModelMetrics:
     """The metrics of one model version; the server and its batcher report here.
 
-    ``requests`` counts requests received, ``in_flight`` those not yet answered.
+    ``requests`` counts requests received, ``in_flight`` those not yet answered, and
+    ``shed`` those refused on their head (also among ``requests`` and the 503 errors).
     """
 
     labels: tuple[str, str]
     requests: int = 0
     in_flight: int = 0
+    shed: int = 0
     errors: dict[int, int] = field(default_factory=dict)
     latency: Buckets = field(default_factory=lambda: Buckets(LATENCY_BUCKETS))
     batch_size: Buckets = field(default_factory=lambda: Buckets(BATCH_BUCKETS))
@@ -142,6 +145,11 @@ class ServingMetrics:
             "Time from receiving a request to answering it.",
             labels=_LABELS,
         )
+        shed = CounterMetricFamily(
+            "aios_inference_shed",
+            "Inference requests refused (503) on their head, unread, as the queue was full.",
+            labels=_LABELS,
+        )
         in_flight = GaugeMetricFamily(
             "aios_inference_in_flight", "Requests received and not yet answered.", labels=_LABELS
         )
@@ -158,6 +166,7 @@ class ServingMetrics:
             requests.add_metric(values, metrics.requests)
             for status, count in sorted(metrics.errors.items()):
                 errors.add_metric([*values, str(status)], count)
+            shed.add_metric(values, metrics.shed)
             in_flight.add_metric(values, metrics.in_flight)
             for family, buckets in (
                 (latency, metrics.latency),
@@ -165,4 +174,4 @@ class ServingMetrics:
                 (queue_seconds, metrics.queue_seconds),
             ):
                 family.add_metric(values, buckets.cumulative(), buckets.total)
-        yield from (requests, errors, latency, in_flight, batch_size, queue_seconds)
+        yield from (requests, errors, shed, latency, in_flight, batch_size, queue_seconds)

@@ -24,6 +24,14 @@ request's ``X-AIOS-Replica-Secret`` once its headers are parsed; one without it,
 a wrong one, is answered 401/403 once its body has gone by (never kept, never decoded)
 and is never kept as a repeat. A repeated head needs no second check: the header is
 among the bytes it repeats.
+
+Overload: a request whose model's queue is full is answered 503 from its head
+(:meth:`InferEndpoint.shed <aios.serving.infer.InferEndpoint.shed>`); its body, never
+kept, is let go by on a connection that stays open when it came in the same read, and
+is not waited for (the connection closes) when it did not. The connection that got the
+503 is then not read for the ``Retry-After`` it was given (:meth:`InferProtocol._hold`):
+clients that retry at once would otherwise take the event loop's time in refusals, one
+per client and loop pass, and starve the model of the requests it has queued.
 """
 
 from __future__ import annotations
@@ -42,7 +50,14 @@ from uvicorn.protocols.http.httptools_impl import (
 )
 from uvicorn.server import ServerState
 
-from aios.serving.infer import DISCARD_LIMIT, Headers, InferEndpoint, picked_headers
+from aios.serving.infer import (
+    BUSY_HEADERS,
+    DISCARD_LIMIT,
+    RETRY_AFTER,
+    Headers,
+    InferEndpoint,
+    picked_headers,
+)
 from aios.serving.secret import Refusal, refusal_of
 
 __all__ = ["InferProtocol", "infer_protocol"]
@@ -70,6 +85,7 @@ class _Exchange:
         "more_body",
         "refusal",
         "response_complete",
+        "shed",
         "size",
         "target",
         "too_large",
@@ -86,6 +102,7 @@ class _Exchange:
         self.size = 0
         self.too_large = False  # the body is over the limit: refused, and not kept
         self.refusal: Refusal | None = None  # without the replica's secret: not kept either
+        self.shed: bytes | None = None  # a 503's body: the queue was full, not kept either
         self.more_body = True
         self.active = False  # answered next on its connection (not waiting behind another)
         self.response_complete = False
@@ -131,6 +148,8 @@ class InferProtocol(HttpToolsProtocol):
         self._between_messages = True  # the parser holds no part of a request
         self._begun = 0  # requests the parser began in the current read
         self._whole: _Exchange | None = None  # one it ended, that a repeat may stand for
+        self._parsing = False  # within the parser's callbacks
+        self._held: asyncio.TimerHandle | None = None  # not read until it fires
 
     def data_received(self, data: bytes) -> None:
         repeat = self._repeat
@@ -144,7 +163,9 @@ class InferProtocol(HttpToolsProtocol):
             if previous is None or previous.response_complete:
                 self._idle_since = None
                 exchange = _Exchange(repeat.target, repeat.headers, keep_alive=True)
-                exchange.body.append(data[len(repeat.head) :])
+                exchange.shed = self.endpoint.shed(repeat.target)
+                if exchange.shed is None:
+                    exchange.body.append(data[len(repeat.head) :])
                 exchange.size = repeat.length - len(repeat.head)
                 exchange.more_body = False
                 self.cycle = cast(RequestResponseCycle, exchange)
@@ -153,7 +174,19 @@ class InferProtocol(HttpToolsProtocol):
         began_between = self._between_messages
         self._begun = 0
         self._whole = None
-        super().data_received(data)
+        self._parsing = True
+        try:
+            super().data_received(data)
+        finally:
+            self._parsing = False
+        current = self._exchange()
+        if (
+            current is not None
+            and current.shed is not None
+            and current.active
+            and not current.response_complete
+        ):
+            self._run(current)  # its body did not come with its head: not waited for
         whole = self._whole
         if whole is not None and began_between and self._begun == 1 and self._between_messages:
             # The read was one request, and maybe empty lines, which the parser skips
@@ -180,6 +213,8 @@ class InferProtocol(HttpToolsProtocol):
             exchange.refusal = refusal_of(self.secret, self.headers)
         declared = exchange.headers.get("content-length", "")
         exchange.too_large = declared.isdigit() and int(declared) > self.endpoint.max_body_bytes
+        if exchange.refusal is None and not exchange.too_large:
+            exchange.shed = self.endpoint.shed(target)
         previous: RequestResponseCycle | _Exchange | None = self.cycle
         self.cycle = cast(RequestResponseCycle, exchange)
         if previous is None or previous.response_complete:
@@ -197,7 +232,7 @@ class InferProtocol(HttpToolsProtocol):
             return
         exchange.size += len(body)
         exchange.too_large = exchange.too_large or exchange.size > self.endpoint.max_body_bytes
-        if exchange.too_large or exchange.refusal is not None:  # answered without it
+        if exchange.too_large or exchange.refusal is not None or exchange.shed is not None:
             exchange.body.clear()
             if exchange.size > DISCARD_LIMIT and exchange.active:  # not worth reading on
                 self._run(exchange)
@@ -241,6 +276,9 @@ class InferProtocol(HttpToolsProtocol):
         if self._idle_timer is not None:
             self._idle_timer.cancel()
             self._idle_timer = None
+        if self._held is not None:
+            self._held.cancel()
+            self._held = None
         super().connection_lost(exc)
 
     def _unset_keepalive_if_required(self) -> None:
@@ -319,8 +357,10 @@ class InferProtocol(HttpToolsProtocol):
             exchange.response_complete = True
             return
         exchange.active = True
-        if not exchange.more_body:
+        if not exchange.more_body or (exchange.shed is not None and not self._parsing):
             self._run(exchange)
+            return
+        if exchange.shed is not None:  # answered once the read that holds its head is parsed
             return
         if exchange.expect_100 and (exchange.too_large or exchange.refusal is not None):
             self._run(exchange)  # refused before it is uploaded
@@ -330,6 +370,10 @@ class InferProtocol(HttpToolsProtocol):
         self.flow.resume_reading()
 
     def _run(self, exchange: _Exchange) -> None:
+        if exchange.shed is not None:
+            self._respond(exchange, 503, exchange.shed, BUSY_HEADERS)
+            self._hold()
+            return
         if exchange.refusal is not None:
             exchange.body = []
             self._respond(exchange, exchange.refusal[0], exchange.refusal[1], _JSON)
@@ -340,6 +384,23 @@ class InferProtocol(HttpToolsProtocol):
         self.endpoint.infer(
             exchange.target, exchange.headers, body, respond, too_large=exchange.too_large
         )
+
+    def _hold(self) -> None:
+        """Reads nothing more from this connection for :data:`RETRY_AFTER` seconds: a
+        client that retries sooner than it was told waits in the kernel's buffers, not
+        in the server's CPU. (uvicorn's own flow control, resuming the reading of a
+        pipelined request, may end a hold early.)"""
+        if self.transport.is_closing():
+            return
+        if self._held is not None:
+            self._held.cancel()
+        self.transport.pause_reading()
+        self._held = self.loop.call_later(RETRY_AFTER, self._release)
+
+    def _release(self) -> None:
+        self._held = None
+        if not self.transport.is_closing() and not self.flow.read_paused:
+            self.transport.resume_reading()
 
     def _respond(self, exchange: _Exchange, status: int, body: bytes, headers: Headers) -> None:
         """Writes the answer in one piece, then lets uvicorn go on with the connection

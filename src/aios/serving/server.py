@@ -9,8 +9,10 @@ without it (:mod:`~aios.serving.secret`): 401 when it is missing, 403 when it is
 
 Every error is ``{"error": "<message>"}``: 400 for a request that is malformed or does
 not fit the model, 404 for an unknown model, version or route, 413 for a body over
-``max_body_bytes``, 503 when the queue is full, the request timed out, or the server is
-draining, 500 when the model itself failed. A bad request never stops the server.
+``max_body_bytes``, 503 (with ``Retry-After``) when the queue is full, the request
+timed out, or the server is draining, 500 when the model itself failed. A request that
+finds its model's queue full is refused on its head, before its body is read. A bad
+request never stops the server.
 ``…/infer`` is answered by :class:`~aios.serving.infer.InferEndpoint` in front of the
 FastAPI routes; :func:`serve_models` runs it all under uvicorn for a serving replica,
 whose HTTP protocol (:mod:`~aios.serving.protocol`) hands inference requests to the
@@ -40,7 +42,7 @@ from starlette.types import Receive, Scope, Send
 
 import aios
 from aios.errors import AiosError
-from aios.serving.infer import BodyTooLarge, InferEndpoint, status_of
+from aios.serving.infer import RETRY_AFTER, BodyTooLarge, InferEndpoint, status_of
 from aios.serving.protocol import infer_protocol
 from aios.serving.repository import ModelRepository, ServedModel
 from aios.serving.secret import OPEN_PATHS, Refusal, refusal_of
@@ -61,7 +63,9 @@ _NOT_POST = ["GET", "HEAD", "PUT", "PATCH", "DELETE"]
 
 
 def error_response(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
+    """``{"error": message}`` with ``status``; a 503 says when to retry."""
+    headers = {"retry-after": str(RETRY_AFTER)} if status == 503 else None
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
 def create_inference_app(
