@@ -14,9 +14,12 @@ piece costs):
 - the machine's network, or with ``network="none"`` a loopback of its own;
 - a non-root uid with no capabilities and no new privileges: its tenant's when the
   executor runs as root, the executor's own (in a user namespace) when it does not;
-- exactly the environment its spec names (``--clearenv``, then ``--setenv`` for each
-  variable), read by bubblewrap from a descriptor (``--args``) so that no value shows
-  in ``/proc/*/cmdline``.
+- exactly the environment its spec names, read from a descriptor so that no value
+  shows in ``/proc/*/cmdline``, and set only in processes that run as the tenant: an
+  unprivileged bubblewrap sets it (``--clearenv``, then ``--setenv`` for each variable,
+  read with ``--args``); as root, bubblewrap and ``setpriv`` run with an empty
+  environment and a shell sets it after the drop (a job's ``LD_PRELOAD`` would
+  otherwise run its code as root).
 
 The shape of the process chain, and why:
 
@@ -34,8 +37,9 @@ The shape of the process chain, and why:
   binds are looked up with root's rights (this machine's Python lives under ``/root``,
   mode 0700, and so may the control plane's home), with every capability dropped but
   the three ``setpriv`` needs; ``setpriv`` then becomes the tenant's uid and gid (no
-  supplementary groups, no new privileges, an empty bounding set) and runs the
-  command. In an image, whose root holds no ``setpriv``, an outer bubblewrap (root)
+  supplementary groups, no new privileges, an empty bounding set) and runs a shell
+  that reads the job's environment and executes the command. In an image, whose
+  root holds no ``setpriv``, an outer bubblewrap (root, with an empty environment)
   binds the image and the job directory under its private ``/tmp``, ``setpriv``
   becomes the tenant there, and an inner bubblewrap (unprivileged, in a user
   namespace) runs the command in the image.
@@ -47,6 +51,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -54,6 +60,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from aios.errors import InvalidInput
 from aios.executors.base import LaunchSpec, SandboxSpec
 
 __all__ = ["ARGS_FD", "IMAGE_JOB_DIR", "Sandbox", "SandboxUnavailable", "default_path"]
@@ -78,6 +85,8 @@ _SETPRIV_CAPS = (
     *(flag for cap in ("SETUID", "SETGID", "SETPCAP") for flag in ("--cap-add", f"CAP_{cap}")),
 )
 """A root bubblewrap keeps only what ``setpriv`` needs to become the tenant."""
+_SHELL = "/bin/sh"
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _STAGE = Path("/tmp/.aios")
 """Where an image's outer bubblewrap puts what the inner one binds."""
 
@@ -203,7 +212,7 @@ class Sandbox:
         ]
         outer = [*unshare, "--", self.bwrap, "--args", str(first), "--", *setpriv]
         if sandbox.rootfs is None:
-            return outer
+            return [*outer, _SHELL, "-c", _apply_env(second), "sh"]
         return [*outer, self.bwrap, "--args", str(second), "--"]
 
     @contextlib.contextmanager
@@ -239,13 +248,18 @@ class Sandbox:
 
     def arguments(self, spec: LaunchSpec, env: Mapping[str, str]) -> tuple[bytes, ...]:
         """bubblewrap's arguments for ``spec`` with environment ``env``, NUL-separated
-        as ``--args`` reads them: one blob, or two for an image run as root (the outer
-        bubblewrap's, then the inner one's)."""
+        as ``--args`` reads them: one blob, or two when run as root: for an image the
+        outer bubblewrap's, then the inner one's; on the host's root bubblewrap's, then
+        ``env`` as the shell script that sets it once the command runs as the tenant
+        (:func:`_apply_env`). Raises InvalidInput for a variable that no shell
+        takes."""
         sandbox = spec.sandbox or SandboxSpec()
         if self.root and sandbox.rootfs is not None:
             return _blob(self._stage(spec)), _blob(self._image(spec, env, staged=True))
         if sandbox.rootfs is not None:
             return (_blob(self._image(spec, env, staged=False)),)
+        if self.root:
+            return _blob(self._host(spec, {})), _exports(env)
         return (_blob(self._host(spec, env)),)
 
     def _namespaces(self, spec: LaunchSpec, *, user: bool) -> list[str]:
@@ -302,7 +316,7 @@ class Sandbox:
         # of its own, which the kernel allows in a user namespace only where a proc is
         # fully visible already, and bubblewrap covers parts of any proc it mounts. No
         # command of the job runs here: only setpriv and the inner bubblewrap do.
-        args += ["--ro-bind", "/", "/", "--dev", "/dev", "--bind", "/proc", "/proc"]
+        args += ["--ro-bind", "/", "/", "--dev", "/dev", "--bind", "/proc", "/proc", "--clearenv"]
         args += ["--tmpfs", "/tmp", "--perms", "0755", "--dir", str(_STAGE)]
         args += ["--ro-bind", str(sandbox.rootfs), str(_STAGE / "root")]
         if spec.workdir != Path("/"):
@@ -368,6 +382,32 @@ class Sandbox:
             if os.path.exists(node):
                 devices.append(node)
         return devices
+
+
+def _apply_env(fd: int) -> str:
+    """What a root sandbox on the host's root runs as the tenant, after ``setpriv``: it
+    reads the job's environment from descriptor ``fd`` (``export`` lines, see
+    :func:`_exports`), closes it and runs the command with that environment. Every
+    process before it (bubblewrap and ``setpriv``, which run as root) has an empty
+    environment: a job's ``LD_PRELOAD``, ``LD_LIBRARY_PATH`` or ``GCONV_PATH`` would
+    otherwise run the job's code as root before the drop. The shell adds nothing of
+    its own (``PWD`` is unset). It runs about as long as a bare ``env`` would."""
+    close = f"exec {fd}<&- && " if fd <= 9 else ""  # the shell names descriptors 0-9 only
+    return f'unset PWD; . /dev/fd/{fd} && {close}exec "$@"'
+
+
+def _exports(env: Mapping[str, str]) -> bytes:
+    """``env`` as ``export`` lines of the shell, each value quoted. Raises InvalidInput
+    for a name that is no shell variable's, or an ``OPTIND`` that is no number (the
+    one value the shell checks)."""
+    lines = []
+    for key, value in env.items():
+        if not _NAME.fullmatch(key):
+            raise InvalidInput(f"env: {key[:64]!r} is not a valid variable name")
+        if key == "OPTIND" and not value.isdigit():
+            raise InvalidInput("env: OPTIND must be a number in a sandbox")
+        lines.append(f"export {key}=" + shlex.quote(value) + "\n")
+    return os.fsencode("".join(lines))
 
 
 def _blob(args: Sequence[str]) -> bytes:
