@@ -69,20 +69,21 @@ def test_the_control_planes_directories_are_masked_and_python_is_bound_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Hidden directories become empty tmpfs; a runtime directory under one is bound
-    again read-only, and one that holds a hidden directory never is."""
+    again read-only (only the outermost of nested ones), and one that holds a hidden
+    directory never is."""
     monkeypatch.setattr(sandbox_module, "_PRIVATE", ())  # tmp_path lies in /tmp
     home = tmp_path / "user"
     aios_home = home / ".aios"
     runtime = home / ".pyenv" / "versions" / "3.11"
     for directory in (aios_home / "jobs" / "7", runtime):
         directory.mkdir(parents=True)
-    sandbox = Sandbox(
-        bwrap="b", unshare="u", hidden=(home, aios_home), runtime=(runtime, home), root=False
-    )
+    nested = (runtime, runtime / "lib", home)
+    sandbox = Sandbox(bwrap="b", unshare="u", hidden=(home, aios_home), runtime=nested, root=False)
     args = _arguments(sandbox, _spec(aios_home / "jobs" / "7"))
     masked = [args[i + 1] for i, arg in enumerate(args) if arg == "--tmpfs"]
     assert str(home) in masked and str(aios_home) in masked
     assert (str(runtime), str(runtime)) in _pairs(args, "--ro-bind")
+    assert str(runtime / "lib") not in args  # it comes with its parent
     assert (str(home), str(home)) not in _pairs(args, "--ro-bind")  # it holds the AIOS home
     job = str(aios_home / "jobs" / "7")
     assert (job, job) in _pairs(args, "--bind")
@@ -113,7 +114,7 @@ def test_as_root_the_environment_reaches_only_the_tenants_processes(tmp_path: Pa
     args = bubblewrap.decode().split("\0")[:-1]
     assert args[-1] == "--clearenv"
     assert "--setenv" not in args and b"SECRET_VALUE" not in bubblewrap
-    assert variables == b"export TOKEN='it'\"'\"'s SECRET_VALUE'\n"
+    assert variables == b"export TOKEN='it'\\''s SECRET_VALUE'\n"
     drop = prefix.index("setpriv")
     assert prefix[drop : drop + 8] == [
         "setpriv",

@@ -152,8 +152,12 @@ def supervisor_environment(spec: LaunchSpec) -> dict[str, str]:
     """The environment of what runs outside a sandbox around its command (the wrapper,
     the supervisor): a ``PATH``, the allocation's variables and ``supervisor_env`` —
     never the job's own variables, which could name a library to preload into a process
-    with the executor's rights."""
-    env = {"PATH": default_path(None), "LANG": "C.UTF-8"}
+    with the executor's rights. ``LANG`` only for a supervisor (Python, which reads
+    and writes text): the tools of the sandbox's chain would load its locale's dozens
+    of files in every sandbox, to print messages nobody reads."""
+    env = {"PATH": default_path(None)}
+    if spec.supervisor:
+        env["LANG"] = "C.UTF-8"
     env.update(_allocation(spec, spec.workdir))
     env.update(spec.supervisor_env)
     return env

@@ -50,9 +50,9 @@ The shape of the process chain, and why:
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
-import shlex
 import shutil
 import subprocess
 import sys
@@ -123,6 +123,10 @@ class Sandbox:
     gpu_minors: Mapping[int, int] = field(default_factory=dict)
     gpu_uuids: Mapping[int, str] = field(default_factory=dict)
     root: bool = field(default_factory=lambda: os.geteuid() == 0)
+    _masked: dict[tuple[tuple[Path, ...], tuple[Path, ...]], tuple[str, ...]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+    """The arguments of :meth:`_masks_and_runtime` by (hidden, existing masks)."""
 
     @classmethod
     def detect(cls, hidden: Iterable[Path | str] = ()) -> Sandbox:
@@ -286,16 +290,18 @@ class Sandbox:
         if self.root:
             args += _SETPRIV_CAPS
         args += ["--ro-bind", "/", "/", *self._common(spec)]
-        hidden = [*self.hidden, *(Path(h) for h in sandbox.hidden)]
-        masks = [h for h in dict.fromkeys(hidden) if h.is_dir() and not _under(h, _PRIVATE)]
-        for mask in sorted(masks, key=lambda p: len(p.parts)):
-            args += _dirs(mask, masks)
-            args += ["--tmpfs", str(mask)]
+        hidden = (*self.hidden, *(Path(h) for h in sandbox.hidden))
+        # Which hidden directories exist is asked each time (one may be made later);
+        # what follows from that is computed once per answer.
+        masks = tuple(h for h in dict.fromkeys(hidden) if h.is_dir() and not _under(h, _PRIVATE))
+        key = (hidden, masks)
+        masked = self._masked.get(key)
+        if masked is None:
+            masked = self._masked[key] = tuple(self._masks_and_runtime(masks, hidden))
+        args += masked
         every = [*masks, *_PRIVATE]
-        binds = [(str(p), str(p)) for p in self._kept_runtime(every, hidden)]
-        binds += [(m, m) for m in sandbox.mounts]
-        for source, dest in binds:
-            args += [*_dirs(Path(dest), every), "--ro-bind", source, dest]
+        for mount in sandbox.mounts:
+            args += [*_dirs(Path(mount), every), "--ro-bind", mount, mount]
         if spec.workdir != Path("/"):
             workdir = str(spec.workdir)
             args += [*_dirs(spec.workdir, every), "--bind", workdir, workdir]
@@ -361,17 +367,31 @@ class Sandbox:
         args += ["--remount-ro", "/"]
         return [*args, *_environment(env)]
 
+    def _masks_and_runtime(self, masks: Sequence[Path], hidden: Sequence[Path]) -> list[str]:
+        """bubblewrap's arguments that make each of ``masks`` an empty directory and
+        bind again the runtime directories they hide."""
+        args: list[str] = []
+        for mask in sorted(masks, key=lambda p: len(p.parts)):
+            args += [*_dirs(mask, masks), "--tmpfs", str(mask)]
+        every = [*masks, *_PRIVATE]
+        for path in self._kept_runtime(every, hidden):
+            args += [*_dirs(path, every), "--ro-bind", str(path), str(path)]
+        return args
+
     def _kept_runtime(self, masks: Sequence[Path], hidden: Sequence[Path]) -> list[Path]:
         """The runtime directories a mask hides, which are bound again; never one that
-        holds a hidden directory (that would show it again). Outermost first: a deeper
-        one bound before its parent would be covered by it."""
+        holds a hidden directory (that would show it again), nor one inside another
+        that is bound (it comes with it: each bind is a mount and its parents' ``--dir``
+        a few more system calls in every sandbox). Outermost first: a deeper one bound
+        before its parent would be covered by it."""
         kept = {
             path
             for path in self.runtime
             if any(path.is_relative_to(m) for m in masks)
             and not any(h.is_relative_to(path) for h in hidden)
         }
-        return sorted(kept, key=lambda p: len(p.parts))
+        outermost = {p for p in kept if not any(p != q and p.is_relative_to(q) for q in kept)}
+        return sorted(outermost, key=lambda p: len(p.parts))
 
     def _gpu_devices(self, gpus: Sequence[int]) -> list[str]:
         if not gpus:
@@ -406,12 +426,12 @@ def _exports(env: Mapping[str, str]) -> bytes:
             raise InvalidInput(f"env: {key[:64]!r} is not a valid variable name")
         if key == "OPTIND" and not value.isdigit():
             raise InvalidInput("env: OPTIND must be a number in a sandbox")
-        lines.append(f"export {key}=" + shlex.quote(value) + "\n")
+        lines.append(f"export {key}='" + value.replace("'", "'\\''") + "'\n")
     return os.fsencode("".join(lines))
 
 
 def _blob(args: Sequence[str]) -> bytes:
-    return b"".join(os.fsencode(arg) + b"\0" for arg in args)
+    return os.fsencode("\0".join(args) + "\0") if args else b""
 
 
 def _environment(env: Mapping[str, str]) -> list[str]:
@@ -429,15 +449,22 @@ def _dirs(dest: Path, masks: Iterable[Path]) -> list[str]:
     """``--dir`` (mode 0755) for each parent of ``dest`` inside the nearest mask that
     holds it: bubblewrap would make them mode 0700 as root, and a tenant could not
     pass through them."""
-    inside = [m for m in masks if dest.is_relative_to(m) and dest != m]
+    return list(_parent_dirs(dest.parent, tuple(masks)))
+
+
+@functools.lru_cache(maxsize=256)
+def _parent_dirs(parent: Path, masks: tuple[Path, ...]) -> tuple[str, ...]:
+    """:func:`_dirs` of every path in ``parent`` (every job's directory has the same
+    parent: computed once)."""
+    inside = [m for m in masks if parent.is_relative_to(m)]
     if not inside:
-        return []
+        return ()
     mask = max(inside, key=lambda m: len(m.parts))
     args: list[str] = []
-    for parent in reversed(dest.parents):
-        if parent.is_relative_to(mask) and parent != mask:
-            args += ["--perms", "0755", "--dir", str(parent)]
-    return args
+    for directory in (*reversed(parent.parents), parent):
+        if directory.is_relative_to(mask) and directory != mask:
+            args += ["--perms", "0755", "--dir", str(directory)]
+    return tuple(args)
 
 
 def _runtime_paths() -> tuple[Path, ...]:
