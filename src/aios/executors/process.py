@@ -222,7 +222,8 @@ def spawn(
     returns, once the wrapper has been exec'd, its pid and its create time as
     :func:`read_stat` gives it. stdin is /dev/null; ``stdout`` and ``stderr`` are
     descriptors (from :func:`open_log`) that become its 1 and 2. ``pass_fds`` become
-    descriptors 4, 5, … of the wrapper, and of what it runs. With
+    descriptors 4, 5, … of the wrapper, and of what it runs; no other descriptor of
+    this process reaches it (where the C library can close them). With
     ``cores``, the wrapper is pinned to those cores before it starts anything: it
     waits at a gate (the read end of a pipe, as fd 3) until this function has set its
     affinity and closed the write end, so every process of the replica inherits the
@@ -266,6 +267,7 @@ def spawn(
             setsid=True,
             setsigmask=(),
             setsigdef=_DEFAULT_SIGNALS,
+            close_from=4 + len(pass_fds) if gate is not None or pass_fds else 3,
         )
         after = time.clock_gettime_ns(time.CLOCK_BOOTTIME)
         if gate is not None:
