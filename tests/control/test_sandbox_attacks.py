@@ -12,6 +12,7 @@ datasets in ``tests/lineage/test_access.py``, a replica reached directly in
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import sys
 from collections.abc import Iterator
@@ -271,3 +272,64 @@ def _cmdline(pid: int) -> bytes:
             return f.read()
     except OSError:
         return b""
+
+
+_PRELOAD = r"""
+#include <stdio.h>
+#include <unistd.h>
+__attribute__((constructor)) static void escape(void) {
+    char line[512];
+    FILE *shadow;
+    if (geteuid() != 0) return;
+    printf("PRELOADED-AS-ROOT\n");
+    shadow = fopen("/etc/shadow", "r");
+    if (shadow != NULL && fgets(line, sizeof line, shadow) != NULL) printf("%s", line);
+    fflush(stdout);
+}
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only a root control plane runs setpriv as root")
+@pytest.mark.skipif(not shutil.which("gcc"), reason="the attack compiles a library with gcc")
+def test_a_jobs_environment_reaches_no_process_that_runs_as_root(
+    tenants: tuple[Running, Client, Client],
+) -> None:
+    """A job compiles a library in its directory, fails, and its retry preloads it
+    (``LD_PRELOAD`` in its own environment): every process before the drop to the
+    tenant's uid runs with a clean environment, so the library only ever runs as the
+    tenant, never as root with /etc/shadow readable."""
+    _, alpha, _ = tenants
+    build = (
+        f"test -e escape.so && exit 0; cat >escape.c <<'EOF'\n{_PRELOAD}\nEOF\n"
+        "gcc -shared -fPIC -o escape.so escape.c && exit 1; exit 2"
+    )
+    job = alpha.submit(build, cpus=0.5, memory="512M", retries=1, env={"LD_PRELOAD": "./escape.so"})
+    done = alpha.wait(job.id, timeout=120)
+    out = "".join(alpha.logs(job.id))
+    assert done.state == "succeeded", out
+    assert len(done.attempts) == 2, out  # the second attempt, the library built
+    assert "PRELOADED-AS-ROOT" not in out
+    assert "root:" not in out
+
+
+def test_a_jobs_process_holds_no_capability_and_no_new_privileges(
+    tenants: tuple[Running, Client, Client],
+) -> None:
+    """Every capability set of the job's process is empty (effective, permitted,
+    inheritable, bounding, ambient), it can gain none through a setuid binary, and it
+    holds no descriptor but its standard three: none the sandbox was built from, none
+    the control plane inherited from whatever started it."""
+    _, alpha, _ = tenants
+    done, out = run(alpha, "grep -E '^(Cap|NoNewPrivs)' /proc/self/status; ls /proc/$$/fd")
+    assert done.state == "succeeded", out
+    lines = out.strip().splitlines()
+    assert lines[6:] == ["0", "1", "2"]  # neither the sandbox's nor the control plane's
+    status = dict(line.split(":\t") for line in lines[:6])
+    assert status == {
+        "CapInh": "0000000000000000",
+        "CapPrm": "0000000000000000",
+        "CapEff": "0000000000000000",
+        "CapBnd": "0000000000000000",
+        "CapAmb": "0000000000000000",
+        "NoNewPrivs": "1",
+    }

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 import aios.executors.sandbox as sandbox_module
+from aios.errors import InvalidInput
 from aios.executors.base import LaunchSpec, SandboxSpec
 from aios.executors.sandbox import Sandbox, SandboxUnavailable
 from tests.executors.conftest import machine_sandbox
@@ -68,20 +69,21 @@ def test_the_control_planes_directories_are_masked_and_python_is_bound_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Hidden directories become empty tmpfs; a runtime directory under one is bound
-    again read-only, and one that holds a hidden directory never is."""
+    again read-only (only the outermost of nested ones), and one that holds a hidden
+    directory never is."""
     monkeypatch.setattr(sandbox_module, "_PRIVATE", ())  # tmp_path lies in /tmp
     home = tmp_path / "user"
     aios_home = home / ".aios"
     runtime = home / ".pyenv" / "versions" / "3.11"
     for directory in (aios_home / "jobs" / "7", runtime):
         directory.mkdir(parents=True)
-    sandbox = Sandbox(
-        bwrap="b", unshare="u", hidden=(home, aios_home), runtime=(runtime, home), root=False
-    )
+    nested = (runtime, runtime / "lib", home)
+    sandbox = Sandbox(bwrap="b", unshare="u", hidden=(home, aios_home), runtime=nested, root=False)
     args = _arguments(sandbox, _spec(aios_home / "jobs" / "7"))
     masked = [args[i + 1] for i, arg in enumerate(args) if arg == "--tmpfs"]
     assert str(home) in masked and str(aios_home) in masked
     assert (str(runtime), str(runtime)) in _pairs(args, "--ro-bind")
+    assert str(runtime / "lib") not in args  # it comes with its parent
     assert (str(home), str(home)) not in _pairs(args, "--ro-bind")  # it holds the AIOS home
     job = str(aios_home / "jobs" / "7")
     assert (job, job) in _pairs(args, "--bind")
@@ -91,13 +93,30 @@ def test_the_control_planes_directories_are_masked_and_python_is_bound_again(
 def test_the_environment_is_passed_by_descriptor_never_on_the_command_line(
     tmp_path: Path,
 ) -> None:
+    """Without root, bubblewrap (the tenant's) sets the environment it reads from its
+    descriptor; the command line holds no value."""
+    sandbox = Sandbox(bwrap="bwrap", unshare="unshare", root=False)
+    spec = _spec(tmp_path)
+    assert "SECRET_VALUE" not in " ".join(sandbox.prefix(spec))
+    args = _arguments(sandbox, spec, {"TOKEN": "SECRET_VALUE"})
+    assert args[-4:] == ["--clearenv", "--setenv", "TOKEN", "SECRET_VALUE"]
+
+
+def test_as_root_the_environment_reaches_only_the_tenants_processes(tmp_path: Path) -> None:
+    """As root, bubblewrap and setpriv (root, with capabilities) get an empty
+    environment; the job's is a second descriptor, read by a shell that runs as the
+    tenant after setpriv."""
     sandbox = Sandbox(bwrap="bwrap", unshare="unshare", root=True)
     spec = _spec(tmp_path)
     prefix = sandbox.prefix(spec)
     assert "SECRET_VALUE" not in " ".join(prefix)
-    args = _arguments(sandbox, spec, {"TOKEN": "SECRET_VALUE"})
-    assert args[-4:] == ["--clearenv", "--setenv", "TOKEN", "SECRET_VALUE"][-4:]
-    assert prefix[-8:] == [
+    bubblewrap, variables = sandbox.arguments(spec, {"TOKEN": "it's SECRET_VALUE"})
+    args = bubblewrap.decode().split("\0")[:-1]
+    assert args[-1] == "--clearenv"
+    assert "--setenv" not in args and b"SECRET_VALUE" not in bubblewrap
+    assert variables == b"export TOKEN='it'\\''s SECRET_VALUE'\n"
+    drop = prefix.index("setpriv")
+    assert prefix[drop : drop + 8] == [
         "setpriv",
         f"--reuid={sandbox_module.NOBODY}",
         f"--regid={sandbox_module.NOBODY}",
@@ -107,6 +126,14 @@ def test_the_environment_is_passed_by_descriptor_never_on_the_command_line(
         "--bounding-set=-all",
         "--",
     ]
+    assert prefix[drop + 8 : drop + 10] == ["/bin/sh", "-c"]
+    assert ". /dev/fd/5" in prefix[drop + 10]
+
+
+def test_a_name_no_shell_takes_is_refused(tmp_path: Path) -> None:
+    sandbox = Sandbox(bwrap="bwrap", unshare="unshare", root=True)
+    with pytest.raises(InvalidInput, match="not a valid variable name"):
+        sandbox.arguments(_spec(tmp_path), {"A;touch /x": "1"})
 
 
 def test_a_missing_tool_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -159,3 +186,19 @@ def test_without_root_the_sandbox_is_a_user_namespace_of_the_callers_uid() -> No
         assert (workdir / "own").stat().st_uid == uid
     finally:
         shutil.rmtree(base)
+
+
+def test_in_an_image_as_root_the_environment_reaches_only_the_inner_bubblewrap(
+    tmp_path: Path,
+) -> None:
+    """The outer bubblewrap and setpriv run as root with an empty environment; the
+    job's variables are the inner bubblewrap's arguments, which it reads as the
+    tenant."""
+    rootfs = tmp_path / "rootfs"
+    (rootfs / "bin").mkdir(parents=True)
+    sandbox = Sandbox(bwrap="bwrap", unshare="unshare", root=True)
+    spec = _spec(tmp_path, sandbox=SandboxSpec(rootfs=rootfs))
+    outer, inner = sandbox.arguments(spec, {"LD_PRELOAD": "/job/escape.so"})
+    assert b"escape.so" not in outer and b"--setenv" not in outer
+    assert "--clearenv" in outer.decode().split("\0")
+    assert inner.decode().split("\0")[-4:-1] == ["--setenv", "LD_PRELOAD", "/job/escape.so"]

@@ -115,3 +115,17 @@ def test_other_threads_run_python_while_the_child_is_created(tmp_path: Path) -> 
         check=False,
     )
     assert done.stdout.strip() == "spawned", done.stderr
+
+
+def test_descriptors_from_close_from_up_are_closed(tmp_path: Path) -> None:
+    """A descriptor this process inherited without close-on-exec (as from the shell
+    that started it) does not reach the child; those below ``close_from`` do."""
+    inherited = os.open(os.devnull, os.O_RDONLY)
+    os.set_inheritable(inherited, True)
+    assert inherited >= 4
+    try:
+        _, out = _run(tmp_path, "ls /proc/$$/fd", close_from=3)
+    finally:
+        os.close(inherited)
+    assert str(inherited) not in out.split()
+    assert {"0", "1", "2"} <= set(out.split())

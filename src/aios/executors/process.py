@@ -152,8 +152,12 @@ def supervisor_environment(spec: LaunchSpec) -> dict[str, str]:
     """The environment of what runs outside a sandbox around its command (the wrapper,
     the supervisor): a ``PATH``, the allocation's variables and ``supervisor_env`` —
     never the job's own variables, which could name a library to preload into a process
-    with the executor's rights."""
-    env = {"PATH": default_path(None), "LANG": "C.UTF-8"}
+    with the executor's rights. ``LANG`` only for a supervisor (Python, which reads
+    and writes text): the tools of the sandbox's chain would load its locale's dozens
+    of files in every sandbox, to print messages nobody reads."""
+    env = {"PATH": default_path(None)}
+    if spec.supervisor:
+        env["LANG"] = "C.UTF-8"
     env.update(_allocation(spec, spec.workdir))
     env.update(spec.supervisor_env)
     return env
@@ -218,7 +222,8 @@ def spawn(
     returns, once the wrapper has been exec'd, its pid and its create time as
     :func:`read_stat` gives it. stdin is /dev/null; ``stdout`` and ``stderr`` are
     descriptors (from :func:`open_log`) that become its 1 and 2. ``pass_fds`` become
-    descriptors 4, 5, … of the wrapper, and of what it runs. With
+    descriptors 4, 5, … of the wrapper, and of what it runs; no other descriptor of
+    this process reaches it (where the C library can close them). With
     ``cores``, the wrapper is pinned to those cores before it starts anything: it
     waits at a gate (the read end of a pipe, as fd 3) until this function has set its
     affinity and closed the write end, so every process of the replica inherits the
@@ -262,6 +267,7 @@ def spawn(
             setsid=True,
             setsigmask=(),
             setsigdef=_DEFAULT_SIGNALS,
+            close_from=4 + len(pass_fds) if gate is not None or pass_fds else 3,
         )
         after = time.clock_gettime_ns(time.CLOCK_BOOTTIME)
         if gate is not None:

@@ -14,9 +14,12 @@ piece costs):
 - the machine's network, or with ``network="none"`` a loopback of its own;
 - a non-root uid with no capabilities and no new privileges: its tenant's when the
   executor runs as root, the executor's own (in a user namespace) when it does not;
-- exactly the environment its spec names (``--clearenv``, then ``--setenv`` for each
-  variable), read by bubblewrap from a descriptor (``--args``) so that no value shows
-  in ``/proc/*/cmdline``.
+- exactly the environment its spec names, read from a descriptor so that no value
+  shows in ``/proc/*/cmdline``, and set only in processes that run as the tenant: an
+  unprivileged bubblewrap sets it (``--clearenv``, then ``--setenv`` for each variable,
+  read with ``--args``); as root, bubblewrap and ``setpriv`` run with an empty
+  environment and a shell sets it after the drop (a job's ``LD_PRELOAD`` would
+  otherwise run its code as root).
 
 The shape of the process chain, and why:
 
@@ -34,8 +37,9 @@ The shape of the process chain, and why:
   binds are looked up with root's rights (this machine's Python lives under ``/root``,
   mode 0700, and so may the control plane's home), with every capability dropped but
   the three ``setpriv`` needs; ``setpriv`` then becomes the tenant's uid and gid (no
-  supplementary groups, no new privileges, an empty bounding set) and runs the
-  command. In an image, whose root holds no ``setpriv``, an outer bubblewrap (root)
+  supplementary groups, no new privileges, an empty bounding set) and runs a shell
+  that reads the job's environment and executes the command. In an image, whose
+  root holds no ``setpriv``, an outer bubblewrap (root, with an empty environment)
   binds the image and the job directory under its private ``/tmp``, ``setpriv``
   becomes the tenant there, and an inner bubblewrap (unprivileged, in a user
   namespace) runs the command in the image.
@@ -46,7 +50,9 @@ The shape of the process chain, and why:
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -54,6 +60,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from aios.errors import InvalidInput
 from aios.executors.base import LaunchSpec, SandboxSpec
 
 __all__ = ["ARGS_FD", "IMAGE_JOB_DIR", "Sandbox", "SandboxUnavailable", "default_path"]
@@ -78,6 +85,8 @@ _SETPRIV_CAPS = (
     *(flag for cap in ("SETUID", "SETGID", "SETPCAP") for flag in ("--cap-add", f"CAP_{cap}")),
 )
 """A root bubblewrap keeps only what ``setpriv`` needs to become the tenant."""
+_SHELL = "/bin/sh"
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _STAGE = Path("/tmp/.aios")
 """Where an image's outer bubblewrap puts what the inner one binds."""
 
@@ -114,6 +123,10 @@ class Sandbox:
     gpu_minors: Mapping[int, int] = field(default_factory=dict)
     gpu_uuids: Mapping[int, str] = field(default_factory=dict)
     root: bool = field(default_factory=lambda: os.geteuid() == 0)
+    _masked: dict[tuple[tuple[Path, ...], tuple[Path, ...]], tuple[str, ...]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+    """The arguments of :meth:`_masks_and_runtime` by (hidden, existing masks)."""
 
     @classmethod
     def detect(cls, hidden: Iterable[Path | str] = ()) -> Sandbox:
@@ -203,7 +216,7 @@ class Sandbox:
         ]
         outer = [*unshare, "--", self.bwrap, "--args", str(first), "--", *setpriv]
         if sandbox.rootfs is None:
-            return outer
+            return [*outer, _SHELL, "-c", _apply_env(second), "sh"]
         return [*outer, self.bwrap, "--args", str(second), "--"]
 
     @contextlib.contextmanager
@@ -239,13 +252,18 @@ class Sandbox:
 
     def arguments(self, spec: LaunchSpec, env: Mapping[str, str]) -> tuple[bytes, ...]:
         """bubblewrap's arguments for ``spec`` with environment ``env``, NUL-separated
-        as ``--args`` reads them: one blob, or two for an image run as root (the outer
-        bubblewrap's, then the inner one's)."""
+        as ``--args`` reads them: one blob, or two when run as root: for an image the
+        outer bubblewrap's, then the inner one's; on the host's root bubblewrap's, then
+        ``env`` as the shell script that sets it once the command runs as the tenant
+        (:func:`_apply_env`). Raises InvalidInput for a variable that no shell
+        takes."""
         sandbox = spec.sandbox or SandboxSpec()
         if self.root and sandbox.rootfs is not None:
             return _blob(self._stage(spec)), _blob(self._image(spec, env, staged=True))
         if sandbox.rootfs is not None:
             return (_blob(self._image(spec, env, staged=False)),)
+        if self.root:
+            return _blob(self._host(spec, {})), _exports(env)
         return (_blob(self._host(spec, env)),)
 
     def _namespaces(self, spec: LaunchSpec, *, user: bool) -> list[str]:
@@ -272,16 +290,18 @@ class Sandbox:
         if self.root:
             args += _SETPRIV_CAPS
         args += ["--ro-bind", "/", "/", *self._common(spec)]
-        hidden = [*self.hidden, *(Path(h) for h in sandbox.hidden)]
-        masks = [h for h in dict.fromkeys(hidden) if h.is_dir() and not _under(h, _PRIVATE)]
-        for mask in sorted(masks, key=lambda p: len(p.parts)):
-            args += _dirs(mask, masks)
-            args += ["--tmpfs", str(mask)]
+        hidden = (*self.hidden, *(Path(h) for h in sandbox.hidden))
+        # Which hidden directories exist is asked each time (one may be made later);
+        # what follows from that is computed once per answer.
+        masks = tuple(h for h in dict.fromkeys(hidden) if h.is_dir() and not _under(h, _PRIVATE))
+        key = (hidden, masks)
+        masked = self._masked.get(key)
+        if masked is None:
+            masked = self._masked[key] = tuple(self._masks_and_runtime(masks, hidden))
+        args += masked
         every = [*masks, *_PRIVATE]
-        binds = [(str(p), str(p)) for p in self._kept_runtime(every, hidden)]
-        binds += [(m, m) for m in sandbox.mounts]
-        for source, dest in binds:
-            args += [*_dirs(Path(dest), every), "--ro-bind", source, dest]
+        for mount in sandbox.mounts:
+            args += [*_dirs(Path(mount), every), "--ro-bind", mount, mount]
         if spec.workdir != Path("/"):
             workdir = str(spec.workdir)
             args += [*_dirs(spec.workdir, every), "--bind", workdir, workdir]
@@ -302,7 +322,7 @@ class Sandbox:
         # of its own, which the kernel allows in a user namespace only where a proc is
         # fully visible already, and bubblewrap covers parts of any proc it mounts. No
         # command of the job runs here: only setpriv and the inner bubblewrap do.
-        args += ["--ro-bind", "/", "/", "--dev", "/dev", "--bind", "/proc", "/proc"]
+        args += ["--ro-bind", "/", "/", "--dev", "/dev", "--bind", "/proc", "/proc", "--clearenv"]
         args += ["--tmpfs", "/tmp", "--perms", "0755", "--dir", str(_STAGE)]
         args += ["--ro-bind", str(sandbox.rootfs), str(_STAGE / "root")]
         if spec.workdir != Path("/"):
@@ -347,17 +367,31 @@ class Sandbox:
         args += ["--remount-ro", "/"]
         return [*args, *_environment(env)]
 
+    def _masks_and_runtime(self, masks: Sequence[Path], hidden: Sequence[Path]) -> list[str]:
+        """bubblewrap's arguments that make each of ``masks`` an empty directory and
+        bind again the runtime directories they hide."""
+        args: list[str] = []
+        for mask in sorted(masks, key=lambda p: len(p.parts)):
+            args += [*_dirs(mask, masks), "--tmpfs", str(mask)]
+        every = [*masks, *_PRIVATE]
+        for path in self._kept_runtime(every, hidden):
+            args += [*_dirs(path, every), "--ro-bind", str(path), str(path)]
+        return args
+
     def _kept_runtime(self, masks: Sequence[Path], hidden: Sequence[Path]) -> list[Path]:
         """The runtime directories a mask hides, which are bound again; never one that
-        holds a hidden directory (that would show it again). Outermost first: a deeper
-        one bound before its parent would be covered by it."""
+        holds a hidden directory (that would show it again), nor one inside another
+        that is bound (it comes with it: each bind is a mount and its parents' ``--dir``
+        a few more system calls in every sandbox). Outermost first: a deeper one bound
+        before its parent would be covered by it."""
         kept = {
             path
             for path in self.runtime
             if any(path.is_relative_to(m) for m in masks)
             and not any(h.is_relative_to(path) for h in hidden)
         }
-        return sorted(kept, key=lambda p: len(p.parts))
+        outermost = {p for p in kept if not any(p != q and p.is_relative_to(q) for q in kept)}
+        return sorted(outermost, key=lambda p: len(p.parts))
 
     def _gpu_devices(self, gpus: Sequence[int]) -> list[str]:
         if not gpus:
@@ -370,8 +404,34 @@ class Sandbox:
         return devices
 
 
+def _apply_env(fd: int) -> str:
+    """What a root sandbox on the host's root runs as the tenant, after ``setpriv``: it
+    reads the job's environment from descriptor ``fd`` (``export`` lines, see
+    :func:`_exports`), closes it and runs the command with that environment. Every
+    process before it (bubblewrap and ``setpriv``, which run as root) has an empty
+    environment: a job's ``LD_PRELOAD``, ``LD_LIBRARY_PATH`` or ``GCONV_PATH`` would
+    otherwise run the job's code as root before the drop. The shell adds nothing of
+    its own (``PWD`` is unset). It runs about as long as a bare ``env`` would."""
+    close = f"exec {fd}<&- && " if fd <= 9 else ""  # the shell names descriptors 0-9 only
+    return f'unset PWD; . /dev/fd/{fd} && {close}exec "$@"'
+
+
+def _exports(env: Mapping[str, str]) -> bytes:
+    """``env`` as ``export`` lines of the shell, each value quoted. Raises InvalidInput
+    for a name that is no shell variable's, or an ``OPTIND`` that is no number (the
+    one value the shell checks)."""
+    lines = []
+    for key, value in env.items():
+        if not _NAME.fullmatch(key):
+            raise InvalidInput(f"env: {key[:64]!r} is not a valid variable name")
+        if key == "OPTIND" and not value.isdigit():
+            raise InvalidInput("env: OPTIND must be a number in a sandbox")
+        lines.append(f"export {key}='" + value.replace("'", "'\\''") + "'\n")
+    return os.fsencode("".join(lines))
+
+
 def _blob(args: Sequence[str]) -> bytes:
-    return b"".join(os.fsencode(arg) + b"\0" for arg in args)
+    return os.fsencode("\0".join(args) + "\0") if args else b""
 
 
 def _environment(env: Mapping[str, str]) -> list[str]:
@@ -389,15 +449,22 @@ def _dirs(dest: Path, masks: Iterable[Path]) -> list[str]:
     """``--dir`` (mode 0755) for each parent of ``dest`` inside the nearest mask that
     holds it: bubblewrap would make them mode 0700 as root, and a tenant could not
     pass through them."""
-    inside = [m for m in masks if dest.is_relative_to(m) and dest != m]
+    return list(_parent_dirs(dest.parent, tuple(masks)))
+
+
+@functools.lru_cache(maxsize=256)
+def _parent_dirs(parent: Path, masks: tuple[Path, ...]) -> tuple[str, ...]:
+    """:func:`_dirs` of every path in ``parent`` (every job's directory has the same
+    parent: computed once)."""
+    inside = [m for m in masks if parent.is_relative_to(m)]
     if not inside:
-        return []
+        return ()
     mask = max(inside, key=lambda m: len(m.parts))
     args: list[str] = []
-    for parent in reversed(dest.parents):
-        if parent.is_relative_to(mask) and parent != mask:
-            args += ["--perms", "0755", "--dir", str(parent)]
-    return args
+    for directory in (*reversed(parent.parents), parent):
+        if directory.is_relative_to(mask) and directory != mask:
+            args += ["--perms", "0755", "--dir", str(directory)]
+    return tuple(args)
 
 
 def _runtime_paths() -> tuple[Path, ...]:

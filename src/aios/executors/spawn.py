@@ -68,6 +68,12 @@ class _Libc:
         self.posix_spawn_file_actions_adddup2 = bind("posix_spawn_file_actions_adddup2", p, i, i)
         self.sigemptyset = bind("sigemptyset", p)
         self.sigaddset = bind("sigaddset", p, i)
+        try:  # glibc 2.34 and later
+            self.addclosefrom: Callable[..., int] | None = bind(
+                "posix_spawn_file_actions_addclosefrom_np", p, i
+            )
+        except AttributeError:
+            self.addclosefrom = None
 
 
 def _load() -> _Libc | None:
@@ -93,10 +99,15 @@ def posix_spawn(
     setsid: bool = False,
     setsigdef: Collection[int] = (),
     setsigmask: Collection[int] | None = None,
+    close_from: int | None = None,
 ) -> int:
     """Like ``os.posix_spawn`` (the arguments it names the same), with the interpreter
-    lock released while the child is created; returns its pid. Raises OSError when it
-    cannot be created, as ``os.posix_spawn`` does."""
+    lock released while the child is created; returns its pid. ``close_from``: every
+    descriptor from that number up is closed in the child after the file actions, so
+    that none this process inherited without close-on-exec (from the shell or the
+    service manager that started it) reaches the child; where the C library cannot,
+    they stay open. Raises OSError when it cannot be created, as ``os.posix_spawn``
+    does."""
     if _LIBC is None:
         if setsigmask is None:
             return os.posix_spawn(
@@ -128,6 +139,8 @@ def posix_spawn(
                 _check(_LIBC.posix_spawn_file_actions_adddup2(actions, action[1], action[2]))
             else:
                 raise ValueError(f"unsupported file action {action!r}")
+        if close_from is not None and _LIBC.addclosefrom is not None:
+            _check(_LIBC.addclosefrom(actions, close_from))
         pid = ctypes.c_int()
         error = _LIBC.posix_spawn(
             ctypes.byref(pid), os.fsencode(path), actions, attr, c_argv, c_env
