@@ -11,6 +11,7 @@ datasets in ``tests/lineage/test_access.py``, a replica reached directly in
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import signal
@@ -23,6 +24,7 @@ import pytest
 
 from aios.client import Client
 from aios.control.specs import JobView
+from aios.executors.sandbox import Sandbox
 from tests.control.control_harness import Running, start_plane, stop_plane
 
 SECRET = "the control plane's own secret"
@@ -34,6 +36,31 @@ def tenants(
 ) -> Iterator[tuple[Running, Client, Client]]:
     """A control plane (its environment holding secrets) with two tenants, alpha and
     beta, each with a token of its own."""
+    yield from _tenants(tmp_path, monkeypatch)
+
+
+@pytest.fixture(params=["tenant-uid", "user-namespace"])
+def either_tenants(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Running, Client, Client]]:
+    """:func:`tenants` with each kind of sandbox: one uid per tenant (a control plane
+    running as root), and a user namespace of the control plane's own uid (one that does
+    not: built here as root too, so that its jobs have every right it has)."""
+    if request.param == "tenant-uid" and os.geteuid() != 0:
+        pytest.skip("only a control plane running as root gives each tenant a uid")
+    if request.param == "user-namespace":
+        detect = Sandbox.detect
+
+        def rootless(hidden: tuple[str, ...] = ()) -> Sandbox:
+            return dataclasses.replace(detect(hidden), root=False)
+
+        monkeypatch.setattr(Sandbox, "detect", rootless)
+    yield from _tenants(tmp_path, monkeypatch)
+
+
+def _tenants(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Running, Client, Client]]:
     monkeypatch.setenv("AIOS_DATA_PASSPHRASE", SECRET)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
     running = start_plane(tmp_path / "home")
@@ -95,6 +122,32 @@ def test_a_job_cannot_read_another_jobs_log_env_or_the_database(
     assert "alpha-private-output" not in out
     assert "s3cr3t" not in out
     assert str(victim.id) not in out.split()
+
+
+def test_an_inputs_link_planted_for_a_retry_shows_nothing_hidden(
+    either_tenants: tuple[Running, Client, Client],
+) -> None:
+    """A job links ``inputs`` in its directory to the control plane's home (``../..``),
+    or to the directory of every job (``..``), and fails; its retry looks through the
+    link. The sandbox is built with the control plane's rights, but never from a path
+    the job controls: what the retry finds there is what its sandbox shows anyway (the
+    masks), nothing hidden."""
+    running, alpha, beta = either_tenants
+    token = (running.home / "admin.token").read_text().strip()
+    victim, _ = run(alpha, "echo alpha-private-output")
+    looks = {
+        "../..": "ls -a inputs/ inputs/jobs; cat inputs/admin.token",
+        "..": f"ls -a inputs/; cat inputs/{victim.id}/stdout.log",
+    }
+    for target, look in looks.items():
+        plant = f"test -L inputs || {{ rm -rf inputs; ln -s {target} inputs; exit 1; }}"
+        done, out = run(beta, f"{plant}; {look}; echo looked", retries=1)
+        stderr = "".join(beta.logs(done.id, stream="stderr"))
+        assert len(done.attempts) == 2 and "looked" in out, stderr  # the retry looked
+        assert token not in out
+        assert "admin.token" not in out and "aios.db" not in out
+        assert "alpha-private-output" not in out
+        assert str(victim.id) not in out.split()
 
 
 def test_a_log_swapped_for_a_symlink_is_refused_not_followed(

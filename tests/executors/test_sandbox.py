@@ -202,3 +202,44 @@ def test_in_an_image_as_root_the_environment_reaches_only_the_inner_bubblewrap(
     assert b"escape.so" not in outer and b"--setenv" not in outer
     assert "--clearenv" in outer.decode().split("\0")
     assert inner.decode().split("\0")[-4:-1] == ["--setenv", "LD_PRELOAD", "/job/escape.so"]
+
+
+@pytest.mark.parametrize("root", [True, False])
+@pytest.mark.parametrize("image", [False, True])
+def test_nothing_in_the_jobs_directory_is_bound_but_the_directory(
+    tmp_path: Path, root: bool, image: bool
+) -> None:
+    """The sandbox is built with the control plane's rights: a bind from a path in the
+    job's directory (``inputs``) would follow a link the job left there. Its dataset
+    inputs are bound from its control directory, at the same path (in the home's mask)
+    or at IMAGE_INPUTS in an image, and only when it has some."""
+    home = tmp_path / "home"
+    workdir, control = home / "jobs" / "7", home / "run" / "7"
+    rootfs = tmp_path / "rootfs"
+    (rootfs / "bin").mkdir(parents=True)
+    sandbox = Sandbox(bwrap="bwrap", unshare="unshare", hidden=(home,), root=root)
+
+    def binds(inputs: bool) -> list[tuple[str, str]]:
+        spec = _spec(
+            workdir,
+            control_dir=control,
+            sandbox=SandboxSpec(inputs=inputs, rootfs=rootfs if image else None),
+        )
+        blobs = sandbox.arguments(spec, {})[: 2 if root and image else 1]
+        args = [a for blob in blobs for a in blob.decode().split("\0")[:-1]]
+        return [pair for flag in ("--bind", "--ro-bind") for pair in _pairs(args, flag)]
+
+    for inputs in (False, True):
+        sources = [source for source, _ in binds(inputs)]
+        assert not any(s.startswith(f"{workdir}/") for s in sources), sources
+    assert not any("inputs" in f"{s} {d}" for s, d in binds(False))
+    found = [(s, d) for s, d in binds(True) if d.endswith("inputs")]
+    if not image:
+        assert found == [(f"{control}/inputs", f"{control}/inputs")]
+    elif root:  # the outer one stages it, the inner one binds it
+        assert found == [
+            (f"{control}/inputs", "/tmp/.aios/inputs"),
+            ("/tmp/.aios/inputs", sandbox_module.IMAGE_INPUTS),
+        ]
+    else:
+        assert found == [(f"{control}/inputs", sandbox_module.IMAGE_INPUTS)]

@@ -6,9 +6,10 @@ A job has two directories. ``jobs/<id>/`` is its own: its working directory, its
 and checkpoints, bound read-write into its sandbox, where it may leave anything under
 any name. ``run/<id>/`` is the control plane's (mode 0700, never in a sandbox): the
 wrapper's exit records, the data plan the stage wrapper follows, what it did, and the
-credentials it opens the repository with. Nothing the control plane trusts is read from
-the first, and nothing it writes with its own rights goes through a path the job could
-have replaced with a link.
+credentials it opens the repository with, and in a sandbox the job's dataset inputs
+(bound read-only into it from there). Nothing the control plane trusts is read from the
+first, and nothing it writes or binds with its own rights goes through a path the job
+could have replaced with a link.
 
 The job's environment is what its submitter gave, then (over it) ``AIOS_URL`` and
 ``AIOS_TOKEN`` — a token of its own, with its queue's rights (see
@@ -29,7 +30,7 @@ from aios.control.records import FUNCTION_FILE, job_dir, log_path
 from aios.executors.base import LaunchSpec, SandboxSpec
 from aios.executors.sandbox import IMAGE_JOB_DIR
 from aios.lineage.jobs import has_data, inner_command, stage_env
-from aios.lineage.plan import INPUTS_DIR, OUTPUTS_DIR
+from aios.lineage.plan import INPUTS_DIR, OUTPUTS_DIR, PRIVATE_INPUTS
 from aios.resources import Allocation
 from aios.store import JobRow
 
@@ -78,6 +79,7 @@ class Launching:
                 image=row.image,
                 mounts=tuple(str(m) for m in row.mounts or ()),
                 hidden=self.hidden,
+                inputs=bool(row.inputs),
             )
         inside = Path(IMAGE_JOB_DIR) if sandbox is not None and row.image else workdir
         env = {str(k): str(v) for k, v in (row.env or {}).items()}
@@ -90,6 +92,9 @@ class Launching:
         supervisor_env: dict[str, str] = {}
         if has_data(row):  # the stage wrapper stages its datasets, then runs it
             supervisor, supervisor_env = STAGE_WRAPPER, stage_env()
+            if sandbox is not None:  # its inputs out of its reach, bound from there
+                view = "image" if row.image else "host"
+                supervisor = (*STAGE_WRAPPER, PRIVATE_INPUTS, view)
             env["AIOS_INPUTS"] = str(inside / INPUTS_DIR)
             env["AIOS_OUTPUTS"] = str(inside / OUTPUTS_DIR)
         return LaunchSpec(

@@ -64,6 +64,10 @@ class SandboxSpec:
     image_env: Mapping[str, str] = field(default_factory=dict)
     mounts: tuple[str, ...] = ()
     hidden: tuple[str, ...] = ()
+    inputs: bool = False
+    """The job reads datasets: its stage wrapper materialises them in the replica's
+    ``control_dir/inputs``, which the sandbox binds read-only (never a path in the
+    job's own directory, which the job could have made a link to anywhere)."""
 
 
 @dataclass(frozen=True, slots=True)

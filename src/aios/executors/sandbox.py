@@ -7,8 +7,13 @@ piece costs):
   ``/tmp``, ``/var/tmp``, ``/dev/shm`` and ``/dev`` (holding only its own GPUs' device
   nodes), its own ``/proc``; the control plane's home, the home of the user running it
   and the data repository are empty directories, so every other job's directory is absent; its own
-  job directory is bound read-write at the same path (at ``/job`` in an image), its
-  dataset inputs read-only;
+  job directory is bound read-write at the same path (at ``/job`` in an image); its
+  dataset inputs, which the stage wrapper materialised in the control plane's own
+  directory for the job, are bound read-only from there: at the same path, or at
+  :data:`IMAGE_INPUTS` in an image, where the link ``inputs`` in its directory points.
+  Nothing is ever bound from a path in the job's directory but the directory itself:
+  the sandbox is built with the control plane's rights, and a link the job left there
+  would bind whatever it names;
 - its own PID, IPC and UTS namespaces: it cannot see or signal another job or the
   control plane;
 - the machine's network, or with ``network="none"`` a loopback of its own;
@@ -63,7 +68,15 @@ from pathlib import Path
 from aios.errors import InvalidInput
 from aios.executors.base import LaunchSpec, SandboxSpec
 
-__all__ = ["ARGS_FD", "IMAGE_JOB_DIR", "Sandbox", "SandboxUnavailable", "default_path"]
+__all__ = [
+    "ARGS_FD",
+    "IMAGE_INPUTS",
+    "IMAGE_JOB_DIR",
+    "Sandbox",
+    "SandboxUnavailable",
+    "default_path",
+    "inputs_source",
+]
 
 ARGS_FD = 4
 """The first descriptor bubblewrap reads its arguments from (``--args``); an image's
@@ -71,6 +84,10 @@ inner bubblewrap reads the next one."""
 IMAGE_JOB_DIR = "/job"
 """Where the job's directory appears inside an image: an image's root is read-only, so
 the host path's parents could not be made in it."""
+IMAGE_INPUTS = "/.aios/inputs"
+"""Where a job's dataset inputs appear inside an image (the host path of the control
+plane's directory could not be made there either)."""
+INPUTS = "inputs"
 NOBODY = 65534
 """The uid a root executor runs a sandbox as when its spec names none."""
 _SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -305,8 +322,10 @@ class Sandbox:
         if spec.workdir != Path("/"):
             workdir = str(spec.workdir)
             args += [*_dirs(spec.workdir, every), "--bind", workdir, workdir]
-            args += ["--ro-bind-try", f"{workdir}/inputs", f"{workdir}/inputs"]
             args += ["--chdir", workdir]
+        inputs = inputs_source(spec)
+        if inputs is not None:  # at its own path, in the home's mask: nothing the job made
+            args += [*_dirs(inputs, every), "--ro-bind", str(inputs), str(inputs)]
         return [*args, *_environment(env)]
 
     def _stage(self, spec: LaunchSpec) -> list[str]:
@@ -327,6 +346,9 @@ class Sandbox:
         args += ["--ro-bind", str(sandbox.rootfs), str(_STAGE / "root")]
         if spec.workdir != Path("/"):
             args += ["--bind", str(spec.workdir), str(_STAGE / "job")]
+        inputs = inputs_source(spec)
+        if inputs is not None:
+            args += ["--ro-bind", str(inputs), str(_STAGE / INPUTS)]
         for n, mount in enumerate(sandbox.mounts):
             args += ["--ro-bind", mount, str(_STAGE / "mounts" / str(n))]
         return args
@@ -343,7 +365,7 @@ class Sandbox:
         args = self._namespaces(spec, user=True)
         if staged and sandbox.network == "none":
             args.remove("--unshare-net")  # the outer one has none already
-        ours = {"dev", "proc", "tmp", IMAGE_JOB_DIR.strip("/")}
+        ours = {"dev", "proc", "tmp", IMAGE_JOB_DIR.strip("/"), IMAGE_INPUTS.split("/")[1]}
         for entry in sorted(os.scandir(sandbox.rootfs), key=lambda e: e.name):
             if entry.name in ours:
                 continue
@@ -362,8 +384,11 @@ class Sandbox:
         if spec.workdir != Path("/"):
             source = str(_STAGE / "job") if staged else str(spec.workdir)
             args += ["--bind", source, IMAGE_JOB_DIR]
-            args += ["--ro-bind-try", f"{source}/inputs", f"{IMAGE_JOB_DIR}/inputs"]
             args += ["--chdir", IMAGE_JOB_DIR]
+        inputs = inputs_source(spec)
+        if inputs is not None:
+            source = str(_STAGE / INPUTS) if staged else str(inputs)
+            args += ["--dir", os.path.dirname(IMAGE_INPUTS), "--ro-bind", source, IMAGE_INPUTS]
         args += ["--remount-ro", "/"]
         return [*args, *_environment(env)]
 
@@ -402,6 +427,15 @@ class Sandbox:
             if os.path.exists(node):
                 devices.append(node)
         return devices
+
+
+def inputs_source(spec: LaunchSpec) -> Path | None:
+    """Where the stage wrapper materialises ``spec``'s dataset inputs for its sandbox
+    (``inputs`` in its control directory, out of the job's reach); None when it reads
+    none."""
+    if spec.sandbox is None or not spec.sandbox.inputs or spec.control_dir is None:
+        return None
+    return spec.control_dir / INPUTS
 
 
 def _apply_env(fd: int) -> str:

@@ -29,6 +29,7 @@ __all__ = [
     "INPUTS_DIR",
     "OUTPUTS_DIR",
     "PLAN_FILE",
+    "PRIVATE_INPUTS",
     "RESULT_FILE",
     "DataPlan",
     "DataResult",
@@ -43,6 +44,9 @@ PLAN_FILE = "data-plan.json"
 RESULT_FILE = "data-result.json"
 INPUTS_DIR = "inputs"
 OUTPUTS_DIR = "outputs"
+PRIVATE_INPUTS = "--private-inputs"
+"""The stage wrapper's option for a sandboxed job: its inputs are materialised in its
+control directory (``host`` or ``image``: where its sandbox shows them)."""
 
 
 def check_inputs(refs: Sequence[str]) -> list[str]:

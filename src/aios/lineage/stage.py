@@ -1,6 +1,6 @@
-"""The stage wrapper: ``python -I -m aios.lineage.stage CONTROL_DIR -- COMMAND…`` runs a
-job's command between its dataset inputs and outputs, on the job's own node and under
-its own limits.
+"""The stage wrapper: ``python -I -m aios.lineage.stage [--private-inputs host|image]
+CONTROL_DIR -- COMMAND…`` runs a job's command between its dataset inputs and outputs,
+on the job's own node and under its own limits.
 
 It is trusted code: the executor runs it outside the job's sandbox, with the control
 plane's rights, around the sandboxed command (:mod:`aios.control.launching`). It reads
@@ -12,7 +12,12 @@ never through a link the job left there.
 
 1. Resolves each input reference to a version (once per job: a retry or another
    replica of a gang reads the same versions) and materialises it at ``inputs/NAME``
-   in the job's directory, which the sandbox binds read-only.
+   in the job's directory. With ``--private-inputs`` (a sandboxed job) it materialises
+   them in ``CONTROL_DIR/inputs`` instead, which the sandbox binds read-only, and makes
+   ``inputs`` in the job's directory a link to where they appear in the sandbox: the
+   same path on the host's root (``host``), :data:`~aios.executors.sandbox.IMAGE_INPUTS`
+   in an image (``image``). The sandbox is built with the control plane's rights, so
+   what it binds must never be a path the job could have replaced with a link.
 2. When the job publishes outputs and allows reuse, looks for versions of every output
    published by an earlier run of the same command on the same input versions (the
    :func:`~aios.lineage.plan.cache_key` kept in their lineage). If all are there the
@@ -42,7 +47,7 @@ import stat
 import subprocess
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import asdict
 from pathlib import Path
 
@@ -50,11 +55,13 @@ from aios.data.backend import Backend, FsspecBackend, LocalBackend
 from aios.data.datasets import DatasetVersion, DataStore, is_dataset
 from aios.data.repository import Repository
 from aios.errors import AiosError, InvalidInput
+from aios.executors.sandbox import IMAGE_INPUTS
 from aios.lineage.jobs import FORWARDED
 from aios.lineage.plan import (
     INPUTS_DIR,
     OUTPUTS_DIR,
     PLAN_FILE,
+    PRIVATE_INPUTS,
     DataPlan,
     DataResult,
     UsedVersion,
@@ -67,6 +74,10 @@ __all__ = ["main", "open_store"]
 PASSPHRASE_ENV = "AIOS_DATA_PASSPHRASE"
 RESOLVED_FILE = ".resolved.json"
 _WAITS_OUT = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+_VIEWS = ("host", "image")
+_USAGE = (
+    "usage: python -I -m aios.lineage.stage [--private-inputs host|image] CONTROL_DIR -- COMMAND..."
+)
 
 
 class StageError(AiosError):
@@ -87,8 +98,14 @@ def open_store(location: str, passphrase: str | None) -> DataStore:
 
 
 def main(argv: list[str]) -> int:
+    view = None
+    if argv[:1] == [PRIVATE_INPUTS]:
+        view, argv = (argv[1] if len(argv) > 1 else None), argv[2:]
+        if view not in _VIEWS:
+            print(_USAGE, file=sys.stderr)
+            return 2
     if len(argv) < 3 or argv[1] != "--":
-        print("usage: python -I -m aios.lineage.stage CONTROL_DIR -- COMMAND...", file=sys.stderr)
+        print(_USAGE, file=sys.stderr)
         return 2
     control, command = Path(argv[0]), argv[2:]
     workdir = Path.cwd()  # the executor's wrapper entered the job's directory
@@ -103,7 +120,7 @@ def main(argv: list[str]) -> int:
     except AiosError as exc:
         return _fail(f"the data repository at {plan.repo}: {exc}")
     try:
-        inputs = _materialise(store, plan, workdir, control)
+        inputs = _materialise(store, plan, workdir, control, view)
         if plan.outputs and plan.cache:  # every replica of a gang skips the command
             reused = _reuse(store, plan, inputs)
             if reused is not None:
@@ -148,16 +165,22 @@ def _locked(path: Path) -> Iterator[None]:
 
 
 def _materialise(
-    store: DataStore, plan: DataPlan, workdir: Path, control: Path
+    store: DataStore, plan: DataPlan, workdir: Path, control: Path, view: str | None
 ) -> list[UsedVersion]:
+    """The input versions, materialised under ``inputs`` in the job's directory, or
+    with ``view`` in the control directory and linked from the job's (see the
+    module's docstring)."""
     if not plan.inputs:
         return []
     with _locked(control / ".inputs.lock"):
+        if view is not None:
+            _link(workdir, str(control / INPUTS_DIR) if view == "host" else IMAGE_INPUTS)
+        into = workdir if view is None else control
         resolved = control / RESOLVED_FILE
-        root = workdir / INPUTS_DIR
+        root = into / INPUTS_DIR
         if resolved.exists() and _fresh(root):  # another replica, or an earlier attempt
             return [UsedVersion(**v) for v in json.loads(resolved.read_text())]
-        _fresh_directory(workdir, INPUTS_DIR)
+        _fresh_directory(into, INPUTS_DIR)
         used: list[UsedVersion] = []
         for ref in plan.inputs:
             try:
@@ -187,22 +210,46 @@ def _fresh(root: Path) -> bool:
     return stat.S_ISDIR(found.st_mode) and found.st_uid == os.geteuid()
 
 
+def _link(workdir: Path, target: str) -> None:
+    """Makes ``inputs`` in the job's directory a link to ``target``, whatever the job
+    left under that name (an earlier attempt's link is kept: another replica of a gang
+    may be reading through it). A link the job puts there later only changes what the
+    job itself sees."""
+    parent = os.open(workdir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        with suppress(OSError):  # absent, or not a link
+            if os.readlink(INPUTS_DIR, dir_fd=parent) == target:
+                return
+        _remove_at(parent, INPUTS_DIR)
+        try:
+            os.symlink(target, INPUTS_DIR, dir_fd=parent)
+        except FileExistsError:
+            raise StageError(f"{INPUTS_DIR}: the job made it while it was linked") from None
+    finally:
+        os.close(parent)
+
+
+def _remove_at(parent: int, name: str) -> None:
+    """Removes ``name`` in directory ``parent`` (a tree the job made read-only too),
+    never following a link."""
+    try:
+        found = os.stat(name, dir_fd=parent, follow_symlinks=False)
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(found.st_mode):
+        _make_writable_at(parent, name)
+        shutil.rmtree(name, dir_fd=parent)  # never follows a link (fd-based)
+    else:
+        os.unlink(name, dir_fd=parent)
+
+
 def _fresh_directory(workdir: Path, name: str, owner: int | None = None) -> None:
     """Makes ``workdir/name`` an empty directory of this wrapper's (given to ``owner``
     when not None), whatever the job left under that name: it is removed first, and
     nothing is followed through a link."""
     parent = os.open(workdir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
     try:
-        try:
-            found = os.stat(name, dir_fd=parent, follow_symlinks=False)
-        except FileNotFoundError:
-            pass
-        else:
-            if stat.S_ISDIR(found.st_mode):
-                _make_writable_at(parent, name)
-                shutil.rmtree(name, dir_fd=parent)  # never follows a link (fd-based)
-            else:
-                os.unlink(name, dir_fd=parent)
+        _remove_at(parent, name)
         os.mkdir(name, 0o755, dir_fd=parent)
         if owner is not None:
             os.chown(name, owner, owner, dir_fd=parent, follow_symlinks=False)
