@@ -5,7 +5,9 @@ its own directory: whether its command ran is read from its log.)"""
 from __future__ import annotations
 
 import os
+import shutil
 import stat
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,7 @@ import pytest
 from aios.client import ApiError
 from aios.control.specs import PipelineSpec
 from tests.control.control_harness import Running
+from tests.executors.oci import oci_layout, static_busybox
 from tests.lineage.conftest import open_store
 
 UPPER = (
@@ -65,6 +68,23 @@ def test_a_job_reads_an_input_version_and_publishes_its_output(
     assert (materialised / "a.txt").read_text() == "alpha\n"
     assert stat.S_IMODE((materialised / "a.txt").stat().st_mode) == 0o444
     assert stat.S_IMODE(materialised.stat().st_mode) == 0o555
+
+
+def test_a_job_in_an_image_reads_its_inputs(data_plane: Running) -> None:
+    """In an image the inputs are bound at /.aios/inputs, where ``inputs`` in the job's
+    directory (``/job``) and ``$AIOS_INPUTS`` lead."""
+    static_busybox()
+    if data_plane.plane.sandbox is None:
+        pytest.skip("no sandbox on this machine (bubblewrap is not installed)")
+    images = Path(tempfile.mkdtemp(prefix="aios-images-"))  # any user may read it
+    images.chmod(0o755)
+    try:
+        layout = oci_layout(images / "busybox")
+        command = 'cat inputs/raw/a.txt "$AIOS_INPUTS/raw/b.txt"; echo $AIOS_INPUTS'
+        job_id = _run(data_plane, command, inputs=["raw@1"], image=str(layout), memory="512M")
+    finally:
+        shutil.rmtree(images)
+    assert _stdout(data_plane, job_id).split() == ["alpha", "beta", "/job/inputs"]
 
 
 def test_the_passphrase_does_not_reach_the_command(data_plane: Running) -> None:
