@@ -4,6 +4,7 @@ gang's replicas reach it must not change what they do."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -29,7 +30,9 @@ def repo(tmp_path: Path) -> Path:
     return location
 
 
-def _stage(plan: DataPlan, workdir: Path, replica: int) -> subprocess.CompletedProcess[str]:
+def _stage(
+    plan: DataPlan, workdir: Path, replica: int, *options: str
+) -> subprocess.CompletedProcess[str]:
     workdir.mkdir(parents=True, exist_ok=True)
     control = workdir.with_name(f"{workdir.name}.control")
     control.mkdir(exist_ok=True)
@@ -42,7 +45,7 @@ def _stage(plan: DataPlan, workdir: Path, replica: int) -> subprocess.CompletedP
     }
     command = ["/bin/sh", "-c", plan.command[0]]
     return subprocess.run(
-        [sys.executable, "-I", "-m", "aios.lineage.stage", str(control), "--", *command],
+        [sys.executable, "-I", "-m", "aios.lineage.stage", *options, str(control), "--", *command],
         check=False,
         cwd=workdir,
         env=env,
@@ -111,3 +114,24 @@ def test_publishing_an_output_still_written_logs_it_and_keeps_the_version(
         "aios: warning: outputs/g/train.log changed while it was read; stored as read"
     ]
     assert (version.complete, version.changed) == (False, ("train.log",))
+
+
+def test_a_sandboxed_jobs_inputs_lie_in_its_control_directory_linked_from_its_own(
+    repo: Path, tmp_path: Path
+) -> None:
+    """With --private-inputs the versions are materialised where the job cannot reach
+    (the sandbox binds them from there), and a link the job planted at ``inputs`` is
+    replaced by one to them."""
+    plan = DataPlan(7, str(repo), ["raw@1"], [], True, ["cat inputs/raw/a.txt"], True)
+    workdir = tmp_path / "job"
+    workdir.mkdir()
+    (workdir / "inputs").symlink_to(tmp_path)  # planted by an earlier attempt
+    control = workdir.with_name("job.control")
+    for _ in range(2):  # a retry keeps the link it finds
+        done = _stage(plan, workdir, 0, "--private-inputs", "host")
+        assert done.returncode == 0, done.stderr
+        assert done.stdout == "alpha\n"
+        assert os.readlink(workdir / "inputs") == str(control / "inputs")
+    assert (control / "inputs" / "raw" / "a.txt").read_text() == "alpha\n"
+    refused = _stage(plan, workdir, 0, "--private-inputs", "elsewhere")
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1
