@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from aios.client import Client, job
 
-__version__ = "0.1.0"
+from aios.version import __version__
+
 __all__ = ["Client", "__version__", "job"]
 
 

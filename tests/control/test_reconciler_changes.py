@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from aios.control import records
-from aios.control.records import RowChanges, record, write_events
+from aios.control import rows as row_writes
+from aios.control.events import record, write_events
+from aios.control.rows import RowChanges
 from aios.store import AttemptRow, Database, JobRow, sqlite_url
 
 
@@ -107,7 +108,7 @@ def test_sqlite_driver_path_writes_what_sqlalchemy_writes(
     direct = Database(sqlite_url(tmp_path / "direct.db"))
     rows = _write_a_step(direct)
     direct.close()
-    monkeypatch.setattr(records, "DRIVER_SQLITE", False)
+    monkeypatch.setattr(row_writes, "DRIVER_SQLITE", False)
     through = Database(sqlite_url(tmp_path / "through.db"))
     assert _write_a_step(through) == rows
     through.close()

@@ -4,7 +4,7 @@ control plane that runs jobs sandboxed (the default where bubblewrap is installe
 Each test is one attack and states what stops it. The API-side rows live beside the code
 they test: cross-site and rebinding requests in ``test_perimeter.py``, other tenants'
 datasets in ``tests/lineage/test_access.py``, a replica reached directly in
-``tests/deploy/test_replica_secret.py``, a downgraded repository config in
+``tests/deployments/test_replica_secret.py``, a downgraded repository config in
 ``tests/data/store/test_config_auth.py``, a malicious pickle in
 ``tests/registry/test_probe_sandbox.py``.
 """

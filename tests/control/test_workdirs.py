@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from aios.control.records import job_dir, prepare_workdir
+from aios.control.layout import job_dir, prepare_workdir
 from aios.control.workdirs import Workdirs
 from tests.control.control_harness import Running
 

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests.control.control_harness import Running, start_plane, stop_plane
-from tests.deploy.deploy_harness import undeploy_all
+from tests.deployments.deploy_harness import undeploy_all
 
 CHROMIUM = Path("/usr/bin/chromium")
 

@@ -23,8 +23,8 @@ import numpy as np
 import pytest
 import tritonclient.http as triton
 
-from aios.cli.serve import parse_model
 from aios.errors import InvalidInput
+from aios.serving.command import parse_model
 from aios.serving.secret import SECRET_ENV
 from tests.serving.conftest import Artifacts
 from tests.serving.models import digits, write_env_probe

@@ -17,7 +17,7 @@ from aios.cli.render import stdout_console
 from aios.errors import InvalidInput
 
 if TYPE_CHECKING:
-    from aios.serving.deployments import DeploymentView
+    from aios.deployments.specs import DeploymentView
 
 __all__ = ["deploy", "deployments", "traffic", "undeploy"]
 

@@ -40,9 +40,9 @@ from aios.cli import (
 from aios.cli.backup import backup_app
 from aios.cli.data import data_app
 from aios.cli.remote import FAILURE, USAGE_ERROR, Remote, exit_code, fail, read_token
-from aios.cli.serve import serve
 from aios.cli.simulate import simulate
 from aios.errors import AiosError
+from aios.serving.command import serve
 
 __all__ = ["USAGE_ERROR", "app", "demo", "reports_invalid_input"]
 

@@ -30,9 +30,9 @@ from aios.control.specs import (
     TokenView,
     WhoAmI,
 )
+from aios.deployments.specs import DeploymentSpec, DeploymentView
 from aios.errors import AiosError
 from aios.registry.specs import ModelVersionView, ModelView
-from aios.serving.deployments import DeploymentSpec, DeploymentView
 
 if TYPE_CHECKING:
     from aios.control.history_api import PolicyView

@@ -15,8 +15,8 @@ from sqlalchemy.orm import Session
 
 from aios.cluster.executor import NAMESPACE, RayExecutor
 from aios.cluster.nodes import NodeWatcher, ray_nodes
+from aios.control.events import record
 from aios.control.reconciler import Reconciler
-from aios.control.records import record
 from aios.errors import InvalidInput
 from aios.resources import Node
 
@@ -63,7 +63,6 @@ class RayAttachment:
 
     def start(self, reconciler: Reconciler) -> None:
         self.reconciler = reconciler
-        reconciler.elastic = True  # nodes join and leave: a job waits for a node to hold it
         self.watcher.start()
 
     def stop(self) -> None:
@@ -80,8 +79,7 @@ class RayAttachment:
     def _join(self, session: Session, now: float, nodes: list[Node]) -> None:
         assert self.reconciler is not None
         for node in nodes:
-            if node.name not in self.reconciler.state.nodes:
-                self.reconciler.state.add_node(node)
+            if self.reconciler.node_joined(node):
                 record(session, now, "node_joined", f"node {node.name} joined from Ray")
 
     def _node_lost(self, name: str) -> None:
@@ -91,8 +89,7 @@ class RayAttachment:
 
         def leave(session: Session, now: float) -> None:
             assert self.reconciler is not None
-            if name in self.reconciler.state.nodes:
-                self.reconciler.state.remove_node(name)
+            if self.reconciler.node_left(name):
                 record(session, now, "node_left", f"node {name} left the Ray cluster")
             self.executor.release_lost(name)  # polled after this request, in the same step
 

@@ -11,11 +11,11 @@ labels hold the full id and its address.
 from __future__ import annotations
 
 import logging
-import re
-import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from aios.loop import Loop
+from aios.names import is_name
 from aios.resources import Node
 
 __all__ = ["NODE_ID_LABEL", "NodeWatcher", "node_from_ray", "ray_nodes"]
@@ -23,7 +23,6 @@ __all__ = ["NODE_ID_LABEL", "NodeWatcher", "node_from_ray", "ray_nodes"]
 log = logging.getLogger("aios.cluster")
 
 NODE_ID_LABEL = "ray.io/node-id"
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
 _BOOKKEEPING = {"CPU", "GPU", "memory", "object_store_memory"}
 
 
@@ -40,7 +39,7 @@ def node_from_ray(info: Mapping[str, Any]) -> Node:
         for name, amount in resources.items()
         if name not in _BOOKKEEPING
         and not name.startswith(("node:", "accelerator_type:"))
-        and _NAME.fullmatch(name)
+        and is_name(name)
     }
     gpus = int(resources.get("GPU", 0))
     return Node.build(
@@ -77,15 +76,13 @@ class NodeWatcher:
         self.known = dict(known)
         self.changed = changed
         self.interval = interval
-        self._stopped = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="aios-ray-nodes", daemon=True)
+        self._loop = Loop("aios-ray-nodes", self.check, interval)
 
     def start(self) -> None:
-        self._thread.start()
+        self._loop.start()
 
     def stop(self) -> None:
-        self._stopped.set()
-        self._thread.join(timeout=10)
+        self._loop.stop()
 
     def check(self) -> None:
         """Compares Ray's nodes with the known ones once."""
@@ -95,13 +92,6 @@ class NodeWatcher:
         if joined or left:
             self.known = current
             self.changed(joined, left)
-
-    def _run(self) -> None:
-        while not self._stopped.wait(self.interval):
-            try:
-                self.check()
-            except Exception:  # Ray's GCS may be briefly unreachable; look again later
-                log.exception("reading Ray's nodes failed")
 
 
 def _alive(infos: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -15,18 +15,17 @@ from contextlib import asynccontextmanager
 from dataclasses import asdict
 from typing import Annotated, BinaryIO, Literal
 
-from fastapi import APIRouter, Body, Depends, FastAPI, Header, Query, Request
+from fastapi import APIRouter, Body, FastAPI, Header, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.background import BackgroundTask
 
-import aios
-from aios.control.auth import ADMIN, Principal, TokenBook
+from aios.control.auth import Principal, TokenBook
+from aios.control.deps import Unauthorized, User, caller
 from aios.control.idempotency import HEADER, Idempotency
 from aios.control.metrics import ControlMetrics
-from aios.control.plane import ControlOps, JobFilter
+from aios.control.ops import ControlOps, JobFilter
 from aios.control.specs import (
     MAX_ID,
     NAME,
@@ -49,12 +48,9 @@ from aios.errors import AiosError, Busy, Conflict, Forbidden, InvalidInput, NotF
 from aios.files import NotARegularFile, open_in
 from aios.registry.api import model_router
 from aios.registry.service import RegistryOps
+from aios.version import __version__
 
 __all__ = ["create_app"]
-
-
-class _Unauthorized(Exception):
-    """No token, or one that belongs to no one (HTTP 401)."""
 
 
 STATUS = {InvalidInput: 400, Forbidden: 403, NotFound: 404, Conflict: 409, Busy: 503}
@@ -68,29 +64,6 @@ EventCursor = Annotated[int, Query(ge=0, le=MAX_ID, description="the last event 
 Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
 IdempotencyKey = Annotated[str | None, Header(alias=HEADER)]
 QueueName = Annotated[str, PathParam(pattern=NAME)]
-
-
-bearer = HTTPBearer(auto_error=False)
-
-
-def caller(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-) -> Principal:
-    """The user whose bearer token came with the request (everyone is the admin when
-    the control plane runs without auth, which only loopback allows)."""
-    if not request.app.state.auth:
-        return ADMIN
-    if credentials is None:
-        raise _Unauthorized("missing bearer token (Authorization: Bearer …)")
-    book: TokenBook = request.app.state.tokens
-    try:
-        return book.resolve(credentials.credentials)
-    except NotFound:
-        raise _Unauthorized("unknown or revoked token") from None
-
-
-User = Annotated[Principal, Depends(caller)]
 
 
 def _not_a_job(user: Principal) -> None:
@@ -132,7 +105,7 @@ def create_app(
     app = FastAPI(
         lifespan=lifespan,
         title="AIOS control plane",
-        version=getattr(aios, "__version__", "0"),
+        version=__version__,
         description="Jobs, queues, nodes and pipelines of an AIOS cluster.",
     )
     app.state.tokens = tokens
@@ -142,8 +115,8 @@ def create_app(
     async def aios_error(_request: Request, exc: AiosError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=_status_of(exc))
 
-    @app.exception_handler(_Unauthorized)
-    async def unauthorized(_request: Request, exc: _Unauthorized) -> JSONResponse:
+    @app.exception_handler(Unauthorized)
+    async def unauthorized(_request: Request, exc: Unauthorized) -> JSONResponse:
         return JSONResponse(
             {"detail": str(exc)}, status_code=401, headers={"WWW-Authenticate": "Bearer"}
         )

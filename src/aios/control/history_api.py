@@ -21,16 +21,15 @@ import time
 from concurrent.futures import TimeoutError as FuturesTimeout
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from aios.control.api import caller
-from aios.control.auth import Principal
-from aios.control.plane import ControlOps
+from aios.control.deps import User
+from aios.control.events import record
+from aios.control.ops import ControlOps
 from aios.control.reconciler import Reconciler
-from aios.control.records import record
 from aios.control.specs import Strict
 from aios.errors import Busy, InvalidInput
 from aios.scheduler import available_policies, make_policy
@@ -60,8 +59,6 @@ DEFAULT_WINDOW = 7 * 86400.0
 """Seconds of history a trace covers when the caller names none: a week."""
 MAX_JOBS = 1_000_000
 
-User = Annotated[Principal, Depends(caller)]
-"""At module level: FastAPI reads the (postponed) annotations from the module."""
 Since = Annotated[
     float, Query(gt=0, le=100 * 365 * 86400.0, description="seconds of history, back from now")
 ]
@@ -89,9 +86,9 @@ def history_router(ops: ControlOps, configured: str) -> APIRouter:
     configured = make_policy(configured).name
 
     def view() -> PolicyView:
-        with ops.reconciler.lock:
-            name = ops.reconciler.policy.name
-        return PolicyView(policy=name, configured=configured, choices=available_policies())
+        return PolicyView(
+            policy=ops.reconciler.view().policy, configured=configured, choices=available_policies()
+        )
 
     @router.get("/history/trace", response_model=History)
     def history_trace(user: User, since: Since = DEFAULT_WINDOW, limit: Limit = 100_000) -> History:
@@ -188,17 +185,16 @@ def gather_history(ops: ControlOps, since: float, limit: int, now: float | None 
         )
         for row in reversed(rows)
     ]
-    with ops.reconciler.lock:
-        nodes = [
-            NodeCapacity(
-                state.node.name,
-                state.node.allocatable.cpu,
-                state.node.allocatable.memory,
-                state.node.allocatable.gpus,
-                state.node.allocatable.gpu_kind,
-            )
-            for state in ops.reconciler.state.nodes.values()
-        ]
+    nodes = [
+        NodeCapacity(
+            load.node.name,
+            load.node.allocatable.cpu,
+            load.node.allocatable.memory,
+            load.node.allocatable.gpus,
+            load.node.allocatable.gpu_kind,
+        )
+        for load in ops.reconciler.view().nodes
+    ]
     return History(start, until, jobs, nodes, queues)
 
 

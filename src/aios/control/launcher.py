@@ -26,8 +26,18 @@ from pathlib import Path
 from queue import SimpleQueue
 
 from aios.control.attempts import Attempt
-from aios.control.records import RowChanges, handle_to_json, prepare_workdir
-from aios.executors.base import Executor, ExitReason, Handle, LaunchSpec, ProcessExit, StopReason
+from aios.control.codecs import handle_to_json
+from aios.control.layout import prepare_workdir
+from aios.control.rows import RowChanges
+from aios.executors.base import (
+    Executor,
+    ExitReason,
+    GangExecutor,
+    Handle,
+    LaunchSpec,
+    ProcessExit,
+    StopReason,
+)
 from aios.store import JobRow
 
 __all__ = ["Launch", "Launcher"]
@@ -122,9 +132,9 @@ class Launcher:
             handles: dict[int, Handle] = {}
             failed: list[ProcessExit] = []
             specs = launch.specs
-            if len(specs) > 1 and (reserve := getattr(self.executor, "reserve", None)):
+            if len(specs) > 1 and isinstance(self.executor, GangExecutor):
                 try:  # an executor that reserves a gang whole (Ray: a placement group)
-                    reserve(specs)
+                    self.executor.reserve(specs)
                 except OSError as exc:
                     failed = [_failed(spec, f"could not reserve the gang: {exc}") for spec in specs]
                     specs = []

@@ -21,30 +21,58 @@ passphrase and object-store credentials go to the stage wrapper only
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from aios.control.records import FUNCTION_FILE, job_dir, log_path
+from aios.control.layout import FUNCTION_FILE, control_dir, job_dir, log_path
 from aios.executors.base import LaunchSpec, SandboxSpec
 from aios.executors.sandbox import IMAGE_JOB_DIR
-from aios.lineage.jobs import has_data, inner_command, stage_env
-from aios.lineage.plan import INPUTS_DIR, OUTPUTS_DIR, PRIVATE_INPUTS
+from aios.lineage.plan import FORWARDED, INPUTS_DIR, OUTPUTS_DIR, PRIVATE_INPUTS, DataPlan
 from aios.resources import Allocation
 from aios.store import JobRow
 
-__all__ = ["RUN_DIR", "STAGE_WRAPPER", "Launching", "control_dir"]
+__all__ = ["STAGE_WRAPPER", "Launching", "data_plan", "has_data", "inner_command", "stage_env"]
 
-RUN_DIR = "run"
+FUNCTION_RUNNER = ["-m", "aios.control.function"]
 STAGE_WRAPPER = (sys.executable, "-I", "-m", "aios.lineage.stage")
 """Isolated mode (``-I``): the wrapper runs with the control plane's rights in the job's
 directory, which must not put anything the job wrote on its import path."""
 
 
-def control_dir(home: Path, job_id: int) -> Path:
-    """The control plane's directory for the job, out of the job's reach."""
-    return home / RUN_DIR / str(job_id)
+def has_data(row: JobRow) -> bool:
+    """Whether the job reads or publishes datasets (and so runs under the wrapper)."""
+    return bool(row.inputs or row.outputs)
+
+
+def inner_command(row: JobRow, function_file: str) -> list[str]:
+    """The job's own argv: its command, or the runner of its pickled function."""
+    if row.command:
+        return [str(arg) for arg in row.command]
+    return [sys.executable, *FUNCTION_RUNNER, function_file]
+
+
+def data_plan(row: JobRow, location: str) -> DataPlan:
+    """The plan the wrapper of ``row`` follows (see :mod:`aios.lineage.plan`)."""
+    from aios.control.layout import FUNCTION_FILE
+
+    return DataPlan(
+        job_id=row.id,
+        repo=location,
+        inputs=[str(ref) for ref in row.inputs],
+        outputs=[str(name) for name in row.outputs],
+        cache=row.cache,
+        command=inner_command(row, FUNCTION_FILE),
+        shell=row.shell,
+        env={str(k): str(v) for k, v in (row.env or {}).items()},
+    )
+
+
+def stage_env() -> dict[str, str]:
+    """The control plane's repository passphrase and object-store credentials."""
+    return {name: os.environ[name] for name in FORWARDED if name in os.environ}
 
 
 @dataclass(frozen=True)

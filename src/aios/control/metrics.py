@@ -14,7 +14,6 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
 from aios.control.reconciler import Reconciler
-from aios.resources import Resources
 from aios.scheduler import CycleResult
 from aios.store import Database, JobRow
 
@@ -46,12 +45,8 @@ class _StateCollector(Collector):
         allocated = GaugeMetricFamily(
             "aios_resource_allocated", "Resources held by running jobs.", labels=["resource"]
         )
-        with self.reconciler.lock:
-            state = self.reconciler.state
-            total = state.capacity
-            used = Resources()
-            for node in state.nodes.values():
-                used = used + node.allocated()
+        view = self.reconciler.view()
+        total, used = view.capacity, view.allocated
         for family, amounts in ((capacity, total), (allocated, used)):
             family.add_metric(["cpu"], amounts.cpu / 1000)
             family.add_metric(["memory"], amounts.memory)

@@ -18,7 +18,7 @@ gateway's inference endpoint). It decides on the request's head alone, in this o
    must carry a valid bearer token, or it gets 401 before a byte of the body is read
    (``Connection: close``: the rest is never read). The token is looked up on the event
    loop, as the gateway's endpoint does (which checks inference requests itself, on
-   the head too: :class:`~aios.serving.gateway.GatewayEndpoint`): a user's token is a
+   the head too: :class:`~aios.deployments.gateway.GatewayEndpoint`): a user's token is a
    hit in the token book's cache; a job's, or an unknown one, one indexed query.
    Measured per ``POST /api/v1/jobs`` (a spec refused with 422, 1,000 in a row): 1.52
    ms without the perimeter, 1.57 ms with it, 1.77 ms with the lookup in a worker

@@ -19,8 +19,8 @@ import sys
 from dataclasses import dataclass
 
 from aios.control.auth import ADMIN, Principal
-from aios.control.plane import ControlOps
-from aios.control.records import job_dir
+from aios.control.layout import job_dir
+from aios.control.ops import ControlOps
 from aios.control.specs import JobSpec
 from aios.errors import AiosError, InvalidInput
 from aios.files import NotARegularFile, open_in, read_in

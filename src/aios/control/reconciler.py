@@ -27,22 +27,18 @@ from typing import Any, TypeVar
 from sqlalchemy.orm import Session
 
 from aios.control.attempts import Attempt
+from aios.control.codecs import allocation_to_json, queue_from_row, scheduler_job
+from aios.control.events import EVENTS, record, write_events
 from aios.control.launcher import Launch, Launcher
-from aios.control.launching import Launching, control_dir
-from aios.control.records import (
-    EVENTS,
-    QUEUED,
-    RowChanges,
-    allocation_to_json,
-    queue_from_row,
-    record,
-    scheduler_job,
-    write_events,
-)
+from aios.control.launching import Launching, has_data
+from aios.control.layout import control_dir
 from aios.control.recovery import recover
+from aios.control.rows import QUEUED, RowChanges
+from aios.control.snapshot import ClusterView, take_view
 from aios.control.workdirs import Workdirs
 from aios.executors.base import Executor, ExitReason, LaunchSpec, ProcessExit, StopReason
-from aios.lineage.jobs import has_data, record_lineage
+from aios.lineage.jobs import record_lineage
+from aios.loop import Loop
 from aios.resources import Allocation, Node
 from aios.scheduler import (
     Bind,
@@ -89,6 +85,7 @@ class Reconciler:
         home: Path,
         clock: Callable[[], float] = time.time,
         tick: float = 1.0,
+        elastic: bool = False,
     ) -> None:
         self.db = db
         self.executor = executor
@@ -102,9 +99,7 @@ class Reconciler:
         self._reasons: dict[int, str] = {}
         self._backoff: list[tuple[float, int]] = []
         self._inbox: SimpleQueue[tuple[Work, Future[Any]]] = SimpleQueue()
-        self._wake = threading.Event()
-        self._stopped = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loop = Loop("aios-reconcile", self._pass, tick)
         self.queue_rows: dict[str, QueueRow] = {}
         self.launching = Launching(home)
         """What replicas are launched with (set before :meth:`start`)."""
@@ -117,9 +112,13 @@ class Reconciler:
         self.changes = RowChanges()
         """The loop's changes to job and attempt rows, written by the next transaction
         to commit (see :meth:`transaction`)."""
-        self.lock = threading.RLock()
-        """Held while the loop changes :attr:`state`; readers of it take it too."""
-        self.elastic = False
+        self._lock = threading.RLock()
+        """Held while the loop changes :attr:`state` (and the launcher its attempts);
+        :meth:`view` takes it to copy the state out."""
+        self.elastic = elastic
+        self._view: tuple[tuple[object, ...], ClusterView] | None = None
+        """The last view taken and what it was taken at: a reader on the API's hot path
+        (every submission asks for the queues) copies the state only when it changed."""
         """Whether nodes may join later (a Ray cluster): a job no node can hold then
         waits for one instead of ending unschedulable."""
         self.workdirs = Workdirs(home)
@@ -127,7 +126,7 @@ class Reconciler:
             home,
             executor,
             self.changes,
-            self.lock,
+            self._lock,
             current=lambda attempt: self.attempts.get(attempt.job_id) is attempt,
             clock=clock,
             wake=self.wake,
@@ -177,14 +176,10 @@ class Reconciler:
         self.workdirs.start()
         self.recover()
         self.launcher.start()
-        self._thread = threading.Thread(target=self._run, name="aios-reconcile", daemon=True)
-        self._thread.start()
+        self._loop.start()
 
     def stop(self) -> None:
-        self._stopped.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
+        self._loop.stop()
         while True:
             try:
                 _, future = self._inbox.get_nowait()
@@ -196,32 +191,64 @@ class Reconciler:
         self.session.close()
 
     def wake(self) -> None:
-        self._wake.set()
+        self._loop.wake()
+
+    def view(self) -> ClusterView:
+        """A frozen snapshot of the loop's state, for readers on any thread."""
+        with self._lock:
+            state = self.state
+            key = (
+                state.alloc_version,
+                state.node_version,
+                state.queue_version,
+                self.policy.name,
+                self.elastic,
+            )
+            cached = self._view
+            if cached is None or cached[0] != key:
+                view = take_view(
+                    state,
+                    {name: row.uid for name, row in self.queue_rows.items()},
+                    self.policy.name,
+                    self.elastic,
+                )
+                self._view = cached = (key, view)
+            cycles, last = self.stats.cycles, self.stats.last_duration
+        return cached[1].at_cycle(cycles, last)
+
+    def node_joined(self, node: Node) -> bool:
+        """Adds ``node`` to the cluster unless it is known; on the loop's thread (in
+        :meth:`call`). Whether it was new."""
+        if node.name in self.state.nodes:
+            return False
+        self.state.add_node(node)
+        return True
+
+    def node_left(self, name: str) -> bool:
+        """Removes node ``name`` from the cluster; on the loop's thread (in
+        :meth:`call`). Whether it was known."""
+        if name not in self.state.nodes:
+            return False
+        self.state.remove_node(name)
+        return True
 
     def call(self, work: Callable[[Session, float], T]) -> Future[T]:
         """Runs ``work(session, now)`` on the loop's thread in one transaction, then a
         scheduling step; the future holds its result or its exception."""
         future: Future[T] = Future()
         self._inbox.put((work, future))
-        self._wake.set()
+        self._loop.wake()
         return future
 
-    def _run(self) -> None:
-        while not self._stopped.is_set():
-            self._wake.wait(self.tick)
-            self._wake.clear()
-            if self._stopped.is_set():
-                break
-            try:
-                self.step()
-            except Exception:
-                log.exception("reconcile step failed; retrying on the next tick")
+    def _pass(self) -> None:
+        if not self._loop.stopping:
+            self.step()
 
     # -- one step ----------------------------------------------------------------
     def step(self) -> CycleResult:
         """Takes in requests and exits, runs one scheduling cycle and carries it out."""
         now = self.clock()
-        with self.lock:
+        with self._lock:
             self._take_requests(now)
             exits = self.executor.poll() + self.launcher.failures()
             with self.transaction() as session:
@@ -277,15 +304,16 @@ class Reconciler:
             self._stop(session, row, attempt, StopReason.CANCELLED, now, "cancel requested")
 
     def set_queue(self, row: QueueRow) -> None:
-        self.queue_rows[row.name] = row
-        self.state.set_queue(queue_from_row(row))
+        with self._lock:
+            self.queue_rows[row.name] = row
+            self.state.set_queue(queue_from_row(row))
 
     def set_policy(self, policy: Policy) -> str:
         """Schedules with ``policy`` from the next cycle on and returns the previous
         policy's name. Runs on the loop's thread (in :meth:`call`) or before
         :meth:`start`: the pending jobs are re-sorted for the new queue order, and jobs
         already running keep their places."""
-        with self.lock:
+        with self._lock:
             previous = self.policy.name
             self.policy = policy
             self.state.reorder(policy.order_key)
@@ -427,9 +455,6 @@ class Reconciler:
                 if row is not None and row.state == QUEUED:
                     self.changes.job(row, message=reason)
         return launches
-
-    def _reasons_changed(self, result: CycleResult) -> bool:
-        return any(self._reasons.get(int(k)) != v for k, v in result.reasons.items())
 
     def _bind(self, session: Session, decision: Bind, now: float) -> Launch:
         job = decision.job

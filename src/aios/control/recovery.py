@@ -17,14 +17,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from aios.control.attempts import Attempt
-from aios.control.records import (
-    QUEUED,
+from aios.control.codecs import (
     allocation_from_json,
     handle_from_json,
     handle_to_json,
-    record,
     scheduler_job,
 )
+from aios.control.events import record
+from aios.control.rows import QUEUED
 from aios.control.tenants import next_uid
 from aios.executors.base import ExitReason, ProcessExit, StopReason
 from aios.scheduler import TERMINAL_STATES, JobState

@@ -21,16 +21,23 @@ from typing import TYPE_CHECKING, Any, Literal
 from fastapi import FastAPI
 
 from aios.control.api import create_app
-from aios.control.auth import ADMIN, Principal, TokenBook
+from aios.control.auth import Principal, TokenBook
+from aios.control.deps import authenticate
 from aios.control.history_api import history_router, restore_policy
-from aios.control.launching import RUN_DIR, Launching
+from aios.control.launching import Launching
+from aios.control.layout import RUN_DIR
 from aios.control.metrics import ControlMetrics
+from aios.control.ops import ControlOps
 from aios.control.perimeter import AllowedHosts, BodyLimits, Perimeter
-from aios.control.plane import ControlOps
 from aios.control.probes import JobProbe
 from aios.control.reconciler import Reconciler
 from aios.dashboard import dashboard_router, page_router
-from aios.errors import InvalidInput, NotFound
+from aios.deployments.api import deployment_router
+from aios.deployments.controller import DeploymentController
+from aios.deployments.gateway import Gateway, GatewayEndpoint
+from aios.deployments.ops import DeploymentOps
+from aios.deployments.routing import Routes
+from aios.errors import InvalidInput
 from aios.executors.base import Executor
 from aios.executors.images import ImageCache
 from aios.executors.sandbox import Sandbox, SandboxUnavailable
@@ -40,11 +47,6 @@ from aios.registry.api import FORM_OVERHEAD
 from aios.registry.service import RegistryOps
 from aios.resources import Node, detect_local_node
 from aios.scheduler import make_policy
-from aios.serving.controller import DeploymentController
-from aios.serving.deploy_api import deployment_router
-from aios.serving.deployments import DeploymentOps
-from aios.serving.gateway import Gateway, GatewayEndpoint
-from aios.serving.routes import Routes
 from aios.serving.server import DEFAULT_MAX_BODY_BYTES
 from aios.store import Database, sqlite_url
 
@@ -168,6 +170,7 @@ class ControlPlane:
             policy,
             home,
             tick=settings.tick,
+            elastic=settings.ray is not None,  # Ray nodes join and leave: a job waits
         )
         self.tokens = TokenBook(self.db, home)
         self.reconciler.launching = Launching(
@@ -255,15 +258,7 @@ class ControlPlane:
     def _authenticate(self, authorization: str | None) -> Principal | None:
         """The caller named by an ``Authorization: Bearer …`` header; None when there
         is none or it is no one's (everyone is the admin without auth)."""
-        if not self.settings.auth:
-            return ADMIN
-        scheme, _, token = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not token:
-            return None
-        try:
-            return self.tokens.resolve(token.strip())
-        except NotFound:
-            return None
+        return authenticate(self.tokens, self.settings.auth, authorization)
 
     def _attach_ray(self, address: str) -> tuple[list[Node], Executor]:
         """Connects to the Ray cluster; its nodes, and the executor that reaches them."""

@@ -13,20 +13,24 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from aios.errors import InvalidQuantity
 from aios.lineage.plan import check_inputs, check_outputs
+from aios.names import NAME, NAME_PART
 from aios.resources import parse_cpu, parse_duration, parse_memory
+from aios.schema import Name, Strict
 
 __all__ = [
     "MAX_ID",
     "NAME",
+    "NAME_PART",
     "AttemptView",
     "EventView",
     "JobSpec",
     "JobStateName",
     "JobView",
+    "Name",
     "NodeView",
     "PipelineSpec",
     "PipelineStep",
@@ -35,16 +39,16 @@ __all__ = [
     "QueueUpdate",
     "QueueView",
     "ReplicaPlace",
+    "Strict",
     "TokenListing",
     "TokenSpec",
     "TokenView",
     "WhoAmI",
+    "checked_cpu",
+    "checked_memory",
+    "checked_seconds",
 ]
 
-NAME_PART = r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}"
-"""A name, unanchored, to build patterns of names from (``NAME@REF``)."""
-NAME = rf"^{NAME_PART}$"
-Name = Annotated[str, Field(pattern=NAME, description="letters, digits, '_', '.', '-'")]
 MAX_CPUS = 1_000_000  # in millicores: a thousand cores
 MAX_MEMORY = 1 << 50  # a pebibyte
 MAX_GPUS = 1024
@@ -69,11 +73,8 @@ JobStateName = Literal[
 """The states a job is reported in (and may be listed by)."""
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-
-
-def _millicores(value: Any) -> int:
+def checked_cpu(value: Any) -> int:
+    """Cores as millicores, within what a machine can have; a ``ValueError`` otherwise."""
     try:
         cpu = parse_cpu(value)
     except InvalidQuantity as exc:
@@ -83,7 +84,8 @@ def _millicores(value: Any) -> int:
     return cpu
 
 
-def _bytes(value: Any) -> int:
+def checked_memory(value: Any) -> int:
+    """Memory as bytes, within what a machine can have; a ``ValueError`` otherwise."""
     try:
         memory = parse_memory(value)
     except InvalidQuantity as exc:
@@ -93,7 +95,8 @@ def _bytes(value: Any) -> int:
     return memory
 
 
-def _seconds(value: Any) -> float:
+def checked_seconds(value: Any) -> float:
+    """A duration (``90``, ``"15m"``) as seconds; a ``ValueError`` otherwise."""
     try:
         seconds = parse_duration(value)
     except InvalidQuantity as exc:
@@ -105,14 +108,14 @@ def _seconds(value: Any) -> float:
 
 def some_cpu(value: float | str, who: str) -> float | str:
     """``value`` when it is a positive amount of cpu (ValueError naming ``who`` else)."""
-    if _millicores(value) <= 0:
+    if checked_cpu(value) <= 0:
         raise ValueError(f"{who} needs some cpu, got {value!r}")
     return value
 
 
 def some_memory(value: int | str, who: str) -> int | str:
     """``value`` when it is a positive amount of memory (ValueError naming ``who`` else)."""
-    if _bytes(value) <= 0:
+    if checked_memory(value) <= 0:
         raise ValueError(f"{who} needs some memory, got {value!r}")
     return value
 
@@ -211,7 +214,7 @@ class JobSpec(Strict):
     @field_validator("time_limit")
     @classmethod
     def _time_limit(cls, value: float | str | None) -> float | str | None:
-        if value is not None and _seconds(value) <= 0:
+        if value is not None and checked_seconds(value) <= 0:
             raise ValueError("time_limit must be positive")
         return value
 
@@ -253,15 +256,15 @@ class JobSpec(Strict):
 
     @property
     def millicores(self) -> int:
-        return _millicores(self.cpus)
+        return checked_cpu(self.cpus)
 
     @property
     def memory_bytes(self) -> int:
-        return _bytes(self.memory)
+        return checked_memory(self.memory)
 
     @property
     def time_limit_seconds(self) -> float | None:
-        return None if self.time_limit is None else _seconds(self.time_limit)
+        return None if self.time_limit is None else checked_seconds(self.time_limit)
 
 
 def _utf8(text: str) -> int:
@@ -388,9 +391,9 @@ def resource_amount(resource: str, amount: float | str) -> int:
     """The scheduler's integer amount of ``resource`` (cpu in millicores, memory in
     bytes, gpu and custom resources in units) that ``amount`` names."""
     if resource == "cpu":
-        return _millicores(amount)
+        return checked_cpu(amount)
     if resource == "memory":
-        return _bytes(amount)
+        return checked_memory(amount)
     if not re.fullmatch(NAME, resource):
         raise ValueError(f"{resource!r} is not a resource name")
     if isinstance(amount, str) or amount < 0 or amount != int(amount):
@@ -465,13 +468,13 @@ class TokenSpec(Strict):
     @field_validator("expires")
     @classmethod
     def _expires(cls, value: float | str | None) -> float | str | None:
-        if value is not None and _seconds(value) <= 0:
+        if value is not None and checked_seconds(value) <= 0:
             raise ValueError("expires must be a positive duration")
         return value
 
     @property
     def expires_seconds(self) -> float | None:
-        return None if self.expires is None else _seconds(self.expires)
+        return None if self.expires is None else checked_seconds(self.expires)
 
 
 class TokenView(BaseModel):

@@ -17,7 +17,7 @@ import threading
 from pathlib import Path
 from queue import SimpleQueue
 
-from aios.control.records import prepare_workdir
+from aios.control.layout import prepare_workdir
 
 __all__ = ["Workdirs"]
 

@@ -14,23 +14,22 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, TypeVar
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 from fastapi import Path as PathParam
 from pydantic import BaseModel
 
-from aios.control.api import caller
-from aios.control.auth import Principal
+from aios.control.deps import User
 from aios.data.datasets import DatasetVersion, DataStore
 from aios.data.labelsets import LabelStore
 from aios.errors import InvalidInput, NotFound
 from aios.lineage.access import DatasetAccess
 from aios.lineage.catalog import DataCatalog
+from aios.names import NAME
 
 __all__ = ["DatasetDetail", "DatasetSummaryView", "DiffView", "dataset_router"]
 
-User = Annotated[Principal, Depends(caller)]
-DatasetName = Annotated[str, PathParam(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")]
-Ref = Annotated[str, Query(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")]
+DatasetName = Annotated[str, PathParam(pattern=NAME)]
+Ref = Annotated[str, Query(pattern=NAME)]
 T = TypeVar("T")
 
 

@@ -17,7 +17,7 @@ from sqlalchemy import func, or_, select
 
 from aios.control.auth import Principal
 from aios.control.metrics import ControlMetrics
-from aios.control.plane import ControlOps
+from aios.control.ops import ControlOps
 from aios.control.reconciler import Reconciler
 from aios.control.specs import NodeView, QueueView
 from aios.store import AttemptRow, Database, JobRow
@@ -144,10 +144,11 @@ def _scheduler(reconciler: Reconciler, metrics: ControlMetrics) -> SchedulerStat
                 total = sample.value
             elif sample.name.endswith("_count"):
                 count = sample.value
+    view = reconciler.view()
     return SchedulerStats(
-        policy=reconciler.policy.name,
-        cycles=reconciler.stats.cycles,
-        last_cycle_seconds=reconciler.stats.last_duration,
+        policy=view.policy,
+        cycles=view.cycles,
+        last_cycle_seconds=view.last_cycle_seconds,
         mean_cycle_seconds=total / count if count else 0.0,
     )
 

@@ -10,12 +10,11 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 from fastapi import Path as PathParam
 from pydantic import AfterValidator
 
-from aios.control.api import caller
-from aios.control.auth import Principal
+from aios.control.deps import User
 from aios.control.history_api import gather_history
 from aios.control.specs import NAME, JobStateName
 from aios.dashboard.datasets import dataset_router
@@ -34,7 +33,6 @@ if TYPE_CHECKING:
 
 __all__ = ["dashboard_router"]
 
-User = Annotated[Principal, Depends(caller)]
 DeploymentName = Annotated[str, PathParam(pattern=NAME)]
 Seconds = Annotated[float | None, Query(ge=0, le=1e11)]
 NamePart = Annotated[str, AfterValidator(check_text)]

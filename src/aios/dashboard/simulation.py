@@ -14,13 +14,12 @@ import asyncio
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Literal
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from aios.control.api import caller
-from aios.control.auth import Principal
+from aios.control.deps import User
 from aios.control.history_api import DEFAULT_WINDOW
 from aios.errors import InvalidInput
 from aios.scheduler.policies import available_policies, make_policy
@@ -31,7 +30,6 @@ from aios.simulator.traces import bundled_trace_path
 
 __all__ = ["MAX_JOBS", "SimulationRequest", "simulator_router"]
 
-User = Annotated[Principal, Depends(caller)]
 MAX_JOBS = 2000
 CDF_POINTS = 50
 SERIES_POINTS = 100

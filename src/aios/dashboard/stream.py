@@ -13,14 +13,13 @@ import json
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 from sqlalchemy import func, select
 
-from aios.control.api import caller
-from aios.control.auth import Principal
-from aios.control.plane import ControlOps
+from aios.control.deps import User
+from aios.control.ops import ControlOps
 from aios.control.specs import MAX_ID
 from aios.dashboard.tickets import StreamTickets
 from aios.errors import InvalidInput
@@ -34,8 +33,6 @@ POLL = 0.5
 may take to show a change."""
 HEARTBEAT = 15.0
 """Seconds of quiet after which a comment line keeps proxies from closing the stream."""
-
-User = Annotated[Principal, Depends(caller)]
 
 
 class TicketView(BaseModel):

@@ -27,7 +27,6 @@ reads the versions and writes its snapshot; the next add waits for it and sees i
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -40,6 +39,7 @@ from aios.data.repository import Repository
 from aios.data.safety import check_source, empty_destination
 from aios.data.schema import FileSchema, read_schema
 from aios.errors import InvalidInput, NotFound
+from aios.names import pattern
 
 __all__ = [
     "LATEST",
@@ -53,8 +53,8 @@ __all__ = [
     "parse_version",
 ]
 
-NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
-"""A dataset, label set or tag name: letters, digits, '_', '.', '-'."""
+NAME = pattern()
+"""A dataset, label set or tag name (:mod:`aios.names`)."""
 LATEST = "latest"
 
 Progress = Callable[..., None]

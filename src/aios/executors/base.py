@@ -8,11 +8,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 __all__ = [
     "Executor",
     "ExitReason",
+    "GangExecutor",
     "Handle",
     "LaunchSpec",
     "ProcessExit",
@@ -177,4 +178,15 @@ class Executor(Protocol):
 
     def close(self) -> None:
         """Stops watching; running replicas are left alone (they may be adopted later)."""
+        ...
+
+
+@runtime_checkable
+class GangExecutor(Executor, Protocol):
+    """An executor that places a gang's replicas whole before any of them starts (Ray:
+    a placement group), so that a gang never runs in part."""
+
+    def reserve(self, specs: Sequence[LaunchSpec]) -> None:
+        """Reserves every replica of a gang on the node it was given, or raises
+        OSError (nothing reserved) when that cannot be done in time."""
         ...

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from fastapi import Path as PathParam
 from pydantic import AfterValidator, BaseModel, Field
 
-from aios.control.api import caller
-from aios.control.auth import Principal
+from aios.control.deps import User
 from aios.control.specs import MAX_ID, NAME_PART
 from aios.lineage.access import DatasetAccess
 from aios.lineage.catalog import DataCatalog
@@ -24,7 +23,6 @@ from aios.store import Database
 
 __all__ = ["LineageView", "TreeView", "lineage_router"]
 
-User = Annotated[Principal, Depends(caller)]
 REF = rf"^{NAME_PART}(@{NAME_PART})?$"
 """A job id, or a dataset or model version as ``NAME@REF`` (a dataset also as ``NAME``):
 ASCII only, so no NUL (which a text column of PostgreSQL cannot hold) and no digit

@@ -25,6 +25,20 @@ from typing import Any
 from aios.errors import InvalidInput
 from aios.files import write_atomically
 
+FORWARDED = (
+    "AIOS_DATA_PASSPHRASE",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_DEFAULT_REGION",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+)
+"""What the stage wrapper needs to open the repository as the control plane does. It is
+handed to the wrapper alone (the executor's ``supervisor_env``), never to the job: the
+wrapper runs outside the job's sandbox, and takes these out of the environment it
+passes on."""
+
 __all__ = [
     "INPUTS_DIR",
     "OUTPUTS_DIR",

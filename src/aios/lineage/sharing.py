@@ -16,18 +16,16 @@ from __future__ import annotations
 import time
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Response
 from fastapi import Path as PathParam
 from pydantic import BaseModel, Field
 
-from aios.control.api import caller
-from aios.control.auth import Principal
+from aios.control.deps import User
 from aios.control.specs import NAME
 from aios.lineage.access import DatasetAccess, DatasetRights
 
 __all__ = ["OwnerSpec", "ShareSpec", "ShareView", "SharingView", "sharing_router"]
 
-User = Annotated[Principal, Depends(caller)]
 DatasetName = Annotated[str, PathParam(pattern=NAME)]
 QueueName = Annotated[str, PathParam(pattern=NAME)]
 

@@ -56,8 +56,8 @@ from aios.data.datasets import DatasetVersion, DataStore, is_dataset
 from aios.data.repository import Repository
 from aios.errors import AiosError, InvalidInput
 from aios.executors.sandbox import IMAGE_INPUTS
-from aios.lineage.jobs import FORWARDED
 from aios.lineage.plan import (
+    FORWARDED,
     INPUTS_DIR,
     OUTPUTS_DIR,
     PLAN_FILE,

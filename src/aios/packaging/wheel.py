@@ -17,8 +17,6 @@ import importlib.metadata
 import zipfile
 from pathlib import Path
 
-import aios
-
 __all__ = ["WHEEL_TAG", "write_wheel"]
 
 WHEEL_TAG = "py3-none-any"
@@ -64,7 +62,7 @@ def write_wheel(directory: Path) -> Path:
 
 
 def _package_root() -> Path:
-    return Path(aios.__file__).resolve().parent
+    return Path(__file__).resolve().parent.parent
 
 
 def _package_files() -> list[Path]:

@@ -9,17 +9,16 @@ from __future__ import annotations
 import re
 
 from aios.errors import InvalidInput
+from aios.names import NAME, NAME_PART
 
 __all__ = ["ALIAS", "DATASET", "LATEST", "NAME", "REFERENCE", "parse_reference"]
 
-NAME = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
-"""A model, tenant, tag or metric name: letters, digits, '_', '.', '-'."""
-ALIAS = r"^(?!latest$)(?![0-9]+$)[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
+ALIAS = rf"^(?!latest$)(?![0-9]+$){NAME_PART}$"
 """An alias: a name that is neither ``latest`` nor a number, which are references too
 (Python's ``re`` only: pydantic's regex engine has no look-ahead)."""
-REFERENCE = r"^(latest|[1-9][0-9]{0,17}|[A-Za-z0-9][A-Za-z0-9_.\-]{0,63})$"
+REFERENCE = rf"^(latest|[1-9][0-9]{{0,17}}|{NAME_PART})$"
 """What may follow ``NAME@``: ``latest``, a version number, or an alias."""
-DATASET = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}@[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
+DATASET = rf"^{NAME_PART}@{NAME_PART}$"
 """A dataset version as ``NAME@VERSION`` (kept verbatim until the data store exists)."""
 LATEST = "latest"
 VERSION = r"^[1-9][0-9]{0,17}$"

@@ -11,10 +11,11 @@ import math
 import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, Field, field_validator
 
 from aios.errors import Conflict, InvalidInput
 from aios.registry.refs import ALIAS, DATASET, NAME
+from aios.schema import Strict
 
 __all__ = [
     "FORMATS",
@@ -83,10 +84,6 @@ def check_reference(ref: str) -> str:
 
 TagValue = Annotated[str, Field(max_length=256), AfterValidator(check_text)]
 Description = Annotated[str, Field(max_length=4096), AfterValidator(check_text)]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 def check_filename(name: str, field: str = "filename") -> str:

@@ -60,7 +60,23 @@ from aios.serving.infer import (
 )
 from aios.serving.secret import Refusal, refusal_of
 
-__all__ = ["InferProtocol", "infer_protocol"]
+__all__ = ["UVICORN_HOOKS", "InferProtocol", "fits_uvicorn", "infer_protocol"]
+
+UVICORN_HOOKS = (
+    "data_received",
+    "connection_lost",
+    "on_message_begin",
+    "on_url",
+    "on_header",
+    "on_headers_complete",
+    "on_body",
+    "on_message_complete",
+    "on_response_complete",
+    "_unset_keepalive_if_required",
+    "_start_asgi_task",
+)
+"""The methods of uvicorn's ``HttpToolsProtocol`` that :class:`InferProtocol` overrides
+or calls: private ones among them, which a uvicorn release may rename."""
 
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _TARGETS: dict[bytes, tuple[str, str | None] | None] = {}
@@ -423,6 +439,11 @@ class InferProtocol(HttpToolsProtocol):
         if not exchange.keep_alive:
             self.transport.close()
         self.on_response_complete()
+
+
+def fits_uvicorn() -> bool:
+    """Whether the installed uvicorn's protocol has every method this one relies on."""
+    return all(callable(getattr(HttpToolsProtocol, name, None)) for name in UVICORN_HOOKS)
 
 
 def infer_protocol(endpoint: InferEndpoint, secret: bytes | None = None) -> type[InferProtocol]:

@@ -10,18 +10,17 @@ the loader's reason before anything is served) and gives it a batcher and metric
 from __future__ import annotations
 
 import asyncio
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from aios.errors import Busy, Conflict, InvalidInput, NotFound
+from aios.names import is_name
 from aios.serving.batching import Batcher, BatchingConfig
 from aios.serving.metrics import ModelMetrics, ServingMetrics
 from aios.serving.runtimes import ModelFormat, Runtime, Signature, load_runtime
 
 __all__ = ["LoadedModel", "ModelRepository", "ServedModel"]
 
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 
 PLATFORMS: dict[str, str] = {
     "onnx": "onnxruntime_onnx",
@@ -51,7 +50,7 @@ class ServedModel:
 
     def __post_init__(self) -> None:
         for what, value in (("model name", self.name), ("model version", self.version)):
-            if not isinstance(value, str) or not _NAME.fullmatch(value):
+            if not isinstance(value, str) or not is_name(value):
                 raise InvalidInput(
                     f"{what} {value!r}: use letters, digits, '_', '.' or '-' (at most 128)"
                 )

@@ -21,8 +21,10 @@ endpoint without ASGI.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import json
+import logging
 import os
 import signal
 import socket
@@ -40,12 +42,11 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 from starlette.types import Receive, Scope, Send
 
-import aios
 from aios.errors import AiosError
 from aios.serving.infer import RETRY_AFTER, BodyTooLarge, InferEndpoint, status_of
-from aios.serving.protocol import infer_protocol
 from aios.serving.repository import ModelRepository, ServedModel
 from aios.serving.secret import OPEN_PATHS, Refusal, refusal_of
+from aios.version import __version__
 
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
@@ -56,6 +57,8 @@ __all__ = [
     "inference_config",
     "serve_models",
 ]
+
+log = logging.getLogger("aios.serving")
 
 DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024
 EXTENSIONS = ("binary_tensor_data",)
@@ -84,7 +87,7 @@ def create_inference_app(
 
     app = InferenceApp(
         title="AIOS inference server",
-        version=aios.__version__,
+        version=__version__,
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
@@ -114,7 +117,7 @@ def create_inference_app(
 
     @app.get("/v2")
     async def server_metadata() -> dict[str, Any]:
-        return {"name": "aios", "version": aios.__version__, "extensions": list(EXTENSIONS)}
+        return {"name": "aios", "version": __version__, "extensions": list(EXTENSIONS)}
 
     @app.get("/metrics")
     async def metrics() -> Response:
@@ -238,7 +241,7 @@ def inference_config(
     app = create_inference_app(repository, max_body_bytes=max_body_bytes, secret=secret)
     return uvicorn.Config(
         app,
-        http=infer_protocol(app.endpoint, app.secret),
+        http=http_protocol(app),
         log_level="warning",
         access_log=False,
         lifespan="on",
@@ -249,6 +252,26 @@ def inference_config(
         server_header=False,
         date_header=False,
     )
+
+
+def http_protocol(app: InferenceApp) -> type[asyncio.Protocol] | str:
+    """:class:`~aios.serving.protocol.InferProtocol` for ``app`` where the installed
+    uvicorn has what it extends; otherwise uvicorn's own httptools protocol, with every
+    request (inference too) through ASGI: slower, the same answers."""
+    try:
+        from aios.serving.protocol import fits_uvicorn, infer_protocol
+    except ImportError as exc:
+        reason = str(exc)
+    else:
+        if fits_uvicorn():
+            return infer_protocol(app.endpoint, app.secret)
+        reason = "a method it overrides is missing"
+    log.warning(
+        "uvicorn %s: inference goes through ASGI (aios.serving.protocol does not fit: %s)",
+        uvicorn.__version__,
+        reason,
+    )
+    return "httptools"
 
 
 async def _refuse(send: Send, refusal: Refusal) -> None:

@@ -16,7 +16,7 @@ import pytest
 
 from aios.serving.secret import SECRET_ENV
 from tests.control.control_harness import Running, start_plane, stop_plane
-from tests.deploy.deploy_harness import replica_secret, restart_plane, undeploy_all
+from tests.deployments.deploy_harness import replica_secret, restart_plane, undeploy_all
 from tests.serving.models import write_env_probe
 
 pytestmark = pytest.mark.slow

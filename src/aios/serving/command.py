@@ -9,24 +9,36 @@ With ``AIOS_REPLICA_SECRET`` in its environment (a deployment's replica: the con
 puts it there) it answers only requests carrying that secret in
 ``X-AIOS-Replica-Secret``, health checks aside; without it (started by hand for local
 use) it answers everyone. It says which when it starts. See :mod:`aios.serving.secret`.
+
+It lives with the replica, not the CLI: a replica imports nothing of the CLI or the
+control plane, and ``aios serve`` is this same function registered on the CLI's app.
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, cast, get_args
+from typing import TYPE_CHECKING, Annotated, NoReturn, cast, get_args
 
 import typer
 
-from aios.cli.remote import FAILURE, fail
 from aios.errors import InvalidInput
 
 if TYPE_CHECKING:
     from aios.serving.runtimes import ModelFormat
 
-__all__ = ["parse_model", "serve"]
+__all__ = ["main", "parse_model", "serve"]
 
 DEFAULT_PORT = 8000
+USAGE_ERROR = 2
+FAILURE = 1
+
+
+def fail(message: str, code: int) -> NoReturn:
+    """``aios: error: <message>`` on one line of stderr, and exit with ``code``."""
+    typer.echo(f"aios: error: {' '.join(message.splitlines())}", err=True)
+    raise typer.Exit(code)
 
 
 def parse_model(spec: str) -> tuple[str, str, ModelFormat, Path]:
@@ -143,3 +155,21 @@ def serve(
     except OSError as exc:
         fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}", FAILURE)
     typer.echo("aios: inference server stopped")
+
+
+def _reports_invalid_input(command: Callable[..., None]) -> Callable[..., None]:
+    @functools.wraps(command)
+    def run(*args: object, **kwargs: object) -> None:
+        try:
+            command(*args, **kwargs)
+        except InvalidInput as exc:
+            fail(str(exc), USAGE_ERROR)
+
+    return run
+
+
+def main() -> None:
+    """``python -m aios.serving ARGS``: ``aios serve ARGS`` without the rest of the CLI."""
+    app = typer.Typer(add_completion=False, pretty_exceptions_show_locals=False)
+    app.command()(_reports_invalid_input(serve))
+    app(prog_name="python -m aios.serving")

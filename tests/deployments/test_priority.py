@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.control.control_harness import CORES, Running, start_plane, stop_plane
-from tests.deploy.deploy_harness import undeploy_all
+from tests.deployments.deploy_harness import undeploy_all
 from tests.registry.artifacts import write_sklearn
 
 pytestmark = pytest.mark.slow

@@ -22,28 +22,23 @@ import random
 import re
 import time
 from collections.abc import Callable
-from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from aios.control.api import caller
 from aios.control.auth import Principal
-from aios.serving.routes import Route, Routes
+from aios.control.deps import User
+from aios.deployments.routing import Route, Routes
+from aios.deployments.upstream import Upstream, UpstreamError
 from aios.serving.secret import SECRET_HEADER
-from aios.serving.upstream import Upstream, UpstreamError
 
 __all__ = ["Gateway", "GatewayEndpoint"]
 
 ATTEMPTS = 3
 FORWARDED = ("content-type", "inference-header-content-length", "content-encoding")
 RETURNED = ("content-type", "inference-header-content-length")
-
-
-User = Annotated[Principal, Depends(caller)]
-"""At module level: FastAPI reads the (postponed) annotations from the module."""
 
 
 def _error(status: int, message: str) -> JSONResponse:

@@ -7,7 +7,7 @@ between a minimum and a maximum that the autoscaler moves). Every replica loads 
 version of the deployment, so shifting traffic between them, or rolling a canary back,
 is a change of weights at the gateway that drops no request. Changing the versions
 themselves starts a new *generation* of replicas, and the old ones stop only once the
-new ones are ready (see :mod:`aios.serving.controller`).
+new ones are ready (see :mod:`aios.deployments.controller`).
 
 Same tenant rules as jobs and models: a deployment belongs to its creator's tenant,
 whose members see and change it; an admin sees all; others are told it does not exist
@@ -21,176 +21,30 @@ existing, since the caller sees that deployment anyway.
 
 from __future__ import annotations
 
-import re
 import time
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from aios.control.auth import Principal
-from aios.control.specs import _bytes, _millicores, some_cpu, some_memory
+from aios.control.specs import checked_cpu, checked_memory
+from aios.deployments.specs import (
+    REF,
+    DeploymentSpec,
+    DeploymentView,
+    ReplicaView,
+    TrafficUpdate,
+    VersionWeight,
+    parse_canary,
+)
 from aios.errors import Conflict, InvalidInput, NotFound
 from aios.registry.service import RegistryOps
-from aios.registry.specs import check_reference, is_reserved, name_unavailable
+from aios.registry.specs import is_reserved, name_unavailable
 from aios.store import Database, EventRow
 from aios.store.models import DeploymentRow
 
-__all__ = [
-    "DeploymentOps",
-    "DeploymentSpec",
-    "DeploymentView",
-    "ReplicaView",
-    "TrafficUpdate",
-    "VersionWeight",
-]
-
-NAME = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
-REF = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9_.\-]{0,63})(?:@(?P<ref>[A-Za-z0-9_.\-]+))?$")
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class DeploymentSpec(_Strict):
-    """What ``aios deploy`` sends: the model (``NAME@VERSION``, ``NAME@alias`` or
-    ``NAME`` for the latest), an optional canary (``NAME@VERSION:PERCENT``), replicas,
-    one replica's resources, and where it is scheduled."""
-
-    name: Annotated[str, Field(pattern=NAME)] | None = Field(
-        None, description="default: the model's name"
-    )
-    model: str = Field(..., max_length=200)
-    canary: str | None = Field(None, max_length=200, description="NAME@VERSION:PERCENT")
-    replicas: int | None = Field(None, ge=1, le=64)
-    min_replicas: int | None = Field(None, ge=1, le=64)
-    max_replicas: int | None = Field(None, ge=1, le=64)
-    target_in_flight: float = Field(4.0, gt=0, le=10_000)
-    scale_down_delay: float = Field(
-        30.0, ge=0, le=86_400, description="seconds of lower load before a replica goes"
-    )
-    cpus: float | str = 1.0
-    memory: int | str = "1G"
-    gpus: int = Field(0, ge=0, le=64)
-    gpu_kind: Annotated[str, Field(pattern=NAME)] | None = None
-    queue: Annotated[str, Field(pattern=NAME)] | None = None
-    priority: int = Field(0, ge=-1_000_000, le=1_000_000)
-    max_batch_size: int = Field(32, ge=1, le=65_536)
-    max_queue_delay_ms: float = Field(2.0, ge=0, le=60_000)
-    max_queue_size: int = Field(1024, ge=1, le=1_000_000)
-    timeout: float = Field(30.0, gt=0, le=3600)
-    image: str | None = Field(
-        None,
-        max_length=512,
-        description="an OCI image with AIOS installed for the replicas to run in "
-        "(default: the host's root, read-only)",
-    )
-
-    @field_validator("model")
-    @classmethod
-    def _model(cls, value: str) -> str:
-        match = REF.match(value)
-        if match is None:
-            raise ValueError(f"model: {value!r} is not NAME, NAME@VERSION or NAME@ALIAS")
-        _check_version(match, "model")
-        return value
-
-    @field_validator("canary")
-    @classmethod
-    def _canary(cls, value: str | None) -> str | None:
-        if value is not None:
-            parse_canary(value)
-        return value
-
-    @field_validator("cpus")
-    @classmethod
-    def _cpus(cls, value: float | str) -> float | str:
-        return some_cpu(value, "a replica")
-
-    @field_validator("memory")
-    @classmethod
-    def _memory(cls, value: int | str) -> int | str:
-        return some_memory(value, "a replica")
-
-    @model_validator(mode="after")
-    def _replicas(self) -> DeploymentSpec:
-        if self.replicas is not None and (self.min_replicas or self.max_replicas):
-            raise ValueError("give either replicas or min_replicas/max_replicas, not both")
-        low, high = self.bounds
-        if low > high:
-            raise ValueError(f"min_replicas {low} is more than max_replicas {high}")
-        return self
-
-    @property
-    def bounds(self) -> tuple[int, int]:
-        if self.replicas is not None:
-            return self.replicas, self.replicas
-        low = self.min_replicas or 1
-        return low, self.max_replicas or max(low, 1)
-
-
-def parse_canary(text: str) -> tuple[str, int]:
-    """``NAME@VERSION:PERCENT`` → (``NAME@VERSION``, percent)."""
-    ref, _, percent = text.rpartition(":")
-    match = REF.match(ref)
-    if match is None or not percent.isdigit() or not 0 < int(percent) < 100:
-        raise ValueError(f"canary: {text!r} is not NAME@VERSION:PERCENT with 0 < PERCENT < 100")
-    _check_version(match, "canary")
-    return ref, int(percent)
-
-
-def _check_version(match: re.Match[str], field: str) -> None:
-    """A version number past what the registry can hold is refused here: on PostgreSQL
-    looking it up would be an error rather than a version that is absent."""
-    try:
-        check_reference(match["ref"] or "latest")
-    except ValueError as exc:
-        raise ValueError(f"{field}: {exc}") from None
-
-
-class VersionWeight(_Strict):
-    model: str
-    version: int
-    weight: int = Field(..., ge=0, le=100)
-    format: str = ""
-
-
-class TrafficUpdate(_Strict):
-    """New traffic weights by version number (percentages that add up to 100), e.g.
-    ``{"3": 50, "4": 50}``; ``{"3": 100}`` rolls a canary back."""
-
-    weights: dict[str, int]
-
-
-class ReplicaView(BaseModel):
-    job_id: int
-    state: str
-    generation: int
-    ready: bool
-    url: str | None
-    in_flight: int
-
-
-class DeploymentView(BaseModel):
-    name: str
-    tenant: str
-    owner: str
-    versions: list[VersionWeight]
-    min_replicas: int
-    max_replicas: int
-    desired_replicas: int
-    generation: int
-    queue: str
-    priority: int
-    cpus: float
-    memory: int
-    gpus: int
-    replicas: list[ReplicaView]
-    message: str
-    created_at: float
-    updated_at: float
+__all__ = ["DeploymentOps", "deployment_view"]
 
 
 class DeploymentOps:
@@ -237,8 +91,8 @@ class DeploymentOps:
             "max_replicas": high,
             "target_in_flight": spec.target_in_flight,
             "scale_down_delay": spec.scale_down_delay,
-            "cpus": _millicores(spec.cpus),
-            "memory": _bytes(spec.memory),
+            "cpus": checked_cpu(spec.cpus),
+            "memory": checked_memory(spec.memory),
             "gpus": spec.gpus,
             "gpu_kind": spec.gpu_kind,
             "queue": queue,

@@ -4,27 +4,19 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from fastapi import Path as PathParam
 
-from aios.control.api import caller
 from aios.control.auth import Principal
-from aios.serving.controller import DeploymentController
-from aios.serving.deployments import (
-    DeploymentOps,
-    DeploymentSpec,
-    DeploymentView,
-    TrafficUpdate,
-    deployment_view,
-)
+from aios.control.deps import User
+from aios.deployments.controller import DeploymentController
+from aios.deployments.ops import DeploymentOps, deployment_view
+from aios.deployments.specs import DeploymentSpec, DeploymentView, TrafficUpdate
+from aios.names import NAME
 
 __all__ = ["deployment_router"]
 
-DeploymentName = Annotated[str, PathParam(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")]
-
-
-User = Annotated[Principal, Depends(caller)]
-"""At module level: FastAPI reads the (postponed) annotations from the module."""
+DeploymentName = Annotated[str, PathParam(pattern=NAME)]
 
 
 def deployment_router(ops: DeploymentOps, controller: DeploymentController) -> APIRouter:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from aios.deployments.autoscale import Autoscaler, ScalePolicy
 from aios.errors import InvalidInput
-from aios.serving.autoscale import Autoscaler, ScalePolicy
 
 POLICY = ScalePolicy(min_replicas=1, max_replicas=4, target=4, window=5, scale_down_delay=30)
 

@@ -23,11 +23,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from aios.control.auth import Principal
+from aios.control.events import record
 from aios.control.idempotency import Idempotency, once, recall
-from aios.control.launching import control_dir
+from aios.control.launching import data_plan, has_data
+from aios.control.layout import FUNCTION_FILE, control_dir, job_dir, prepare_workdir
 from aios.control.pipelines import pipeline_state, topological_order
 from aios.control.reconciler import QUEUED, Reconciler
-from aios.control.records import FUNCTION_FILE, job_dir, prepare_workdir, record
 from aios.control.specs import (
     EventView,
     GpuView,
@@ -49,7 +50,6 @@ from aios.executors.images import ImageCache, parse_reference, readable_by
 from aios.files import NotARegularFile, read_in
 from aios.lineage.access import DatasetAccess
 from aios.lineage.catalog import DataCatalog, default_location
-from aios.lineage.jobs import data_plan, has_data
 from aios.resources import Resources, format_bytes
 from aios.scheduler import TERMINAL_STATES
 from aios.store import AttemptRow, Database, EventRow, JobRow, PipelineRow, QueueRow
@@ -109,8 +109,7 @@ class ControlOps:
             raise InvalidInput(
                 f"{where}image: jobs run without a sandbox here, and an image needs one"
             )
-        queue = self.reconciler.queue_rows.get(spec.queue or user.tenant or "default")
-        uid = queue.uid if queue is not None else None
+        uid = self.reconciler.view().queue_uids.get(spec.queue or user.tenant or "default")
         path, _ = parse_reference(spec.image)
         # As if absent: whether it exists is not the tenant's to learn.
         if os.geteuid() == 0 and not user.admin and uid is not None and not readable_by(path, uid):
@@ -124,9 +123,9 @@ class ControlOps:
         request = Resources(
             spec.millicores, spec.memory_bytes, spec.gpus, spec.gpu_kind if spec.gpus else None
         )
-        with self.reconciler.lock:
-            nodes = [state.node for state in self.reconciler.state.nodes.values()]
-        if self.reconciler.elastic:
+        view = self.reconciler.view()
+        nodes = [load.node for load in view.nodes]
+        if view.elastic:
             return  # a node that can hold it may join later
         if not any(request.fits(node.allocatable) for node in nodes):
             largest = ", ".join(
@@ -150,7 +149,7 @@ class ControlOps:
         flush) after checking its queue, rights and dependencies. ``mounts`` are host
         paths bound read-only into its sandbox: the control plane's own (a serving
         replica's model files), never a request's."""
-        if queue not in self.reconciler.queue_rows:
+        if queue not in self.reconciler.view().queue_uids:
             raise InvalidInput(f"queue: no queue named {queue!r}")
         user.check_queue(queue)
         if spec.as_admin and not user.admin:
@@ -443,7 +442,7 @@ class ControlOps:
             ]
 
     def log_file(self, user: Principal, job_id: int, stream: str, replica: int) -> Path:
-        from aios.control.records import log_path
+        from aios.control.layout import log_path
 
         with self.db.sessions() as session:
             row = self._visible_job(session, user, job_id)
@@ -480,12 +479,11 @@ class ControlOps:
     def _check_resource_names(self, **amounts: dict[str, Any] | None) -> None:
         """Refuses a quota naming a resource no node has (``gpus`` for ``gpu``): it would
         silently limit nothing."""
-        with self.reconciler.lock:
-            custom = {
-                name
-                for state in self.reconciler.state.nodes.values()
-                for name, _ in state.node.allocatable.custom
-            }
+        custom = {
+            name
+            for load in self.reconciler.view().nodes
+            for name, _ in load.node.allocatable.custom
+        }
         known = {"cpu", "memory", "gpu"} | custom
         for field, values in amounts.items():
             for resource in values or {}:
@@ -549,8 +547,7 @@ class ControlOps:
                 .group_by(JobRow.state)
             ).all()
         )
-        with self.reconciler.lock:
-            usage = dict(self.reconciler.state.usage.get(row.name, {}))
+        usage = dict(self.reconciler.view().usage.get(row.name, {}))
         return QueueView(
             name=row.name,
             quota=row.nominal,
@@ -569,37 +566,27 @@ class ControlOps:
 
     # -- nodes ----------------------------------------------------------------------
     def nodes(self) -> list[NodeView]:
-        views = []
-        with self.reconciler.lock:
-            state = self.reconciler.state
-            holders: dict[tuple[str, int], int] = {}
-            for job_id, running in state.running.items():
-                for allocation in running.allocations:
-                    for gpu in allocation.gpus:
-                        holders[(allocation.node, gpu)] = int(job_id)
-            for name, node_state in sorted(state.nodes.items()):
-                node = node_state.node
-                allocated = node_state.allocated()
-                views.append(
-                    NodeView(
-                        name=name,
-                        capacity=_plain(node.capacity),
-                        allocatable=_plain(node.allocatable),
-                        allocated=_plain(allocated),
-                        free=_plain(node.allocatable - allocated),
-                        gpus=[
-                            GpuView(
-                                index=d.index,
-                                model=d.model,
-                                memory=d.memory,
-                                job_id=holders.get((name, d.index)),
-                            )
-                            for d in node.gpus
-                        ],
-                        labels=dict(node.labels),
+        view = self.reconciler.view()
+        return [
+            NodeView(
+                name=load.node.name,
+                capacity=_plain(load.node.capacity),
+                allocatable=_plain(load.node.allocatable),
+                allocated=_plain(load.allocated),
+                free=_plain(load.node.allocatable - load.allocated),
+                gpus=[
+                    GpuView(
+                        index=d.index,
+                        model=d.model,
+                        memory=d.memory,
+                        job_id=view.gpu_holders.get((load.node.name, d.index)),
                     )
-                )
-        return views
+                    for d in load.node.gpus
+                ],
+                labels=dict(load.node.labels),
+            )
+            for load in view.nodes
+        ]
 
     # -- pipelines ------------------------------------------------------------------
     def submit_pipeline(
@@ -627,7 +614,7 @@ class ControlOps:
             def create() -> PipelineView:
                 # The pipeline's own queue decides who sees it and may cancel it: the same
                 # checks as a job's, even when every step names a queue of its own.
-                if queue not in self.reconciler.queue_rows:
+                if queue not in self.reconciler.view().queue_uids:
                     raise InvalidInput(f"queue: no queue named {queue!r}")
                 user.check_queue(queue)
                 pipeline = PipelineRow(
@@ -743,10 +730,6 @@ def _plain(resources: Resources) -> dict[str, int]:
     values = {"cpu": resources.cpu, "memory": resources.memory, "gpu": resources.gpus}
     values.update(dict(resources.custom))
     return values
-
-
-def wall_clock() -> float:
-    return time.time()
 
 
 def _dump(view: JobView) -> Any:

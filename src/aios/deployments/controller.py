@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import logging
 import sys
-import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -33,14 +32,16 @@ from sqlalchemy import delete, select
 
 from aios.control.auth import ADMIN, Principal
 from aios.control.keys import control_key
-from aios.control.plane import ControlOps
-from aios.control.records import job_dir
+from aios.control.layout import job_dir
+from aios.control.ops import ControlOps
 from aios.control.specs import JobSpec
+from aios.deployments.autoscale import Autoscaler, ScalePolicy
+from aios.deployments.ops import DeploymentOps
+from aios.deployments.routing import Endpoint, Route, Routes
+from aios.deployments.specs import ReplicaView
 from aios.errors import AiosError
 from aios.files import read_in
-from aios.serving.autoscale import Autoscaler, ScalePolicy
-from aios.serving.deployments import DeploymentOps, ReplicaView
-from aios.serving.routes import Endpoint, Route, Routes
+from aios.loop import Loop
 from aios.serving.secret import KEY_NAME, SECRET_ENV, deployment_secret
 from aios.store import Database, JobRow
 from aios.store.models import DeploymentRow, ReplicaRow
@@ -118,9 +119,7 @@ class DeploymentController:
         self.routes = routes
         self.interval = interval
         self._tracked: dict[str, _Tracked] = {}
-        self._wake = threading.Event()
-        self._stopped = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loop = Loop("aios-deploy", self.step, interval)
         self._http = httpx.Client(timeout=1.0, trust_env=False)
         self._key: bytes | None = None  # the control plane's key of replica secrets
         self.bind_host = "127.0.0.1"
@@ -130,27 +129,14 @@ class DeploymentController:
 
     # -- the thread ---------------------------------------------------------------
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="aios-deploy", daemon=True)
-        self._thread.start()
+        self._loop.start()
 
     def stop(self) -> None:
-        self._stopped.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
+        self._loop.stop()
         self._http.close()
 
     def wake(self) -> None:
-        self._wake.set()
-
-    def _run(self) -> None:
-        while not self._stopped.is_set():
-            try:
-                self.step()
-            except Exception:
-                log.exception("deployment pass failed; retrying")
-            self._wake.wait(self.interval)
-            self._wake.clear()
+        self._loop.wake()
 
     # -- one pass -----------------------------------------------------------------
     def step(self) -> None:

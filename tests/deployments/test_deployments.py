@@ -20,7 +20,7 @@ import tritonclient.http as triton
 
 from aios.client import ApiError
 from tests.control.control_harness import Running, start_plane, stop_plane
-from tests.deploy.deploy_harness import replica_headers, undeploy_all
+from tests.deployments.deploy_harness import replica_headers, undeploy_all
 from tests.registry.artifacts import iris, write_sklearn
 
 pytestmark = pytest.mark.slow

@@ -1,70 +1,29 @@
-"""Translations between database rows and what the scheduler and executors see, the
-event log, and the loop's row changes. Every state change goes through :func:`record`,
-in the transaction that makes the change."""
+"""The loop's row writes: job and attempt changes as a few Core statements, and the
+SQLite bypass that executes them.
+
+The reconcile loop is the only writer of job and attempt rows once they exist (see
+:mod:`aios.control.reconciler`); :class:`RowChanges` gathers what one pass changes and
+writes it as one ``executemany`` per table.
+"""
 
 from __future__ import annotations
 
-import contextlib
-import os
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, cast
 
 from sqlalchemy import Connection, Insert, Table, Update, bindparam, insert, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from aios.executors.base import Handle
-from aios.resources import Allocation, Resources
-from aios.scheduler import Job, JobKind, Queue
-from aios.store import AttemptRow, EventRow, JobRow, QueueRow
+from aios.store import AttemptRow, JobRow
 
-__all__ = [
-    "FUNCTION_FILE",
-    "QUEUED",
-    "RowChanges",
-    "allocation_from_json",
-    "allocation_to_json",
-    "handle_from_json",
-    "handle_to_json",
-    "job_dir",
-    "log_path",
-    "queue_from_row",
-    "record",
-    "scheduler_job",
-    "write_events",
-]
+__all__ = ["QUEUED", "RowChanges", "execute_many"]
 
-FUNCTION_FILE = "function.pkl"
-EVENTS = "aios.events"
 QUEUED = "queued"
 """The state of a job waiting for the scheduler (or for its retry backoff)."""
 
-
-def record(
-    session: Session,
-    now: float,
-    kind: str,
-    message: str,
-    job_id: int | None = None,
-    **data: Any,
-) -> None:
-    """Adds one line to the event log, in ``session``'s transaction: lines are kept
-    on the session and written together by :func:`write_events` before it commits."""
-    event = {"time": now, "job_id": job_id, "kind": kind, "message": message, "data": data}
-    session.info.setdefault(EVENTS, []).append(event)
-
-
-def write_events(session: Session) -> None:
-    """Inserts the event lines :func:`record` kept, in one statement."""
-    events = session.info.pop(EVENTS, None)
-    if events:
-        _execute_many(session.connection(), _INSERT_EVENTS, events)
-
-
 _JOBS = cast(Table, JobRow.__table__)
 _ATTEMPTS = cast(Table, AttemptRow.__table__)
-_INSERT_EVENTS = insert(cast(Table, EventRow.__table__))
 _INSERT_ATTEMPTS = insert(_ATTEMPTS)
 # Without a SET clause, an executemany sets the columns its parameters name.
 _UPDATE_JOBS = update(_JOBS).where(_JOBS.c.id == bindparam("_job"))
@@ -119,13 +78,13 @@ class RowChanges:
         """Executes the changes in ``session``'s transaction, and forgets them."""
         connection = session.connection()
         if self._new_attempts:
-            _execute_many(connection, _INSERT_ATTEMPTS, self._new_attempts)
+            execute_many(connection, _INSERT_ATTEMPTS, self._new_attempts)
         if self._attempts:
-            _execute_many(
+            execute_many(
                 connection, _UPDATE_ATTEMPTS, _parameters(self._attempts, ("_job", "_number"))
             )
         if self._jobs:
-            _execute_many(connection, _UPDATE_JOBS, _parameters(self._jobs, ("_job",)))
+            execute_many(connection, _UPDATE_JOBS, _parameters(self._jobs, ("_job",)))
         self.clear()
 
     def clear(self) -> None:
@@ -153,11 +112,11 @@ def _parameters(
 _Plan = tuple[str, tuple[str, ...], tuple[Callable[[Any], Any] | None, ...]]
 _PLANS: dict[tuple[Insert | Update, tuple[str, ...]], _Plan] = {}
 DRIVER_SQLITE = True
-"""Whether :func:`_execute_many` hands SQLite's driver the statements itself (tests
+"""Whether :func:`execute_many` hands SQLite's driver the statements itself (tests
 turn it off to check that both ways write the same)."""
 
 
-def _execute_many(
+def execute_many(
     connection: Connection, statement: Insert | Update, parameters: list[dict[str, Any]]
 ) -> None:
     """Executes ``statement`` once per parameter set (all naming the same keys), in
@@ -192,100 +151,3 @@ def _execute_many(
         for values in parameters
     ]
     connection.connection.cursor().executemany(sql, rows)
-
-
-def scheduler_job(row: JobRow) -> Job:
-    """The job as the scheduler sees it."""
-    return Job(
-        id=str(row.id),
-        request=Resources(row.cpu, row.memory, row.gpus, row.gpu_kind if row.gpus else None),
-        replicas=row.replicas,
-        priority=row.priority,
-        queue=row.queue,
-        submit_time=row.submitted_at,
-        time_limit=row.time_limit,
-        preemptible=row.preemptible,
-        dependencies=tuple(str(parent) for parent in row.dependencies),
-        kind=JobKind(row.kind),
-        queued_at=row.queued_at,
-        attained_service=row.attained_service,
-    )
-
-
-def queue_from_row(row: QueueRow) -> Queue:
-    return Queue(
-        name=row.name,
-        nominal=None if row.nominal is None else {k: int(v) for k, v in row.nominal.items()},
-        weight=row.weight,
-        cohort=row.cohort,
-        borrowing_limit={k: int(v) for k, v in (row.borrowing_limit or {}).items()},
-    )
-
-
-def allocation_to_json(allocation: Allocation) -> dict[str, Any]:
-    return {
-        "node": allocation.node,
-        "cores": list(allocation.cores),
-        "gpus": list(allocation.gpus),
-        "memory": allocation.memory,
-        "gpu_kind": allocation.gpu_kind,
-        "custom": [list(pair) for pair in allocation.custom],
-    }
-
-
-def allocation_from_json(data: dict[str, Any]) -> Allocation:
-    return Allocation(
-        node=data["node"],
-        cores=tuple(data["cores"]),
-        gpus=tuple(data["gpus"]),
-        memory=data["memory"],
-        gpu_kind=data.get("gpu_kind"),
-        custom=tuple((str(k), int(v)) for k, v in data.get("custom", ())),
-    )
-
-
-def handle_to_json(handle: Handle) -> dict[str, Any]:
-    return {
-        "job_id": handle.job_id,
-        "attempt": handle.attempt,
-        "replica": handle.replica,
-        "pid": handle.pid,
-        "pgid": handle.pgid,
-        "started": handle.started,
-        "exit_file": handle.exit_file,
-        "cgroup": handle.cgroup,
-    }
-
-
-def handle_from_json(data: dict[str, Any]) -> Handle:
-    return Handle(
-        job_id=data["job_id"],
-        attempt=data["attempt"],
-        replica=data["replica"],
-        pid=data["pid"],
-        pgid=data["pgid"],
-        started=data["started"],
-        exit_file=data.get("exit_file", ""),
-        cgroup=data.get("cgroup", ""),
-    )
-
-
-def job_dir(home: Path, job_id: int) -> Path:
-    """The job's own directory: its working directory, bound into its sandbox (see
-    :mod:`aios.control.launching`)."""
-    return home / "jobs" / str(job_id)
-
-
-def log_path(home: Path, job_id: int, stream: str, replica: int = 0) -> Path:
-    suffix = "" if replica == 0 else f".{replica}"
-    return job_dir(home, job_id) / f"{stream}{suffix}.log"
-
-
-def prepare_workdir(home: Path, job_id: int) -> None:
-    """Makes the job's directory and its checkpoint directory, each unless it exists (a
-    retry, a function job whose payload was written at submission, a directory made
-    ahead by :class:`~aios.control.workdirs.Workdirs`, even at the same moment)."""
-    path = os.fspath(job_dir(home, job_id))
-    for directory in (path, f"{path}/checkpoint"):
-        with contextlib.suppress(FileExistsError):
-            os.mkdir(directory, 0o700)

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.control.control_harness import Running, start_plane, stop_plane
-from tests.deploy.deploy_harness import undeploy_all
+from tests.deployments.deploy_harness import undeploy_all
 
 pytestmark = pytest.mark.slow
 
