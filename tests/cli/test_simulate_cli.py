@@ -173,6 +173,8 @@ def test_job_larger_than_the_cluster_is_unschedulable(tmp_path: Path) -> None:
         (GENERIC_ROWS, ["--trace", "{trace}", "--map", "submit=submitted"], ["--map", "duration"]),
         (PHILLY_ROWS, ["--trace", "{trace}", "--mem-per-node", "lots"], ["--mem-per-node"]),
         (PHILLY_ROWS, ["--trace", "{trace}", "--plot", "{tmp}/no/such/dir/x.png"], ["--plot"]),
+        (PHILLY_ROWS, ["--trace", "{trace}", "--restore", "soon"], ["--restore", "'soon'"]),
+        (PHILLY_ROWS, ["--trace", "{trace}", "--checkpoint-every", "-5m"], ["--checkpoint-every"]),
     ],
 )
 def test_bad_input_is_one_line_on_stderr_and_exit_code_2(
@@ -234,3 +236,26 @@ def test_history_options_are_checked_before_the_control_plane_is_asked(
     assert result.exit_code == 2
     assert message in result.stderr
     assert result.stderr.startswith("aios: error: ")
+
+
+def test_costs_show_in_the_json_and_zero_costs_lose_nothing(tmp_path: Path) -> None:
+    """The JSON carries the GPU-seconds lost and the restore seconds; with --restore 0
+    and --checkpoint-every 0 a preemption costs nothing."""
+    trace = write(tmp_path, PHILLY_ROWS)
+    free = invoke(
+        "simulate",
+        "--trace",
+        trace,
+        "--policy",
+        "las",
+        "--json",
+        "--restore",
+        "0",
+        "--checkpoint-every",
+        "0",
+        *SMALL_CLUSTER,
+    )
+    assert free.exit_code == 0, free.stderr
+    (row,) = json.loads(free.stdout)
+    assert row["lost_gpu_seconds"] == 0.0
+    assert row["restore_seconds"] == 0.0

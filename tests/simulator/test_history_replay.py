@@ -66,7 +66,7 @@ def _wait_state(client: Client, job_id: int, state: str) -> None:
 def direct_trace(views: list[JobView]) -> list[TraceJob]:
     """The trace of the jobs that started and ended, built here from the jobs as the API
     shows them: submit offsets from the first, the last attempt's run time, the whole
-    gang's resources, the queue as the tenant."""
+    gang's resources, the queue as the tenant, the name and the preemption cost."""
     ran = sorted(
         (v for v in views if v.started_at is not None and v.finished_at is not None),
         key=lambda v: (v.submitted_at, v.id),
@@ -81,6 +81,9 @@ def direct_trace(views: list[JobView]) -> list[TraceJob]:
             v.cpus * v.replicas,
             v.memory * v.replicas,
             v.queue,
+            v.name,
+            v.restore,
+            v.checkpoint_every,
         )
         for v in ran
         if v.finished_at is not None and v.started_at is not None  # for the type checker

@@ -39,7 +39,7 @@ def test_format_table_has_one_row_per_result() -> None:
     """The table holds one row per policy, in the order given, plus the policy column."""
     table = format_table([result("fifo", [1.0, 3.0]), result("las", [2.0])])
     assert table.row_count == 2
-    assert len(table.columns) == 14
+    assert len(table.columns) == 16
     rows = [line for line in render([result("fifo", [1.0]), result("las", [2.0])]) if "│" in line]
     assert [row.split("│")[1].strip() for row in rows] == ["fifo", "las"]
 
@@ -53,7 +53,8 @@ def test_format_table_shows_hours_days_and_percent() -> None:
     assert cells[9] == "2.00"  # makespan: 48 h
     assert cells[10] == "100.0"  # both GPUs busy until the last finish
     assert cells[11] == "1.000"  # one tenant
-    assert cells[13] == "0.2"  # replay seconds
+    assert cells[13:15] == ["0", "0.0"]  # nothing lost to preemption
+    assert cells[15] == "0.2"  # replay seconds
 
 
 def test_to_json_has_one_object_per_policy_with_the_metric_names() -> None:

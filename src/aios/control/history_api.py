@@ -155,6 +155,9 @@ def gather_history(ops: ControlOps, since: float, limit: int, now: float | None 
             JobRow.memory,
             JobRow.gpus,
             JobRow.replicas,
+            JobRow.name,
+            JobRow.restore,
+            JobRow.checkpoint_every,
         )
         .where(
             JobRow.state.in_(ENDED_STATES),
@@ -185,6 +188,9 @@ def gather_history(ops: ControlOps, since: float, limit: int, now: float | None 
             memory=row.memory,
             gpus=row.gpus,
             replicas=row.replicas,
+            name=row.name,
+            restore=row.restore,
+            checkpoint_every=row.checkpoint_every,
         )
         for row in reversed(rows)
     ]

@@ -16,7 +16,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from aios.executors.base import Handle
 from aios.resources import Allocation, Resources
-from aios.scheduler import Job, JobKind, Queue
+from aios.scheduler import Job, JobKind, PreemptionCost, Queue
 from aios.store import AttemptRow, EventRow, JobRow, QueueRow
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "handle_to_json",
     "job_dir",
     "log_path",
+    "preemption_cost",
     "queue_from_row",
     "record",
     "scheduler_job",
@@ -209,6 +210,19 @@ def scheduler_job(row: JobRow) -> Job:
         kind=JobKind(row.kind),
         queued_at=row.queued_at,
         attained_service=row.attained_service,
+        preemption_cost=preemption_cost(row),
+    )
+
+
+def preemption_cost(row: JobRow) -> PreemptionCost | None:
+    """What preempting ``row``'s job costs, as its spec says; None when it says nothing
+    (a figure it leaves out is the default's, see :class:`PreemptionCost`)."""
+    if row.restore is None and row.checkpoint_every is None:
+        return None
+    default = PreemptionCost()
+    return PreemptionCost(
+        default.restore if row.restore is None else row.restore,
+        default.checkpoint_every if row.checkpoint_every is None else row.checkpoint_every or None,
     )
 
 

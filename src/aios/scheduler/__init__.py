@@ -1,6 +1,7 @@
 """The scheduler: jobs and queues as it sees them, the plugin framework, the policies,
 and one pure scheduling cycle (state and time in, decisions out)."""
 
+from aios.scheduler.costs import FREE, PreemptionCost
 from aios.scheduler.cycle import (
     Bind,
     CycleResult,
@@ -17,6 +18,7 @@ from aios.scheduler.queue import Queue, check_quota
 from aios.scheduler.state import ClusterState, NodeState
 
 __all__ = [
+    "FREE",
     "SUCCESS",
     "TERMINAL_STATES",
     "Bind",
@@ -30,6 +32,7 @@ __all__ = [
     "NodeState",
     "Policy",
     "Preempt",
+    "PreemptionCost",
     "Queue",
     "RunningJob",
     "Status",

@@ -39,14 +39,17 @@ _NUMERIC_COLUMNS = (
     "GPU util %",
     "Jain's index",
     "preemptions",
+    "GPU-h lost",
+    "restore (h)",
     "replay (s)",
 )
 
 
 def format_table(results: Sequence[SimulationResult]) -> Table:
     """Returns a table with one row per result: counts, JCT percentiles and queueing delay in
-    hours, makespan in days, GPU utilization in percent, Jain's index, preemptions, and the
-    wall-clock seconds the replay took."""
+    hours, makespan in days, GPU utilization in percent, Jain's index, preemptions, the
+    GPU-hours they cost (work done again and restores) and the hours spent restoring, and
+    the wall-clock seconds the replay took."""
     table = Table(title="Policy comparison", title_justify="left")
     table.add_column("policy", no_wrap=True)
     for name in _NUMERIC_COLUMNS:
@@ -67,6 +70,8 @@ def format_table(results: Sequence[SimulationResult]) -> Table:
             f"{100.0 * m.gpu_utilization:.1f}",
             f"{m.jain_index:.3f}",
             f"{m.preemptions:,}",
+            f"{m.lost_gpu_seconds / HOUR:,.0f}",
+            f"{m.restore_seconds / HOUR:,.1f}",
             f"{result.seconds:.1f}",
         )
     return table
@@ -102,17 +107,18 @@ def comparison_lines(results: Sequence[SimulationResult]) -> list[str]:
 
 
 def plot(results: Sequence[SimulationResult], path: Path) -> None:
-    """Draws two panels into the PNG file ``path``: the CDF of job completion times per
-    policy (hours, log scale) and the GPU utilization over time per policy. Draws with
+    """Draws three panels into the PNG file ``path``: the CDF of job completion times per
+    policy (hours, log scale), the GPU utilization over time per policy, and the
+    GPU-hours each policy lost to preemption (bars labelled with the preemptions). Draws with
     matplotlib's Agg canvas, so it needs no display. Raises OSError if ``path`` cannot be
     written."""
     # Imported here: matplotlib takes longer to import than the rest of the CLI together.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(13.0, 4.8), layout="constrained")
+    figure = Figure(figsize=(18.0, 4.8), layout="constrained")
     FigureCanvasAgg(figure)
-    cdf, usage = figure.subplots(1, 2)
+    cdf, usage, costs = figure.subplots(1, 3)
 
     for result in results:
         jcts = sorted(
@@ -144,6 +150,15 @@ def plot(results: Sequence[SimulationResult], path: Path) -> None:
     usage.set_ylim(0.0, 105.0)
     usage.set_title("GPU utilization over time")
     usage.grid(True, alpha=0.3)
+
+    names = [result.metrics.policy for result in results]
+    lost = [result.metrics.lost_gpu_seconds / HOUR for result in results]
+    bars = costs.bar(range(len(results)), lost, color="tab:red", alpha=0.7)
+    costs.bar_label(bars, labels=[f"{r.metrics.preemptions:,} preempt." for r in results])
+    costs.set_xticks(range(len(results)), names, rotation=20, fontsize="small")
+    costs.set_ylabel("GPU-hours lost to preemption")
+    costs.set_title("Preemption cost (work redone + restores)")
+    costs.grid(True, axis="y", alpha=0.3)
 
     for axes in (cdf, usage):
         if axes.get_legend_handles_labels()[0]:
