@@ -69,7 +69,9 @@ def test_a_job_states_its_preemption_cost_and_the_scheduler_gets_it() -> None:
     from aios.scheduler import PreemptionCost
     from aios.store import JobRow
 
-    spec = JobSpec(command=["train"], restore="90s", checkpoint_every="15m")
+    spec = JobSpec.model_validate(
+        {"command": ["train"], "restore": "90s", "checkpoint_every": "15m"}
+    )
     assert (spec.restore_seconds, spec.checkpoint_every_seconds) == (90.0, 900.0)
     row = JobRow(restore=spec.restore_seconds, checkpoint_every=spec.checkpoint_every_seconds)
     assert preemption_cost(row) == PreemptionCost(90.0, 900.0)
@@ -78,4 +80,4 @@ def test_a_job_states_its_preemption_cost_and_the_scheduler_gets_it() -> None:
     )
     assert preemption_cost(JobRow(restore=None, checkpoint_every=None)) is None
     with pytest.raises(ValidationError, match="duration"):
-        JobSpec(command=["train"], restore="soon")
+        JobSpec.model_validate({"command": ["train"], "restore": "soon"})
