@@ -55,6 +55,7 @@ def test_scheduler_public_names() -> None:
             "available_policies",
             "check_quota",
             "cycle",
+            "make_live_policy",
             "make_policy",
         ]
     )

@@ -16,6 +16,7 @@ from aios.cli.main import app
 from aios.client import Client
 from aios.control.specs import JobView
 from aios.resources import parse_memory
+from aios.scheduler import PreemptionCost
 from aios.simulator import ClusterSpec, TraceJob, simulate
 from aios.simulator.history import replay_inputs
 from tests.control.control_harness import CORES, Running, start_plane, stop_plane
@@ -131,13 +132,14 @@ def test_what_if_replay_matches_a_direct_simulator_run(history: Running) -> None
             "--policy",
             ",".join(POLICIES),
             "--json",
+            "--no-bound",
         ],
     )
     assert result.exit_code == 0, result.stderr
     replayed = json.loads(result.stdout)
     assert [row["policy"] for row in replayed] == list(POLICIES)
     for row, policy in zip(replayed, POLICIES, strict=True):
-        expected = simulate(direct, this_cluster(), policy).metrics.as_dict()
+        expected = simulate(direct, this_cluster(), policy, cost=PreemptionCost()).metrics.as_dict()
         assert {key: row[key] for key in expected} == expected
 
 

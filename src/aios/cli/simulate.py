@@ -36,6 +36,7 @@ from aios.errors import InvalidInput, InvalidQuantity
 from aios.resources import parse_duration, parse_memory
 from aios.scheduler import PreemptionCost, make_policy
 from aios.scheduler.costs import DEFAULT_CHECKPOINT_EVERY, DEFAULT_RESTORE
+from aios.scheduler.policies import BOUND
 from aios.simulator import (
     ClusterSpec,
     SimulationResult,
@@ -133,6 +134,14 @@ def simulate(
             "(jobs whose trace row has its own keep theirs).",
         ),
     ] = f"{DEFAULT_RESTORE:.0f}s",
+    bound: Annotated[
+        bool,
+        typer.Option(
+            "--bound/--no-bound",
+            help="Also replay the clairvoyant bound (oracle-srtf) and show every policy's "
+            "mean JCT as a multiple of it.",
+        ),
+    ] = True,
     checkpoint_every: Annotated[
         str,
         typer.Option(
@@ -149,6 +158,8 @@ def simulate(
     spec = _cluster_spec(nodes, gpus_per_node, cpus_per_node, mem_per_node)
     cost = parse_cost(restore, checkpoint_every)
     policies = parse_policies(policy)
+    if bound and not any(name.split("+")[0] == BOUND for name in policies):
+        policies.append(BOUND)
     if plot_path is not None and not plot_path.parent.is_dir():
         raise InvalidInput(f"--plot: directory {plot_path.parent} does not exist")
     if from_history:

@@ -33,7 +33,7 @@ from aios.control.reconciler import Reconciler
 from aios.control.records import record
 from aios.control.specs import Strict
 from aios.errors import Busy, InvalidInput
-from aios.scheduler import available_policies, make_policy
+from aios.scheduler import available_policies, make_live_policy, make_policy
 from aios.simulator.history import (
     ENDED_STATES,
     FinishedJob,
@@ -91,7 +91,7 @@ def history_router(ops: ControlOps, configured: str) -> APIRouter:
     def view() -> PolicyView:
         with ops.reconciler.lock:
             name = ops.reconciler.policy.name
-        return PolicyView(policy=name, configured=configured, choices=available_policies())
+        return PolicyView(policy=name, configured=configured, choices=available_policies(live=True))
 
     @router.get("/history/trace", response_model=History)
     def history_trace(user: User, since: Since = DEFAULT_WINDOW, limit: Limit = 100_000) -> History:
@@ -109,7 +109,7 @@ def history_router(ops: ControlOps, configured: str) -> APIRouter:
         """Switches the live scheduling policy; the next cycle runs under it."""
         user.require_admin("change the scheduling policy")
         try:
-            policy = make_policy(spec.policy)
+            policy = make_live_policy(spec.policy)
         except InvalidInput as exc:
             raise InvalidInput(f"policy: {exc}") from None
 
@@ -225,7 +225,7 @@ def restore_policy(db: Database, reconciler: Reconciler, configured: str) -> str
     if data.get("configured") != configured or not isinstance(data.get("policy"), str):
         return None
     try:
-        policy = make_policy(data["policy"])
+        policy = make_live_policy(data["policy"])
     except InvalidInput as exc:
         log.warning(
             "keeping the configured policy %s: the last switch is unusable: %s", configured, exc

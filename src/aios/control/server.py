@@ -39,7 +39,7 @@ from aios.lineage.catalog import DataCatalog, default_location
 from aios.registry.api import FORM_OVERHEAD
 from aios.registry.service import RegistryOps
 from aios.resources import Node, detect_local_node
-from aios.scheduler import make_policy
+from aios.scheduler import make_live_policy
 from aios.serving.controller import DeploymentController
 from aios.serving.deploy_api import deployment_router
 from aios.serving.deployments import DeploymentOps
@@ -133,7 +133,7 @@ class ControlPlane:
                 "not a loopback address"
             )
         self.settings = settings
-        policy = make_policy(settings.policy)  # an unknown policy fails before any file
+        policy = make_live_policy(settings.policy)  # an unknown policy fails before any file
         hosts = AllowedHosts.build(settings.host, settings.allowed_hosts)
         home = settings.home
         private_home(home)

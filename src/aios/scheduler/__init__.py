@@ -13,7 +13,7 @@ from aios.scheduler.cycle import (
 )
 from aios.scheduler.framework import SUCCESS, Code, Policy, Status
 from aios.scheduler.job import TERMINAL_STATES, Job, JobKind, JobState, RunningJob
-from aios.scheduler.policies import available_policies, make_policy
+from aios.scheduler.policies import available_policies, make_live_policy, make_policy
 from aios.scheduler.queue import Queue, check_quota
 from aios.scheduler.state import ClusterState, NodeState
 
@@ -41,5 +41,6 @@ __all__ = [
     "available_policies",
     "check_quota",
     "cycle",
+    "make_live_policy",
     "make_policy",
 ]

@@ -49,6 +49,8 @@ class Job:
     GPU-seconds (or core-seconds for CPU jobs) it has already run, which least-attained-
     service policies order by. ``duration_estimate`` and ``time_limit`` are seconds.
     ``preemption_cost`` is what stopping it costs (None: not known, taken as free).
+    ``name`` is the job's name or command, which makes it like other jobs of its queue
+    and size (policies that learn from history group jobs by it).
     """
 
     id: str
@@ -66,6 +68,7 @@ class Job:
     attained_service: float = 0.0
     node_selector: tuple[tuple[str, str], ...] = field(default=())
     preemption_cost: PreemptionCost | None = None
+    name: str = ""
     total: Resources = field(init=False, repr=False, compare=False)
     """What the whole gang asks for: the request times the replicas."""
 
