@@ -32,6 +32,7 @@ def test_scheduler_public_names() -> None:
     """aios.scheduler exports the cycle, its decisions, jobs, queues, state and policies."""
     assert sorted(aios.scheduler.__all__) == sorted(
         [
+            "FREE",
             "SUCCESS",
             "TERMINAL_STATES",
             "Bind",
@@ -45,6 +46,7 @@ def test_scheduler_public_names() -> None:
             "NodeState",
             "Policy",
             "Preempt",
+            "PreemptionCost",
             "Queue",
             "RunningJob",
             "Status",
@@ -53,6 +55,7 @@ def test_scheduler_public_names() -> None:
             "available_policies",
             "check_quota",
             "cycle",
+            "make_live_policy",
             "make_policy",
         ]
     )

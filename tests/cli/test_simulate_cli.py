@@ -57,19 +57,23 @@ def table_rows(stdout: str) -> list[str]:
 
 
 def test_table_has_one_row_per_policy(tmp_path: Path) -> None:
-    """Each policy given gets exactly one row of the table on stdout, in order."""
+    """Each policy given gets exactly one row of the table on stdout, in order, and the
+    clairvoyant bound one more, which every policy's mean JCT is compared with."""
     trace = write(tmp_path, PHILLY_ROWS)
     result = invoke("simulate", "--trace", trace, *SMALL_CLUSTER, "--policy", "fifo,las,drf")
     assert result.exit_code == 0, result.output
-    assert table_rows(result.stdout) == ["fifo", "las", "drf"]
+    assert table_rows(result.stdout) == ["fifo", "las", "drf", "oracle-srtf"]
     assert "mean JCT las vs fifo:" in result.stdout
     assert "Jain's index drf vs fifo:" in result.stdout
+    assert "mean JCT vs the bound (oracle-srtf): fifo " in result.stdout
 
 
 def test_progress_goes_to_stderr_one_line_per_policy(tmp_path: Path) -> None:
     """Without a terminal, stderr gets one 'replayed' line per policy and stdout none."""
     trace = write(tmp_path, PHILLY_ROWS)
-    result = invoke("simulate", "--trace", trace, *SMALL_CLUSTER, "--policy", "fifo,sjf")
+    result = invoke(
+        "simulate", "--trace", trace, *SMALL_CLUSTER, "--policy", "fifo,sjf", "--no-bound"
+    )
     assert result.exit_code == 0, result.output
     lines = result.stderr.splitlines()
     assert [line.split(":")[0] for line in lines] == ["replayed fifo", "replayed sjf"]
@@ -85,9 +89,9 @@ def test_json_has_one_object_per_policy_with_the_metric_keys(tmp_path: Path) -> 
     )
     assert result.exit_code == 0, result.output
     rows = json.loads(result.stdout)
-    assert [row["policy"] for row in rows] == ["fifo", "fifo+backfill"]
+    assert [row["policy"] for row in rows] == ["fifo", "fifo+backfill", "oracle-srtf"]
     for row in rows:
-        assert list(row) == [*METRIC_KEYS, "replay_seconds", "cycles"]
+        assert list(row) == [*METRIC_KEYS, "replay_seconds", "cycles", "jct_vs_bound"]
         assert row["jobs"] == 5
         assert row["completed"] == 5
 
@@ -117,6 +121,7 @@ def test_generic_csv_with_a_column_map_and_iso_times(tmp_path: Path) -> None:
         "--policy",
         "fifo",
         "--json",
+        "--no-bound",
     )
     assert result.exit_code == 0, result.output
     (row,) = json.loads(result.stdout)
@@ -173,6 +178,8 @@ def test_job_larger_than_the_cluster_is_unschedulable(tmp_path: Path) -> None:
         (GENERIC_ROWS, ["--trace", "{trace}", "--map", "submit=submitted"], ["--map", "duration"]),
         (PHILLY_ROWS, ["--trace", "{trace}", "--mem-per-node", "lots"], ["--mem-per-node"]),
         (PHILLY_ROWS, ["--trace", "{trace}", "--plot", "{tmp}/no/such/dir/x.png"], ["--plot"]),
+        (PHILLY_ROWS, ["--trace", "{trace}", "--restore", "soon"], ["--restore", "'soon'"]),
+        (PHILLY_ROWS, ["--trace", "{trace}", "--checkpoint-every", "-5m"], ["--checkpoint-every"]),
     ],
 )
 def test_bad_input_is_one_line_on_stderr_and_exit_code_2(
@@ -234,3 +241,27 @@ def test_history_options_are_checked_before_the_control_plane_is_asked(
     assert result.exit_code == 2
     assert message in result.stderr
     assert result.stderr.startswith("aios: error: ")
+
+
+def test_costs_show_in_the_json_and_zero_costs_lose_nothing(tmp_path: Path) -> None:
+    """The JSON carries the GPU-seconds lost and the restore seconds; with --restore 0
+    and --checkpoint-every 0 a preemption costs nothing."""
+    trace = write(tmp_path, PHILLY_ROWS)
+    free = invoke(
+        "simulate",
+        "--trace",
+        trace,
+        "--policy",
+        "las",
+        "--json",
+        "--restore",
+        "0",
+        "--checkpoint-every",
+        "0",
+        "--no-bound",
+        *SMALL_CLUSTER,
+    )
+    assert free.exit_code == 0, free.stderr
+    (row,) = json.loads(free.stdout)
+    assert row["lost_gpu_seconds"] == 0.0
+    assert row["restore_seconds"] == 0.0

@@ -11,6 +11,8 @@ from aios.cli.main import app
 from aios.client import ApiError
 from aios.control import ControlPlane, Settings
 from aios.control.history_api import POLICY_CHANGED, history_router, restore_policy
+from aios.errors import InvalidInput
+from aios.scheduler import make_policy
 from tests.control.control_harness import Running, local_node, start_plane, stop_plane
 
 
@@ -52,6 +54,22 @@ def test_unknown_policy_is_refused_naming_the_choices(control: Running) -> None:
     )
     assert control.admin.policy().policy == "drf"
     assert not [e for e in control.admin.events() if e.kind == POLICY_CHANGED]
+
+
+def test_the_clairvoyant_bound_is_refused_live(control: Running, tmp_path: Path) -> None:
+    """oracle-srtf needs true durations: PUT /policy refuses it with a 400 that says so,
+    it is not among the choices, and a control plane configured with it does not start."""
+    with_history_routes(control)
+    with pytest.raises(ApiError) as refused:
+        control.admin.set_policy("oracle-srtf")
+    assert refused.value.status == 400
+    assert "policy: policy 'oracle-srtf' needs every job's true duration" in str(refused.value)
+    assert "oracle-srtf" not in control.admin.policy().choices
+    assert control.plane.reconciler.policy.name == "drf"
+    with pytest.raises(InvalidInput, match="only a simulation knows"):
+        ControlPlane(Settings(home=tmp_path / "home", policy="oracle-srtf", nodes=[local_node()]))
+    with pytest.raises(InvalidInput, match="true duration"):
+        control.plane.reconciler.set_policy(make_policy("oracle-srtf"))
 
 
 def test_only_an_admin_switches_the_policy_or_reads_the_history(control: Running) -> None:

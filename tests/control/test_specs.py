@@ -60,3 +60,24 @@ def test_a_queue_or_pipeline_with_too_many_entries_is_refused() -> None:
         PipelineSpec.model_validate(
             {"name": "p", "steps": {"a": {"command": ["true"], "needs": ["b"] * 1001}}}
         )
+
+
+def test_a_job_states_its_preemption_cost_and_the_scheduler_gets_it() -> None:
+    """``restore`` and ``checkpoint_every`` are durations kept with the job and handed to
+    the scheduler as its PreemptionCost; a job that states neither has none."""
+    from aios.control.codecs import preemption_cost
+    from aios.scheduler import PreemptionCost
+    from aios.store import JobRow
+
+    spec = JobSpec.model_validate(
+        {"command": ["train"], "restore": "90s", "checkpoint_every": "15m"}
+    )
+    assert (spec.restore_seconds, spec.checkpoint_every_seconds) == (90.0, 900.0)
+    row = JobRow(restore=spec.restore_seconds, checkpoint_every=spec.checkpoint_every_seconds)
+    assert preemption_cost(row) == PreemptionCost(90.0, 900.0)
+    assert preemption_cost(JobRow(restore=None, checkpoint_every=0.0)) == PreemptionCost(
+        PreemptionCost().restore, None
+    )
+    assert preemption_cost(JobRow(restore=None, checkpoint_every=None)) is None
+    with pytest.raises(ValidationError, match="duration"):
+        JobSpec.model_validate({"command": ["train"], "restore": "soon"})

@@ -16,6 +16,7 @@ from aios.cli.main import app
 from aios.client import Client
 from aios.control.specs import JobView
 from aios.resources import parse_memory
+from aios.scheduler import PreemptionCost
 from aios.simulator import ClusterSpec, TraceJob, simulate
 from aios.simulator.history import replay_inputs
 from tests.control.control_harness import CORES, Running, start_plane, stop_plane
@@ -66,7 +67,7 @@ def _wait_state(client: Client, job_id: int, state: str) -> None:
 def direct_trace(views: list[JobView]) -> list[TraceJob]:
     """The trace of the jobs that started and ended, built here from the jobs as the API
     shows them: submit offsets from the first, the last attempt's run time, the whole
-    gang's resources, the queue as the tenant."""
+    gang's resources, the queue as the tenant, the name and the preemption cost."""
     ran = sorted(
         (v for v in views if v.started_at is not None and v.finished_at is not None),
         key=lambda v: (v.submitted_at, v.id),
@@ -81,6 +82,9 @@ def direct_trace(views: list[JobView]) -> list[TraceJob]:
             v.cpus * v.replicas,
             v.memory * v.replicas,
             v.queue,
+            v.name,
+            v.restore,
+            v.checkpoint_every,
         )
         for v in ran
         if v.finished_at is not None and v.started_at is not None  # for the type checker
@@ -128,13 +132,14 @@ def test_what_if_replay_matches_a_direct_simulator_run(history: Running) -> None
             "--policy",
             ",".join(POLICIES),
             "--json",
+            "--no-bound",
         ],
     )
     assert result.exit_code == 0, result.stderr
     replayed = json.loads(result.stdout)
     assert [row["policy"] for row in replayed] == list(POLICIES)
     for row, policy in zip(replayed, POLICIES, strict=True):
-        expected = simulate(direct, this_cluster(), policy).metrics.as_dict()
+        expected = simulate(direct, this_cluster(), policy, cost=PreemptionCost()).metrics.as_dict()
         assert {key: row[key] for key in expected} == expected
 
 

@@ -170,6 +170,8 @@ def test_summarize_hand_checked_example() -> None:
             "jain_index": (x + y) ** 2 / (2 * (x * x + y * y)),
             "slowdown_jain": 0.64,
             "preemptions": 3,
+            "lost_gpu_seconds": 0.0,
+            "restore_seconds": 0.0,
         }
     )
 
@@ -213,6 +215,19 @@ def test_metrics_as_dict_keeps_field_order() -> None:
         "jain_index",
         "slowdown_jain",
         "preemptions",
+        "lost_gpu_seconds",
+        "restore_seconds",
     ]
     assert row["policy"] == "drf"
     assert row["jobs"] == 0
+
+
+def test_summarize_sums_preemption_losses_per_gpu() -> None:
+    """Lost GPU-seconds are each job's redone work and restores times its GPUs."""
+    outcomes = [
+        JobOutcome("a", "x", 0, 10, 4, 0, 30, 2, False, lost_work=5.0, restore_time=3.0),
+        JobOutcome("b", "x", 0, 10, 1, 0, 20, 1, False, lost_work=0.0, restore_time=6.0),
+    ]
+    metrics = summarize("las", outcomes, [(0.0, 5), (30.0, 0)], gpu_capacity=8)
+    assert metrics.lost_gpu_seconds == 4 * 8.0 + 1 * 6.0
+    assert metrics.restore_seconds == 9.0

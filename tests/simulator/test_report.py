@@ -39,7 +39,7 @@ def test_format_table_has_one_row_per_result() -> None:
     """The table holds one row per policy, in the order given, plus the policy column."""
     table = format_table([result("fifo", [1.0, 3.0]), result("las", [2.0])])
     assert table.row_count == 2
-    assert len(table.columns) == 14
+    assert len(table.columns) == 17
     rows = [line for line in render([result("fifo", [1.0]), result("las", [2.0])]) if "│" in line]
     assert [row.split("│")[1].strip() for row in rows] == ["fifo", "las"]
 
@@ -53,7 +53,9 @@ def test_format_table_shows_hours_days_and_percent() -> None:
     assert cells[9] == "2.00"  # makespan: 48 h
     assert cells[10] == "100.0"  # both GPUs busy until the last finish
     assert cells[11] == "1.000"  # one tenant
-    assert cells[13] == "0.2"  # replay seconds
+    assert cells[13:15] == ["0", "0.0"]  # nothing lost to preemption
+    assert cells[15] == ""  # no bound ran
+    assert cells[16] == "0.2"  # replay seconds
 
 
 def test_to_json_has_one_object_per_policy_with_the_metric_names() -> None:
@@ -61,7 +63,8 @@ def test_to_json_has_one_object_per_policy_with_the_metric_names() -> None:
     rows = json.loads(to_json([result("fifo", [1.0]), result("drf", [2.0])]))
     assert [row["policy"] for row in rows] == ["fifo", "drf"]
     for row in rows:
-        assert list(row) == [*METRIC_KEYS, "replay_seconds", "cycles"]
+        assert list(row) == [*METRIC_KEYS, "replay_seconds", "cycles", "jct_vs_bound"]
+        assert row["jct_vs_bound"] is None
         assert row["cycles"] == 7
     assert rows[1]["mean_jct"] == pytest.approx(2 * HOUR)
 
@@ -117,3 +120,18 @@ def test_plot_into_a_missing_directory_raises_oserror(tmp_path: Path) -> None:
     """A path that cannot be written raises OSError for the caller to report."""
     with pytest.raises(OSError):
         plot([result("fifo", [1.0])], tmp_path / "missing" / "replay.png")
+
+
+def test_every_policy_is_shown_as_a_multiple_of_the_bound() -> None:
+    """With oracle-srtf among the results, the table, the JSON and the comparison lines
+    give each policy's mean JCT over the bound's."""
+    results = [result("fifo", [6.0]), result("oracle-srtf", [2.0]), result("las", [3.0])]
+    rows = {row["policy"]: row for row in json.loads(to_json(results))}
+    assert rows["fifo"]["jct_vs_bound"] == pytest.approx(3.0)
+    assert rows["oracle-srtf"]["jct_vs_bound"] == pytest.approx(1.0)
+    table = {line.split("│")[1].strip(): line for line in render(results) if "│" in line}
+    assert "3.00×" in table["fifo"] and "1.50×" in table["las"]
+    assert (
+        comparison_lines(results)[-1]
+        == "mean JCT vs the bound (oracle-srtf): fifo 3.00×, las 1.50×"
+    )

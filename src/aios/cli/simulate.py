@@ -34,7 +34,9 @@ from rich.progress import (
 
 from aios.errors import InvalidInput, InvalidQuantity
 from aios.resources import parse_duration, parse_memory
-from aios.scheduler import make_policy
+from aios.scheduler import PreemptionCost, make_policy
+from aios.scheduler.costs import DEFAULT_CHECKPOINT_EVERY, DEFAULT_RESTORE
+from aios.scheduler.policies import BOUND
 from aios.simulator import (
     ClusterSpec,
     SimulationResult,
@@ -47,7 +49,7 @@ from aios.simulator import simulate as replay_trace
 from aios.simulator.history import replay_inputs
 from aios.simulator.report import comparison_lines, format_table, plot, to_json
 
-__all__ = ["TraceFormat", "parse_policies", "replay", "simulate"]
+__all__ = ["TraceFormat", "parse_cost", "parse_policies", "replay", "simulate"]
 
 PROGRESS_INTERVAL = 0.2
 """Seconds of wall time between two updates of a progress bar."""
@@ -125,6 +127,28 @@ def simulate(
     since: Annotated[
         str, typer.Option(help="With --from-history: how far back, e.g. 7d, 12h, 30m.")
     ] = "7d",
+    restore: Annotated[
+        str,
+        typer.Option(
+            help="Seconds a preempted job spends restoring when it runs again, e.g. 60s "
+            "(jobs whose trace row has its own keep theirs).",
+        ),
+    ] = f"{DEFAULT_RESTORE:.0f}s",
+    bound: Annotated[
+        bool,
+        typer.Option(
+            "--bound/--no-bound",
+            help="Also replay the clairvoyant bound (oracle-srtf) and show every policy's "
+            "mean JCT as a multiple of it.",
+        ),
+    ] = True,
+    checkpoint_every: Annotated[
+        str,
+        typer.Option(
+            help="Work between two checkpoints of a job, e.g. 30m; a preemption loses "
+            "the work since the last one (0: none is lost).",
+        ),
+    ] = f"{DEFAULT_CHECKPOINT_EVERY / 60:.0f}m",
 ) -> None:
     """Replays a cluster trace under each policy and prints one row of metrics per policy."""
     if from_history:
@@ -132,7 +156,10 @@ def simulate(
     else:
         _check_given(ctx, ("since",), "applies only with --from-history")
     spec = _cluster_spec(nodes, gpus_per_node, cpus_per_node, mem_per_node)
+    cost = parse_cost(restore, checkpoint_every)
     policies = parse_policies(policy)
+    if bound and not any(name.split("+")[0] == BOUND for name in policies):
+        policies.append(BOUND)
     if plot_path is not None and not plot_path.parent.is_dir():
         raise InvalidInput(f"--plot: directory {plot_path.parent} does not exist")
     if from_history:
@@ -152,7 +179,7 @@ def simulate(
             markup=False,
         )
 
-    results = replay(jobs, spec, policies, tick, Console(stderr=True))
+    results = replay(jobs, spec, policies, tick, Console(stderr=True), cost)
 
     if as_json:
         # Plain print: rich would wrap or highlight the JSON.
@@ -188,20 +215,35 @@ def parse_policies(text: str) -> list[str]:
     return names
 
 
+def parse_cost(restore: str, checkpoint_every: str) -> PreemptionCost:
+    """Returns the preemption cost ``--restore`` and ``--checkpoint-every`` name; raises
+    InvalidInput naming the option whose duration cannot be read."""
+    seconds: list[float] = []
+    for option, text in (("--restore", restore), ("--checkpoint-every", checkpoint_every)):
+        try:
+            seconds.append(parse_duration(text))
+        except InvalidQuantity as exc:
+            raise InvalidInput(f"{option}: {exc}") from None
+    return PreemptionCost(seconds[0], seconds[1] or None)
+
+
 def replay(
     jobs: Sequence[TraceJob],
     spec: ClusterSpec,
     policies: Sequence[str],
     tick: float,
     progress: Console,
+    cost: PreemptionCost | None = None,
 ) -> list[SimulationResult]:
-    """Replays ``jobs`` on ``spec`` under each policy in turn and returns the results in the
+    """Replays ``jobs`` on ``spec`` under each policy in turn, charging preemptions
+    ``cost`` (default: :class:`PreemptionCost`'s defaults), and returns the results in the
     same order. Shows a bar per policy on ``progress`` when it is a terminal; otherwise
     writes one line per policy there once its replay is done."""
+    cost = PreemptionCost() if cost is None else cost
     results: list[SimulationResult] = []
     if not progress.is_terminal:
         for name in policies:
-            result = replay_trace(jobs, spec, name, tick=tick)
+            result = replay_trace(jobs, spec, name, tick=tick, cost=cost)
             progress.print(
                 f"replayed {name}: {len(jobs):,} jobs in {result.seconds:.1f} s",
                 highlight=False,
@@ -221,7 +263,7 @@ def replay(
         for name in policies:
             task = bars.add_task(f"replaying {name}", total=len(jobs))
             advance = _bar_updater(bars, task)
-            result = replay_trace(jobs, spec, name, tick=tick, progress=advance)
+            result = replay_trace(jobs, spec, name, tick=tick, progress=advance, cost=cost)
             bars.update(task, completed=len(jobs), description=f"replayed {name}")
             results.append(result)
     return results

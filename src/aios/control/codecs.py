@@ -8,7 +8,7 @@ from typing import Any
 
 from aios.executors.base import Handle
 from aios.resources import Allocation, Resources
-from aios.scheduler import Job, JobKind, Queue
+from aios.scheduler import Job, JobKind, PreemptionCost, Queue
 from aios.store import JobRow, QueueRow
 
 __all__ = [
@@ -16,6 +16,7 @@ __all__ = [
     "allocation_to_json",
     "handle_from_json",
     "handle_to_json",
+    "preemption_cost",
     "queue_from_row",
     "scheduler_job",
 ]
@@ -36,6 +37,19 @@ def scheduler_job(row: JobRow) -> Job:
         kind=JobKind(row.kind),
         queued_at=row.queued_at,
         attained_service=row.attained_service,
+        preemption_cost=preemption_cost(row),
+    )
+
+
+def preemption_cost(row: JobRow) -> PreemptionCost | None:
+    """What preempting ``row``'s job costs, as its spec says; None when it says nothing
+    (a figure it leaves out is the default's, see :class:`PreemptionCost`)."""
+    if row.restore is None and row.checkpoint_every is None:
+        return None
+    default = PreemptionCost()
+    return PreemptionCost(
+        default.restore if row.restore is None else row.restore,
+        default.checkpoint_every if row.checkpoint_every is None else row.checkpoint_every or None,
     )
 
 

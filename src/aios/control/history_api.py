@@ -32,7 +32,7 @@ from aios.control.ops import ControlOps
 from aios.control.reconciler import Reconciler
 from aios.control.specs import Strict
 from aios.errors import Busy, InvalidInput
-from aios.scheduler import available_policies, make_policy
+from aios.scheduler import available_policies, make_live_policy, make_policy
 from aios.simulator.history import (
     ENDED_STATES,
     FinishedJob,
@@ -87,7 +87,9 @@ def history_router(ops: ControlOps, configured: str) -> APIRouter:
 
     def view() -> PolicyView:
         return PolicyView(
-            policy=ops.reconciler.view().policy, configured=configured, choices=available_policies()
+            policy=ops.reconciler.view().policy,
+            configured=configured,
+            choices=available_policies(live=True),
         )
 
     @router.get("/history/trace", response_model=History)
@@ -106,7 +108,7 @@ def history_router(ops: ControlOps, configured: str) -> APIRouter:
         """Switches the live scheduling policy; the next cycle runs under it."""
         user.require_admin("change the scheduling policy")
         try:
-            policy = make_policy(spec.policy)
+            policy = make_live_policy(spec.policy)
         except InvalidInput as exc:
             raise InvalidInput(f"policy: {exc}") from None
 
@@ -152,6 +154,9 @@ def gather_history(ops: ControlOps, since: float, limit: int, now: float | None 
             JobRow.memory,
             JobRow.gpus,
             JobRow.replicas,
+            JobRow.name,
+            JobRow.restore,
+            JobRow.checkpoint_every,
         )
         .where(
             JobRow.state.in_(ENDED_STATES),
@@ -182,6 +187,9 @@ def gather_history(ops: ControlOps, since: float, limit: int, now: float | None 
             memory=row.memory,
             gpus=row.gpus,
             replicas=row.replicas,
+            name=row.name,
+            restore=row.restore,
+            checkpoint_every=row.checkpoint_every,
         )
         for row in reversed(rows)
     ]
@@ -215,7 +223,7 @@ def restore_policy(db: Database, reconciler: Reconciler, configured: str) -> str
     if data.get("configured") != configured or not isinstance(data.get("policy"), str):
         return None
     try:
-        policy = make_policy(data["policy"])
+        policy = make_live_policy(data["policy"])
     except InvalidInput as exc:
         log.warning(
             "keeping the configured policy %s: the last switch is unusable: %s", configured, exc

@@ -178,6 +178,8 @@ class ControlOps:
             replicas=spec.replicas,
             priority=spec.priority,
             preemptible=spec.preemptible,
+            restore=spec.restore_seconds,
+            checkpoint_every=spec.checkpoint_every_seconds,
             dependencies=list(spec.after),
             time_limit=spec.time_limit_seconds,
             grace=spec.grace,

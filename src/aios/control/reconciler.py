@@ -51,6 +51,7 @@ from aios.scheduler import (
     UpstreamFailed,
     cycle,
 )
+from aios.scheduler.policies import check_live
 from aios.store import Database, JobRow, QueueRow
 
 __all__ = ["QUEUED", "Reconciler"]
@@ -87,6 +88,7 @@ class Reconciler:
         tick: float = 1.0,
         elastic: bool = False,
     ) -> None:
+        check_live(policy)
         self.db = db
         self.executor = executor
         self.policy = policy
@@ -312,7 +314,9 @@ class Reconciler:
         """Schedules with ``policy`` from the next cycle on and returns the previous
         policy's name. Runs on the loop's thread (in :meth:`call`) or before
         :meth:`start`: the pending jobs are re-sorted for the new queue order, and jobs
-        already running keep their places."""
+        already running keep their places. Raises InvalidInput for a clairvoyant policy
+        (one that needs true durations), as the constructor does."""
+        check_live(policy)
         with self._lock:
             previous = self.policy.name
             self.policy = policy

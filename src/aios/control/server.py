@@ -46,7 +46,7 @@ from aios.lineage.catalog import DataCatalog, default_location
 from aios.registry.api import FORM_OVERHEAD
 from aios.registry.service import RegistryOps
 from aios.resources import Node, detect_local_node
-from aios.scheduler import make_policy
+from aios.scheduler import make_live_policy
 from aios.serving.server import DEFAULT_MAX_BODY_BYTES
 from aios.store import Database, sqlite_url
 
@@ -135,7 +135,7 @@ class ControlPlane:
                 "not a loopback address"
             )
         self.settings = settings
-        policy = make_policy(settings.policy)  # an unknown policy fails before any file
+        policy = make_live_policy(settings.policy)  # an unknown policy fails before any file
         hosts = AllowedHosts.build(settings.host, settings.allowed_hosts)
         home = settings.home
         private_home(home)

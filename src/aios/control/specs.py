@@ -147,6 +147,16 @@ class JobSpec(Strict):
     retries: int = Field(0, ge=0, le=100)
     retry_backoff: float = Field(1.0, ge=0, le=3600)
     preemptible: bool = True
+    restore: float | str | None = Field(
+        None,
+        description="seconds the job takes to restore from its checkpoint when it runs "
+        "again after a preemption: 60, '2m' (unknown when absent)",
+    )
+    checkpoint_every: float | str | None = Field(
+        None,
+        description="how much work the job does between checkpoints: '30m'; a preemption "
+        "loses the work since the last one (0: it checkpoints when stopped)",
+    )
     kind: Literal["batch", "service"] = "batch"
     inputs: list[str] = Field(
         default_factory=list,
@@ -218,6 +228,13 @@ class JobSpec(Strict):
             raise ValueError("time_limit must be positive")
         return value
 
+    @field_validator("restore", "checkpoint_every")
+    @classmethod
+    def _cost(cls, value: float | str | None) -> float | str | None:
+        if value is not None:
+            checked_seconds(value)
+        return value
+
     @field_validator("env")
     @classmethod
     def _env(cls, value: dict[str, str]) -> dict[str, str]:
@@ -265,6 +282,14 @@ class JobSpec(Strict):
     @property
     def time_limit_seconds(self) -> float | None:
         return None if self.time_limit is None else checked_seconds(self.time_limit)
+
+    @property
+    def restore_seconds(self) -> float | None:
+        return None if self.restore is None else checked_seconds(self.restore)
+
+    @property
+    def checkpoint_every_seconds(self) -> float | None:
+        return None if self.checkpoint_every is None else checked_seconds(self.checkpoint_every)
 
 
 def _utf8(text: str) -> int:
@@ -324,6 +349,8 @@ class JobView(BaseModel):
     replicas: int
     priority: int
     preemptible: bool
+    restore: float | None = None
+    checkpoint_every: float | None = None
     after: list[int]
     time_limit: float | None
     grace: float

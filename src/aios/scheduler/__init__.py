@@ -1,6 +1,7 @@
 """The scheduler: jobs and queues as it sees them, the plugin framework, the policies,
 and one pure scheduling cycle (state and time in, decisions out)."""
 
+from aios.scheduler.costs import FREE, PreemptionCost
 from aios.scheduler.cycle import (
     Bind,
     CycleResult,
@@ -12,11 +13,12 @@ from aios.scheduler.cycle import (
 )
 from aios.scheduler.framework import SUCCESS, Code, Policy, Status
 from aios.scheduler.job import TERMINAL_STATES, Job, JobKind, JobState, RunningJob
-from aios.scheduler.policies import available_policies, make_policy
+from aios.scheduler.policies import available_policies, make_live_policy, make_policy
 from aios.scheduler.queue import Queue, check_quota
 from aios.scheduler.state import ClusterState, NodeState
 
 __all__ = [
+    "FREE",
     "SUCCESS",
     "TERMINAL_STATES",
     "Bind",
@@ -30,6 +32,7 @@ __all__ = [
     "NodeState",
     "Policy",
     "Preempt",
+    "PreemptionCost",
     "Queue",
     "RunningJob",
     "Status",
@@ -38,5 +41,6 @@ __all__ = [
     "available_policies",
     "check_quota",
     "cycle",
+    "make_live_policy",
     "make_policy",
 ]

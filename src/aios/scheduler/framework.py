@@ -167,6 +167,8 @@ class Policy:
     this long gets the same reservation under any policy, so nothing waits forever.
     ``backfill_depth`` bounds how many jobs behind a reservation one cycle tries (as
     Slurm's ``bf_max_job_test``); ``score_sample`` how many feasible nodes are scored.
+    ``clairvoyant``: the policy takes every job's duration estimate as its true duration,
+    which only a simulation knows; the control plane refuses to run it.
     """
 
     name: str
@@ -184,6 +186,7 @@ class Policy:
     backfill_depth: int = 256
     starvation_limit: float | None = 24 * 3600.0
     score_sample: int = 32
+    clairvoyant: bool = False
 
     def order_key(self, job: Job) -> float:
         return self.queue_sort.order_key(job)

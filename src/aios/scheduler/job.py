@@ -8,6 +8,7 @@ from enum import StrEnum
 
 from aios.errors import InvalidInput
 from aios.resources import Allocation, Resources
+from aios.scheduler.costs import PreemptionCost
 
 __all__ = ["TERMINAL_STATES", "Job", "JobKind", "JobState", "RunningJob"]
 
@@ -47,6 +48,9 @@ class Job:
     submit time, or the moment it was preempted and requeued); ``attained_service`` is the
     GPU-seconds (or core-seconds for CPU jobs) it has already run, which least-attained-
     service policies order by. ``duration_estimate`` and ``time_limit`` are seconds.
+    ``preemption_cost`` is what stopping it costs (None: not known, taken as free).
+    ``name`` is the job's name or command, which makes it like other jobs of its queue
+    and size (policies that learn from history group jobs by it).
     """
 
     id: str
@@ -63,6 +67,8 @@ class Job:
     queued_at: float | None = None
     attained_service: float = 0.0
     node_selector: tuple[tuple[str, str], ...] = field(default=())
+    preemption_cost: PreemptionCost | None = None
+    name: str = ""
     total: Resources = field(init=False, repr=False, compare=False)
     """What the whole gang asks for: the request times the replicas."""
 

@@ -4,20 +4,44 @@ A spec is a policy name with options joined by ``+``: ``fifo``, ``fifo+backfill`
 ``priority+backfill+spread``, ``las``. Options: ``backfill`` (EASY backfill, for the
 strict policies ``fifo`` and ``priority``), ``binpack`` or ``spread`` (node order;
 binpack is the default).
+
+``oracle-srtf`` is the yardstick, not a policy to run: preemptive shortest remaining
+GPU-time first with every job's true duration, which only the simulator has. It is
+marked clairvoyant, and :func:`make_live_policy` (what the control plane calls) refuses
+it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from aios.errors import UnknownPolicy
+from aios.errors import InvalidInput, UnknownPolicy
 from aios.scheduler.framework import NodeOrder, Policy, Score
-from aios.scheduler.plugins.ordering import DominantShare, FifoSort, LasSort, PrioritySort, SjfSort
+from aios.scheduler.plugins.ordering import (
+    DominantShare,
+    FifoSort,
+    LasSort,
+    PrioritySort,
+    SjfSort,
+    SrtfSort,
+)
 from aios.scheduler.plugins.placement import Binpack, FitsCluster, NodeSelector, SameGpuKind, Spread
-from aios.scheduler.plugins.preemption import LasPreemption, PriorityPreemption, ReclaimPreemption
+from aios.scheduler.plugins.preemption import (
+    LasPreemption,
+    PriorityPreemption,
+    ReclaimPreemption,
+    SrtfPreemption,
+)
 from aios.scheduler.plugins.quota import Quota
 
-__all__ = ["POLICIES", "available_policies", "make_policy"]
+__all__ = [
+    "BOUND",
+    "POLICIES",
+    "available_policies",
+    "check_live",
+    "make_live_policy",
+    "make_policy",
+]
 
 _OPTIONS = ("backfill", "binpack", "spread")
 
@@ -91,18 +115,63 @@ def _sjf(node_order: NodeOrder, scores: tuple[Score, ...], backfill: bool) -> Po
     )
 
 
+def _oracle_srtf(node_order: NodeOrder, scores: tuple[Score, ...], backfill: bool) -> Policy:
+    # No starvation guard: the bound serves the least remaining work first, always.
+    return Policy(
+        BOUND,
+        SrtfSort(),
+        node_order,
+        scores=scores,
+        pre_filters=(FitsCluster(),),
+        filters=(NodeSelector(),),
+        permits=(SameGpuKind(),),
+        post_filters=(SrtfPreemption(),),
+        starvation_limit=None,
+        clairvoyant=True,
+    )
+
+
+BOUND = "oracle-srtf"
+"""The clairvoyant policy every other is measured against in a simulation."""
+
 POLICIES: dict[str, Callable[[NodeOrder, tuple[Score, ...], bool], Policy]] = {
     "fifo": _fifo,
     "priority": _priority,
     "drf": _drf,
     "las": _las,
     "sjf": _sjf,
+    BOUND: _oracle_srtf,
 }
 _STRICT = ("fifo", "priority")
+_CLAIRVOYANT = (BOUND,)
 
 
-def available_policies() -> list[str]:
-    return sorted(POLICIES)
+def available_policies(live: bool = False) -> list[str]:
+    """The policy names, sorted; ``live``: only those a control plane may run."""
+    return sorted(name for name in POLICIES if not (live and name in _CLAIRVOYANT))
+
+
+def make_live_policy(spec: str) -> Policy:
+    """Builds the policy a spec names for a live cluster: as :func:`make_policy` (an
+    unknown name's message lists the live policies), and raises InvalidInput for a
+    clairvoyant policy, which needs true job durations."""
+    name = spec.strip().split("+")[0].strip()
+    if name not in POLICIES:
+        known = ", ".join(available_policies(live=True))
+        raise UnknownPolicy(f"unknown policy {name!r} (known: {known})")
+    policy = make_policy(spec)
+    check_live(policy)
+    return policy
+
+
+def check_live(policy: Policy) -> None:
+    """Raises InvalidInput when ``policy`` cannot schedule a live cluster: a clairvoyant
+    one needs every job's true duration, which only a simulation knows."""
+    if policy.clairvoyant:
+        raise InvalidInput(
+            f"policy {policy.name!r} needs every job's true duration, which only a "
+            "simulation knows: use it with 'aios simulate', not on a live cluster"
+        )
 
 
 def make_policy(spec: str) -> Policy:

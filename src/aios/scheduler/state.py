@@ -430,12 +430,22 @@ class ClusterState:
         self.preempting[victim_id] = preemptor_id
         self.nominated.setdefault(preemptor_id, now)
 
-    def requeue(self, job_id: str, now: float, preemptor: str | None = None) -> Job:
+    def requeue(
+        self,
+        job_id: str,
+        now: float,
+        preemptor: str | None = None,
+        estimate: float | None = None,
+    ) -> Job:
         """Releases running job ``job_id`` (preempted or lost) and puts it back in its
         queue, crediting the service it received. ``preemptor``, when it was preempted,
-        is nominated: later cycles serve it before anyone else."""
+        is nominated: later cycles serve it before anyone else. ``estimate``, when the
+        caller knows it, replaces the job's duration estimate: how long its next run
+        lasts (what is left of its work, and its restore)."""
         running = self.release(job_id)
         job = replace(running.job, queued_at=now, attained_service=running.attained(now))
+        if estimate is not None:
+            job = replace(job, duration_estimate=max(estimate, 0.0))
         self.pending.add(job)
         if preemptor is not None and preemptor in self.pending:
             self.nominated.setdefault(preemptor, now)

@@ -47,7 +47,9 @@ cancelled while queued) held nothing and is not part of the workload."""
 class FinishedJob:
     """One job that ran and ended. Resources are per replica, as submitted: ``cpu`` in
     millicores, ``memory`` in bytes. ``started_at`` and ``finished_at`` bound its last
-    attempt; times are POSIX seconds."""
+    attempt; times are POSIX seconds. ``name`` is the job's name (its command's first
+    word when it was given none); ``restore`` and ``checkpoint_every`` its preemption
+    cost as submitted, in seconds (None: not given)."""
 
     id: int
     queue: str
@@ -59,6 +61,9 @@ class FinishedJob:
     memory: int
     gpus: int
     replicas: int = 1
+    name: str = ""
+    restore: float | None = None
+    checkpoint_every: float | None = None
 
     @property
     def run_time(self) -> float:
@@ -113,7 +118,8 @@ def trace_from_history(jobs: Sequence[FinishedJob]) -> list[TraceJob]:
     A trace job's id is ``"job-<ID>"``, its submit time the seconds after the earliest
     submission, its duration the job's :attr:`~FinishedJob.run_time`, its tenant the
     job's queue, and its GPUs, cores and memory the job's whole request (per replica ×
-    replicas) — the simulator splits them over nodes again. Raises InvalidInput naming
+    replicas) — the simulator splits them over nodes again; its name and preemption cost
+    are the job's own. Raises InvalidInput naming
     the job for a request that is negative or a job with no replica.
     """
     ordered = sorted(jobs, key=lambda job: (job.submitted_at, job.id))
@@ -135,6 +141,9 @@ def trace_from_history(jobs: Sequence[FinishedJob]) -> list[TraceJob]:
                 job.cpu * job.replicas / 1000,
                 job.memory * job.replicas,
                 job.queue,
+                job.name,
+                job.restore,
+                job.checkpoint_every,
             )
         )
     return trace

@@ -36,7 +36,9 @@ class JobOutcome:
     ``start`` is when it first started and ``finish`` when it completed; each is ``None``
     if that never happened (still pending or running when the run ended, or
     ``unschedulable``: the job could never fit the cluster). ``preemptions`` counts the
-    times it was stopped before completing.
+    times it was stopped before completing; ``lost_work`` is the seconds of work it did
+    again because a preemption came after its last checkpoint, and ``restore_time`` the
+    seconds it spent restoring after preemptions (both per GPU: multiply by ``gpus``).
     """
 
     job_id: str
@@ -48,6 +50,13 @@ class JobOutcome:
     finish: float | None
     preemptions: int = 0
     unschedulable: bool = False
+    lost_work: float = 0.0
+    restore_time: float = 0.0
+
+    @property
+    def lost_gpu_seconds(self) -> float:
+        """GPU-seconds preemptions cost this job: work done again, and restores."""
+        return self.gpus * (self.lost_work + self.restore_time)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +77,8 @@ class Metrics:
     jain_index: float
     slowdown_jain: float
     preemptions: int
+    lost_gpu_seconds: float = 0.0
+    restore_seconds: float = 0.0
 
     def as_dict(self) -> dict[str, float | int | str]:
         """Returns the fields by name, in declaration order (a row of a results table)."""
@@ -187,6 +198,9 @@ def summarize(
 
     - ``jobs``: outcomes given; ``completed``: those with a ``finish``; ``unschedulable``:
       those flagged as never fitting the cluster; ``preemptions``: the sum over outcomes.
+    - ``lost_gpu_seconds``: GPU-seconds preemptions cost, summed over outcomes (work done
+      again after the last checkpoint, and restores; :attr:`JobOutcome.lost_gpu_seconds`);
+      ``restore_seconds``: the seconds jobs spent restoring, summed.
     - JCT is ``finish - submit`` over completed jobs; mean, median, p95 and p99 use
       :func:`percentile`. Each is 0.0 when nothing completed.
     - ``mean_queueing_delay``: mean of ``start - submit`` over jobs that started (0.0 if none).
@@ -236,6 +250,8 @@ def summarize(
         jain_index=share_fairness(outcomes, gpu_capacity, tenant_samples),
         slowdown_jain=jain_index(tenant_means),
         preemptions=sum(o.preemptions for o in outcomes),
+        lost_gpu_seconds=math.fsum(o.lost_gpu_seconds for o in outcomes),
+        restore_seconds=math.fsum(o.restore_time for o in outcomes),
     )
 
 

@@ -2,11 +2,13 @@
 control plane runs, driven by a simulated clock.
 
 Each job of the trace arrives at its submit time and runs for its duration once bound;
-a preempted job keeps the work it did (it resumes from a checkpoint) and goes back to
-its queue. After the events of one instant are applied, one cycle runs; when it
-preempts, another runs at the same instant so the preemptor starts once its victims
-have stopped. A periodic tick lets time-based policies (LAS demotion, starvation
-reservations) act while nothing else happens.
+a preempted job goes back to its queue and pays its :class:`PreemptionCost`: it keeps
+the work up to its last checkpoint, and when it runs again it first spends its restore
+time (the replay's defaults for jobs whose trace row says nothing). After the events
+of one instant are applied, one cycle runs; when it preempts, another runs at the same
+instant so the preemptor starts once its victims have stopped. A periodic tick lets
+time-based policies (LAS demotion, starvation reservations) act while nothing else
+happens.
 """
 
 from __future__ import annotations
@@ -18,12 +20,14 @@ from dataclasses import dataclass, field
 from aios.errors import InvalidInput
 from aios.resources import Node, Resources, parse_memory
 from aios.scheduler import (
+    FREE,
     Bind,
     ClusterState,
     Job,
     JobState,
     Policy,
     Preempt,
+    PreemptionCost,
     Queue,
     Unschedulable,
     UpstreamFailed,
@@ -89,11 +93,14 @@ class SimulationResult:
     """Per tenant, GPUs held over time (a step function like ``busy_samples``)."""
 
 
-def jobs_from_trace(trace: Sequence[TraceJob], spec: ClusterSpec) -> list[Job]:
+def jobs_from_trace(
+    trace: Sequence[TraceJob], spec: ClusterSpec, cost: PreemptionCost = FREE
+) -> list[Job]:
     """Turns trace rows into scheduler jobs. A job with more GPUs than a node holds
     becomes a gang of whole-node replicas (16 GPUs on 8-GPU nodes: 2 × 8). Without CPU or
     memory in the trace, each GPU brings its node's share of cores and memory. The real
-    duration is given as the estimate (an oracle, as SJF studies assume)."""
+    duration is given as the estimate (an oracle, as SJF studies assume). A job's
+    preemption cost is its row's, each figure the row lacks taken from ``cost``."""
     per_node = max(spec.gpus_per_node, 1)
     cpus_per_gpu = spec.cpus_per_node // per_node
     memory_per_gpu = spec.memory_per_node // per_node
@@ -109,6 +116,12 @@ def jobs_from_trace(trace: Sequence[TraceJob], spec: ClusterSpec) -> list[Job]:
             cpus = max(gpus * cpus_per_gpu, 1)
         memory = row.memory // replicas if row.memory is not None else gpus * memory_per_gpu
         request = Resources(1000 * cpus, memory, gpus, None)
+        job_cost = cost
+        if row.restore is not None or row.checkpoint_every is not None:
+            job_cost = PreemptionCost(
+                cost.restore if row.restore is None else row.restore,
+                cost.checkpoint_every if row.checkpoint_every is None else row.checkpoint_every,
+            )
         jobs.append(
             Job(
                 row.id,
@@ -117,6 +130,7 @@ def jobs_from_trace(trace: Sequence[TraceJob], spec: ClusterSpec) -> list[Job]:
                 queue=row.tenant,
                 submit_time=row.submit,
                 duration_estimate=row.duration,
+                preemption_cost=job_cost,
             )
         )
     return jobs
@@ -138,6 +152,10 @@ def tenant_queues(tenants: Sequence[str], gpu_capacity: int) -> list[Queue]:
 class _Run:
     start: float
     token: int
+    resumed_from: float
+    """Progress (seconds of useful work) the run started from: a checkpoint, or 0."""
+    restored: bool
+    """Whether the run restarts a preempted job, and so first spends its restore time."""
 
 
 def simulate(
@@ -146,15 +164,17 @@ def simulate(
     policy: Policy | str,
     tick: float = 300.0,
     progress: Progress | None = None,
+    cost: PreemptionCost = FREE,
 ) -> SimulationResult:
-    """Replays ``trace`` on ``spec`` under ``policy`` and returns the metrics. Pure
-    computation: deterministic for the same inputs."""
+    """Replays ``trace`` on ``spec`` under ``policy`` and returns the metrics; ``cost``
+    is the preemption cost of jobs whose trace row names none (see
+    :func:`jobs_from_trace`). Pure computation: deterministic for the same inputs."""
     import time
 
     began = time.perf_counter()
     policy = make_policy(policy) if isinstance(policy, str) else policy
     nodes = spec.build()
-    jobs = jobs_from_trace(trace, spec)
+    jobs = jobs_from_trace(trace, spec, cost)
     by_id = {job.id: job for job in jobs}
     state = ClusterState(nodes, order_key=policy.order_key)
     gpu_capacity = sum(node.allocatable.gpus for node in nodes)
@@ -168,7 +188,10 @@ def simulate(
     events: EventQueue[tuple[str, str, int]] = EventQueue()
     for job in jobs:
         events.schedule(job.submit_time, ("arrive", job.id, 0), priority=1)
-    remaining = {job.id: job.duration_estimate or 0.0 for job in jobs}
+    done: dict[str, float] = {}
+    """Progress each job keeps (its last checkpoint), in seconds of useful work."""
+    lost_work: dict[str, float] = {}
+    restore_time: dict[str, float] = {}
     runs: dict[str, _Run] = {}
     first_start: dict[str, float] = {}
     finish: dict[str, float] = {}
@@ -197,6 +220,8 @@ def simulate(
                     continue  # a finish from a run that was preempted
                 del runs[job_id]
                 ended_job = state.running[job_id].job
+                if run.restored:
+                    restore_time[job_id] = restore_time.get(job_id, 0.0) + _cost(ended_job).restore
                 busy -= ended_job.total.gpus
                 held[ended_job.queue] -= ended_job.total.gpus
                 touched.add(ended_job.queue)
@@ -214,20 +239,29 @@ def simulate(
                     job = decision.job
                     state.bind(job, decision.allocations, now)
                     tokens += 1
-                    runs[job.id] = _Run(now, tokens)
+                    restored = job.id in preemptions
+                    resumed_from = done.get(job.id, 0.0)
+                    runs[job.id] = _Run(now, tokens, resumed_from, restored)
+                    left = (by_id[job.id].duration_estimate or 0.0) - resumed_from
+                    if restored:
+                        left += _cost(job).restore
                     first_start.setdefault(job.id, now)
                     busy += job.total.gpus
                     held[job.queue] = held.get(job.queue, 0) + job.total.gpus
                     touched.add(job.queue)
-                    events.schedule(now + remaining[job.id], ("finish", job.id, tokens))
+                    events.schedule(now + left, ("finish", job.id, tokens))
                 elif isinstance(decision, Preempt):
-                    victim = decision.victim.job.id
+                    stopped = decision.victim.job
+                    victim = stopped.id
                     run = runs.pop(victim)
-                    remaining[victim] = max(remaining[victim] - (now - run.start), 0.0)
-                    busy -= decision.victim.job.total.gpus
-                    held[decision.victim.job.queue] -= decision.victim.job.total.gpus
-                    touched.add(decision.victim.job.queue)
-                    state.requeue(victim, now, preemptor=decision.preemptor)
+                    kept = _charge(stopped, run, now, lost_work, restore_time)
+                    done[victim] = kept
+                    busy -= stopped.total.gpus
+                    held[stopped.queue] -= stopped.total.gpus
+                    touched.add(stopped.queue)
+                    # What one run now lasts: the work after its checkpoint, and a restore.
+                    rerun = (by_id[victim].duration_estimate or 0.0) - kept + _cost(stopped).restore
+                    state.requeue(victim, now, preemptor=decision.preemptor, estimate=rerun)
                     preemptions[victim] = preemptions.get(victim, 0) + 1
                     preempted = True
                 elif isinstance(decision, Unschedulable | UpstreamFailed):
@@ -260,6 +294,8 @@ def simulate(
             finish.get(job.id),
             preemptions.get(job.id, 0),
             job.id in unschedulable,
+            lost_work.get(job.id, 0.0),
+            restore_time.get(job.id, 0.0),
         )
         for job in jobs
     ]
@@ -273,3 +309,28 @@ def simulate(
         time.perf_counter() - began,
         tenant_samples=tenant_samples,
     )
+
+
+def _cost(job: Job) -> PreemptionCost:
+    return job.preemption_cost or FREE
+
+
+def _charge(
+    job: Job,
+    run: _Run,
+    now: float,
+    lost_work: dict[str, float],
+    restore_time: dict[str, float],
+) -> float:
+    """Charges ``job``, stopped at ``now`` during ``run``, its preemption: adds the work
+    done since its last checkpoint to ``lost_work`` and the restore it spent to
+    ``restore_time`` (seconds), and returns the progress it keeps."""
+    cost = _cost(job)
+    ran = max(now - run.start, 0.0)
+    reached = cost.progress(run.resumed_from, ran, run.restored)
+    kept = cost.kept(run.resumed_from, reached)
+    if reached > kept:
+        lost_work[job.id] = lost_work.get(job.id, 0.0) + (reached - kept)
+    if run.restored and cost.restore:
+        restore_time[job.id] = restore_time.get(job.id, 0.0) + min(ran, cost.restore)
+    return kept

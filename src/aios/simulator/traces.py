@@ -44,7 +44,11 @@ class TraceJob:
     so the earliest job is at ``0.0``. ``duration >= 0`` is the seconds the job ran and
     ``gpus >= 0`` the GPUs it asked for. ``cpus`` (cores) and ``memory`` (bytes) are
     ``None`` when the trace has no such column; ``tenant`` is the queue, virtual cluster or
-    user group, ``"default"`` when the trace has none.
+    user group, ``"default"`` when the trace has none. ``name`` is the job's name or
+    command, what makes jobs alike beside tenant and size (``""`` when unknown);
+    ``restore`` and ``checkpoint_every`` are the job's own preemption cost in seconds
+    (see :class:`~aios.scheduler.PreemptionCost`), ``None`` where the trace says nothing
+    and the replay's defaults apply.
     """
 
     id: str
@@ -54,6 +58,9 @@ class TraceJob:
     cpus: float | None
     memory: int | None
     tenant: str
+    name: str = ""
+    restore: float | None = None
+    checkpoint_every: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +68,8 @@ class ColumnMapping:
     """Which header column of a CSV trace holds each field of :class:`TraceJob`.
 
     ``submit`` and ``duration`` are required; a field whose column is ``None`` takes its
-    default (``gpus`` 0, ``cpus`` and ``memory`` ``None``, ``tenant`` ``"default"``).
+    default (``gpus`` 0, ``cpus``, ``memory``, ``restore`` and ``checkpoint`` ``None``,
+    ``tenant`` ``"default"``, ``name`` ``""``). ``restore`` and ``checkpoint`` are seconds.
     """
 
     submit: str
@@ -70,6 +78,9 @@ class ColumnMapping:
     cpus: str | None = None
     memory: str | None = None
     tenant: str | None = None
+    name: str | None = None
+    restore: str | None = None
+    checkpoint: str | None = None
 
 
 PHILLY_MAPPING = ColumnMapping(
@@ -77,11 +88,22 @@ PHILLY_MAPPING = ColumnMapping(
 )
 """The columns of the Philly trace: ``timestamp,duration,num_gpus,gpu_time,cluster``."""
 
-_MAPPING_KEYS = ("submit", "duration", "gpus", "cpus", "memory", "tenant")
+_MAPPING_KEYS = (
+    "submit",
+    "duration",
+    "gpus",
+    "cpus",
+    "memory",
+    "tenant",
+    "name",
+    "restore",
+    "checkpoint",
+)
 
 
 def parse_mapping(text: str) -> ColumnMapping:
-    """Parses ``"submit=COL,duration=COL[,gpus=COL][,cpus=COL][,memory=COL][,tenant=COL]"``.
+    """Parses ``"submit=COL,duration=COL[,gpus=COL][,cpus=COL][,memory=COL][,tenant=COL]"``
+    (also ``name=``, ``restore=`` and ``checkpoint=``).
 
     Whitespace around keys and column names is ignored. Raises InvalidInput naming the
     entry at fault for an entry without ``=``, an unknown or repeated key, an empty column
@@ -114,6 +136,9 @@ def parse_mapping(text: str) -> ColumnMapping:
         cpus=columns.get("cpus"),
         memory=columns.get("memory"),
         tenant=columns.get("tenant"),
+        name=columns.get("name"),
+        restore=columns.get("restore"),
+        checkpoint=columns.get("checkpoint"),
     )
 
 
@@ -183,14 +208,27 @@ def load_csv(path: str | Path, mapping: ColumnMapping, limit: int | None = None)
         return []
     origin = raw[0][0]
     return [
-        TraceJob(f"row-{row}", submit - origin, duration, gpus, cpus, memory, tenant)
-        for submit, row, duration, gpus, cpus, memory, tenant in raw
+        TraceJob(
+            f"row-{row}",
+            submit - origin,
+            duration,
+            gpus,
+            cpus,
+            memory,
+            tenant,
+            name,
+            restore,
+            every,
+        )
+        for submit, row, duration, gpus, cpus, memory, tenant, name, restore, every in raw
     ]
 
 
 _NAIVE_EPOCH = datetime(1970, 1, 1)
 
-_RawJob = tuple[float, int, float, int, float | None, int | None, str]
+_RawJob = tuple[
+    float, int, float, int, float | None, int | None, str, str, float | None, float | None
+]
 
 
 class _BadValue(Exception):
@@ -222,7 +260,11 @@ def _read_rows(source: Path, stream: Iterable[str], mapping: ColumnMapping) -> l
     cpus_i = optional_index_of(mapping.cpus)
     memory_i = optional_index_of(mapping.memory)
     tenant_i = optional_index_of(mapping.tenant)
-    used = [i for i in (submit_i, duration_i, gpus_i, cpus_i, memory_i, tenant_i) if i is not None]
+    name_i = optional_index_of(mapping.name)
+    restore_i = optional_index_of(mapping.restore)
+    checkpoint_i = optional_index_of(mapping.checkpoint)
+    indices = (submit_i, duration_i, gpus_i, cpus_i, memory_i, tenant_i, name_i, restore_i)
+    used = [i for i in (*indices, checkpoint_i) if i is not None]
     width = max(used) + 1
     last_column = names[width - 1]
 
@@ -258,12 +300,22 @@ def _read_rows(source: Path, stream: Iterable[str], mapping: ColumnMapping) -> l
                 if memory_i is not None:
                     column = names[memory_i]
                     memory = _parse_memory(record[memory_i])
+                restore = checkpoint = None
+                if restore_i is not None and record[restore_i].strip():
+                    column = names[restore_i]
+                    restore = _parse_amount(record[restore_i])
+                if checkpoint_i is not None and record[checkpoint_i].strip():
+                    column = names[checkpoint_i]
+                    checkpoint = _parse_amount(record[checkpoint_i])
             except _BadValue as exc:
                 raise TraceError(f"{source}:row {row}: column {column!r}: {exc}") from None
             tenant = DEFAULT_TENANT
             if tenant_i is not None:
                 tenant = record[tenant_i].strip() or DEFAULT_TENANT
-            jobs.append((submit, row, duration, gpus, cpus, memory, tenant))
+            name = record[name_i].strip() if name_i is not None else ""
+            jobs.append(
+                (submit, row, duration, gpus, cpus, memory, tenant, name, restore, checkpoint)
+            )
     except csv.Error as exc:
         raise TraceError(f"{source}:row {row + 1}: {exc}") from None
     return jobs

@@ -174,6 +174,11 @@ class JobRow(Base):
     replicas: Mapped[int] = mapped_column(Integer, default=1)
     priority: Mapped[int] = mapped_column(Integer, default=0)
     preemptible: Mapped[bool] = mapped_column(Boolean, default=True)
+    restore: Mapped[float | None] = mapped_column(Float, nullable=True)
+    """Seconds the job takes to restore after a preemption, as submitted (None: unknown)."""
+    checkpoint_every: Mapped[float | None] = mapped_column(Float, nullable=True)
+    """Seconds of work between its checkpoints, as submitted (None: unknown; 0: it
+    checkpoints when stopped)."""
     dependencies: Mapped[list[Any]] = mapped_column(JSON, default=list)
     time_limit: Mapped[float | None] = mapped_column(Float, nullable=True)
     grace: Mapped[float] = mapped_column(Float, default=30.0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -11,7 +12,16 @@ from aios.scheduler.job import Job
 if TYPE_CHECKING:
     from aios.scheduler.workspace import Workspace
 
-__all__ = ["DominantShare", "FifoSort", "LasSort", "PrioritySort", "SjfSort", "las_level"]
+__all__ = [
+    "DominantShare",
+    "FifoSort",
+    "LasSort",
+    "PrioritySort",
+    "SjfSort",
+    "SrtfSort",
+    "las_level",
+    "service_units",
+]
 
 
 @dataclass(frozen=True)
@@ -50,6 +60,27 @@ class SjfSort:
     def order_key(self, job: Job) -> float:
         runtime = job.expected_runtime
         return (self.default_runtime if runtime is None else runtime) + self.aging * job.enqueued
+
+
+def service_units(job: Job) -> float:
+    """Service units the whole job receives per second of running: its GPUs, or its
+    cores for a CPU job (as :attr:`RunningJob.service_rate` counts them)."""
+    units = job.request.gpus or max(job.request.cpu // 1000, 1)
+    return float(units * job.replicas)
+
+
+@dataclass(frozen=True)
+class SrtfSort:
+    """Shortest remaining service first: the GPU-seconds (core-seconds for a CPU job)
+    the job's next run needs, its duration estimate times its GPUs; unknown estimates
+    last. With the simulator's true durations this is the clairvoyant order; a
+    requeued job's estimate is what it has left (and its restore)."""
+
+    name: str = "srtf"
+
+    def order_key(self, job: Job) -> float:
+        runtime = job.expected_runtime
+        return math.inf if runtime is None else runtime * service_units(job)
 
 
 def las_level(attained: float, thresholds: tuple[float, ...]) -> int:

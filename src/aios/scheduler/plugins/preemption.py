@@ -10,21 +10,28 @@ once they have stopped.
 from __future__ import annotations
 
 import math
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from aios.resources import Resources
 from aios.scheduler.job import Job, RunningJob
-from aios.scheduler.plugins.ordering import las_level
+from aios.scheduler.plugins.ordering import las_level, service_units
 from aios.scheduler.queue import Queue, is_borrowing
 from aios.scheduler.room import RoomScan
 
 if TYPE_CHECKING:
+    from aios.scheduler.state import ClusterState
     from aios.scheduler.workspace import Workspace
 
-__all__ = ["LasPreemption", "PriorityPreemption", "ReclaimPreemption", "select_victims"]
+__all__ = [
+    "LasPreemption",
+    "PriorityPreemption",
+    "ReclaimPreemption",
+    "SrtfPreemption",
+    "select_victims",
+]
 
 
 def select_victims(
@@ -173,6 +180,94 @@ class LasPreemption:
         keys, ranked = found
         demoted = ranked[: bisect_right(keys, -self.thresholds[level])]
         return select_victims(job, ws, demoted, lambda r: True, level)
+
+
+@dataclass(frozen=True)
+class SrtfPreemption:
+    """Shortest remaining time first, preemptive: a waiting job stops running jobs whose
+    remaining service (GPU-seconds to their expected end) exceeds its own by more than
+    what stopping them costs (their expected loss, see
+    :attr:`PreemptionCost.expected_loss`, times their GPUs), the most remaining first.
+    ``key`` gives the waiting job's remaining service (the policy's queue order)."""
+
+    name: str = "srtf-preemption"
+
+    def post_filter(self, job: Job, ws: Workspace, now: float) -> tuple[RunningJob, ...]:
+        need = service_units(job) * (job.expected_runtime or math.inf)
+        if need == math.inf:
+            return ()
+        # A job of one shape that found no victims makes every later one of that shape
+        # that needs as much or more find none either, while the same jobs run: the
+        # eligible victims only shrink as time passes and as the need grows.
+        state = ws.state
+        version = (state.alloc_version, len(state.preempting))
+        shape = (job.request, job.replicas, job.node_selector)
+        failures = state.memo.get("srtf-failed")
+        if failures is None or failures[0] != version:
+            failures = state.memo["srtf-failed"] = (version, {})
+        failed = failures[1]
+        assert isinstance(failed, dict)
+        if need >= failed.get(shape, math.inf):
+            return ()
+        keys, ranked = self._ranking(ws, now)
+        # Strictly more remaining than the job needs, after the cost of stopping them:
+        # a prefix of the ranking.
+        count = bisect_left(keys, -need)
+        victims = select_victims(job, ws, ranked[:count], lambda r: True, count) if count else ()
+        if not victims:
+            failed[shape] = min(need, failed.get(shape, math.inf))
+        return victims
+
+    def _ranking(self, ws: Workspace, now: float) -> tuple[list[float], list[RunningJob]]:
+        """The running jobs with a known end by remaining service less the cost of
+        stopping them, most first, with the negated figures as sort keys; kept for the
+        cycles of one instant while no job starts or stops."""
+        state = ws.state
+        version = (state.alloc_version, now)
+        memo = state.memo.get(self.name)
+        if memo is None or memo[0] != version:
+            # (end - cost, GPUs, -start) per running job, rebuilt when one starts or stops:
+            # at ``now`` its margin is (end - cost - now) × GPUs.
+            ends = state.memo.get(self.name + ":ends")
+            if ends is None or ends[0] != state.alloc_version:
+                ends = state.memo[self.name + ":ends"] = (state.alloc_version, _ends(state))
+            base = ends[1]
+            assert isinstance(base, list)
+            margins = sorted([((now - c) * rate, start, i) for i, (c, rate, start, _) in base])
+            ranking = ([m[0] for m in margins], [base[m[2]][1][3] for m in margins])
+            memo = state.memo[self.name] = (version, ranking)
+        found = memo[1]
+        assert isinstance(found, tuple)
+        return found
+
+
+def _ends(state: ClusterState) -> list[tuple[int, tuple[float, float, float, RunningJob]]]:
+    """Per running job with a known end: its end less its expected preemption cost,
+    its service rate, its negated start and itself, numbered. Each job's figures are
+    kept in the state while it runs."""
+    memo = state.memo.get("srtf:entries")
+    if memo is None:
+        memo = state.memo["srtf:entries"] = (None, {})
+    known = memo[1]
+    assert isinstance(known, dict)
+    if len(known) > 2 * len(state.running) + 64:
+        known.clear()  # forget the jobs that stopped
+    base: list[tuple[float, float, float, RunningJob]] = []
+    for job_id, running in state.running.items():
+        entry = known.get(job_id)
+        if entry is None or entry[3] is not running:
+            end = running.expected_end
+            cost = running.job.preemption_cost
+            loss = cost.expected_loss if cost is not None else 0.0
+            entry = known[job_id] = (
+                math.inf if end is None else end - loss,
+                running.service_rate,
+                -running.started,
+                running,
+            )
+        if entry[0] != math.inf:  # nothing known about when it ends: never worth stopping
+            base.append(entry)
+    return list(enumerate(base))
 
 
 @dataclass(frozen=True)
