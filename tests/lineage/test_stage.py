@@ -135,3 +135,24 @@ def test_a_sandboxed_jobs_inputs_lie_in_its_control_directory_linked_from_its_ow
     assert (control / "inputs" / "raw" / "a.txt").read_text() == "alpha\n"
     refused = _stage(plan, workdir, 0, "--private-inputs", "elsewhere")
     assert refused.returncode == 2 and refused.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("link", ["outputs", "outputs/g"])
+def test_an_output_the_job_made_a_link_is_refused_not_published(
+    repo: Path, tmp_path: Path, link: str
+) -> None:
+    """The wrapper publishes with the control plane's rights, so a job that leaves
+    ``outputs`` or ``outputs/NAME`` a link to what it cannot read (here a directory
+    standing for the control plane's home) gets an error naming the link, and nothing
+    of the link's target becomes a dataset."""
+    secret = tmp_path / "plane" / "g"
+    secret.mkdir(parents=True)
+    (secret / "admin.token").write_text("aios_admin_secret\n")
+    target = secret.parent if link == "outputs" else secret
+    command = f'rm -rf "$AIOS_OUTPUTS/g"; rm -rf {link}; ln -s {target} {link}'
+    plan = DataPlan(11, str(repo), [], ["g"], False, [command], True)
+    staged = _stage(plan, tmp_path / "job", replica=0)
+    assert staged.returncode != 0
+    assert "symlink" in staged.stderr and link in staged.stderr
+    with Repository.open(LocalBackend(repo), PASSPHRASE) as repository:
+        assert "g" not in {d.name for d in DataStore(repository).datasets()}

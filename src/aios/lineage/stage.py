@@ -356,9 +356,7 @@ def _publish(
     }
     published: list[UsedVersion] = []
     for name in plan.outputs:
-        source = workdir / OUTPUTS_DIR / name
-        if not source.is_dir():
-            raise InvalidInput(f"output {name}: the job left no directory {source}")
+        source = _output_source(workdir, name)
         version = store.add(name, source, f"output of job {plan.job_id}", lineage=lineage)
         for path in version.changed:
             _warn(f"{OUTPUTS_DIR}/{name}/{path} changed while it was read; stored as read")
@@ -366,6 +364,32 @@ def _publish(
             _warn(f"{OUTPUTS_DIR}/{name}/{path} vanished before it was read; not stored")
         published.append(UsedVersion(version.name, version.version, version.snapshot))
     return published
+
+
+def _output_source(workdir: Path, name: str) -> Path:
+    """``workdir/outputs/NAME``, once neither it nor ``outputs`` is a link. The wrapper
+    reads it with the control plane's rights, outside the job's sandbox: a link the job
+    left there would publish what the job itself cannot read (the control plane's home,
+    another tenant's job). The job's directory itself is the control plane's to name
+    (``jobs/`` is not the job's). In a sandbox no process of the replica runs any more
+    when it publishes (its PID namespace ended with it); a gang's sibling replica that
+    still runs could swap a link in between, which the data store's own check of the
+    tree (no symlink leaving it) narrows but does not close. Unsandboxed, a job runs
+    with the control plane's rights anyway."""
+    outputs = workdir / OUTPUTS_DIR
+    for path in (outputs, outputs / name):
+        try:
+            mode = path.lstat().st_mode
+        except FileNotFoundError:
+            raise InvalidInput(f"output {name}: the job left no directory {path}") from None
+        if stat.S_ISLNK(mode):
+            raise InvalidInput(
+                f"output {name}: {path.relative_to(workdir)} is a symlink; "
+                "an output is a directory the job wrote, not a link"
+            )
+        if not stat.S_ISDIR(mode):
+            raise InvalidInput(f"output {name}: the job left no directory {path}")
+    return outputs / name
 
 
 if __name__ == "__main__":
