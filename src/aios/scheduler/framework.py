@@ -163,6 +163,10 @@ class Learner(Protocol):
     plane) outside any cycle; a cycle only reads it."""
 
     @property
+    def observed(self) -> int:
+        """Jobs observed so far."""
+
+    @property
     def generation(self) -> int:
         """Grows when what was learned moved enough that the waiting jobs should be
         ordered again (``ClusterState.reorder`` with the policy's order key)."""
