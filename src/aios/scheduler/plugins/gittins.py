@@ -7,7 +7,9 @@ never a duration estimate, so the simulator's true durations cannot reach them.
 
 from __future__ import annotations
 
+import heapq
 from bisect import bisect_left, bisect_right
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -76,28 +78,68 @@ class GittinsPreemption:
         version = (state.alloc_version, now, history.observed)
         memo = state.memo.get(self.name)
         if memo is None or memo[0] != version:
-            # A running job's key moves when it reaches the next level of the grid, or
-            # when the history has learned a while: kept per job until either happens.
             known = state.memo.get(self.name + ":keys")
-            epoch = history.observed // KEY_EPOCH
-            keys = known[1] if known is not None and known[0] == epoch else None
-            if not isinstance(keys, dict) or len(keys) > 4 * len(state.running) + 64:
-                keys = {}
-                state.memo[self.name + ":keys"] = (epoch, keys)
-            scored: list[tuple[float, float, int]] = []
-            running = list(state.running.values())
-            for i, r in enumerate(running):
-                attained = r.attained(now)
-                level = bisect_right(LEVELS, attained)
-                entry = keys.get(r.job.id)
-                if entry is None or entry[0] != level or entry[1] is not r:
-                    cost = r.job.preemption_cost
-                    loss = cost.expected_loss * r.service_rate if cost is not None else 0.0
-                    entry = keys[r.job.id] = (level, r, loss - history.key(r.job, attained))
-                scored.append((entry[2], -r.started, i))
-            scored.sort()
-            ranking = ([s[0] for s in scored], [running[s[2]] for s in scored])
-            memo = state.memo[self.name] = (version, ranking)
+            keys = known[1] if known is not None else None
+            if not isinstance(keys, _RunningKeys):
+                keys = _RunningKeys()
+                state.memo[self.name + ":keys"] = (None, keys)
+            entries = keys.update(state.running.values(), now, history)
+            memo = state.memo[self.name] = (
+                version,
+                ([e[0] for e in entries], [e[3] for e in entries]),
+            )
         found = memo[1]
         assert isinstance(found, tuple)
         return found
+
+
+class _RunningKeys:
+    """Each running job's preemption cost less its key, kept while it runs: a key moves
+    only when the job's attained service reaches the next level of the grid (at a time
+    known in advance) or when the history has learned :data:`KEY_EPOCH` more jobs, so
+    only those jobs are worked out again."""
+
+    def __init__(self) -> None:
+        self.entries: dict[int, tuple[float, float, str, RunningJob]] = {}
+        """By ``id`` of the RunningJob (held here, so the id stays its own)."""
+        self.crossings: list[tuple[float, int]] = []
+        """(when the job reaches its next level, its id), a heap."""
+        self.epoch = -1
+
+    def update(
+        self, running: Iterable[RunningJob], now: float, history: ServiceHistory
+    ) -> list[tuple[float, float, str, RunningJob]]:
+        """Brings the entries up to ``now`` for the jobs in ``running`` and returns them
+        sorted: lowest (cost less key) first, then latest started, then by id."""
+        current = {id(r): r for r in running}
+        entries = self.entries
+        epoch = history.observed // KEY_EPOCH
+        if epoch != self.epoch:
+            self.epoch = epoch
+            entries.clear()
+            self.crossings.clear()
+        for gone in entries.keys() - current.keys():
+            del entries[gone]
+        for new in current.keys() - entries.keys():
+            self._work_out(current[new], now, history)
+        crossings = self.crossings
+        while crossings and crossings[0][0] <= now:
+            _, ident = heapq.heappop(crossings)
+            found = entries.get(ident)
+            if found is not None:
+                self._work_out(found[3], now, history)
+        return sorted(entries.values())
+
+    def _work_out(self, running: RunningJob, now: float, history: ServiceHistory) -> None:
+        attained = running.attained(now)
+        level = bisect_right(LEVELS, attained)
+        cost = running.job.preemption_cost
+        loss = cost.expected_loss * running.service_rate if cost is not None else 0.0
+        key = history.key(running.job, attained)
+        self.entries[id(running)] = (loss - key, -running.started, running.job.id, running)
+        if level < len(LEVELS) and running.service_rate > 0:
+            reach = running.started + (
+                (LEVELS[level] - running.job.attained_service) / running.service_rate
+            )
+            # Never at or before now: rounding must not bring the same job back at once.
+            heapq.heappush(self.crossings, (max(reach, now + 1e-6), id(running)))
