@@ -49,8 +49,9 @@ def test_unknown_policy_is_refused_naming_the_choices(control: Running) -> None:
     with pytest.raises(ApiError) as refused:
         control.admin.set_policy("lottery")
     assert refused.value.status == 400
-    assert "policy: unknown policy 'lottery' (known: drf, fifo, las, priority, sjf)" in str(
-        refused.value
+    assert (
+        "policy: unknown policy 'lottery' (known: drf, fifo, las, learned, priority, sjf)"
+        in str(refused.value)
     )
     assert control.admin.policy().policy == "drf"
     assert not [e for e in control.admin.events() if e.kind == POLICY_CHANGED]

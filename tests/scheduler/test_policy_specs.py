@@ -10,8 +10,16 @@ from tests.scheduler.harness import ALL_POLICIES
 def test_available_policies_lists_every_shipped_policy() -> None:
     """The shipped policies are registered, sorted; the clairvoyant bound is not among
     those a live cluster may run."""
-    assert available_policies() == ["drf", "fifo", "las", "oracle-srtf", "priority", "sjf"]
-    assert available_policies(live=True) == ["drf", "fifo", "las", "priority", "sjf"]
+    assert available_policies() == [
+        "drf",
+        "fifo",
+        "las",
+        "learned",
+        "oracle-srtf",
+        "priority",
+        "sjf",
+    ]
+    assert available_policies(live=True) == ["drf", "fifo", "las", "learned", "priority", "sjf"]
 
 
 @pytest.mark.parametrize("spec", ALL_POLICIES)

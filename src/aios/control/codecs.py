@@ -38,6 +38,7 @@ def scheduler_job(row: JobRow) -> Job:
         queued_at=row.queued_at,
         attained_service=row.attained_service,
         preemption_cost=preemption_cost(row),
+        name=row.name,
     )
 
 

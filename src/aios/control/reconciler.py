@@ -32,6 +32,7 @@ from aios.control.events import EVENTS, record, write_events
 from aios.control.launcher import Launch, Launcher
 from aios.control.launching import Launching, has_data
 from aios.control.layout import control_dir
+from aios.control.learning import learn_from_history, learn_from_job
 from aios.control.recovery import recover
 from aios.control.rows import QUEUED, RowChanges
 from aios.control.snapshot import ClusterView, take_view
@@ -96,6 +97,8 @@ class Reconciler:
         self.clock = clock
         self.tick = tick
         self.state = ClusterState(list(nodes), (), order_key=policy.order_key)
+        self._generation = 0
+        """The learner's generation the pending jobs were last ordered at."""
         self.stats = CycleStats()
         self.attempts: dict[int, Attempt] = {}
         self._reasons: dict[int, str] = {}
@@ -177,6 +180,7 @@ class Reconciler:
     def start(self) -> None:
         self.workdirs.start()
         self.recover()
+        learn_from_history(self.db, self.policy)
         self.launcher.start()
         self._loop.start()
 
@@ -256,6 +260,10 @@ class Reconciler:
             with self.transaction() as session:
                 self._take_exits(session, exits, now)
                 self._release_backoff(session, now)
+                learner = self.policy.learner
+                if learner is not None and learner.generation != self._generation:
+                    self._generation = learner.generation
+                    self.state.reorder(self.policy.order_key)  # what it learned moves them
                 started = time.perf_counter()
                 result = cycle(self.state, now, self.policy)
                 self.stats.last_duration = time.perf_counter() - started
@@ -317,6 +325,7 @@ class Reconciler:
         already running keep their places. Raises InvalidInput for a clairvoyant policy
         (one that needs true durations), as the constructor does."""
         check_live(policy)
+        learn_from_history(self.db, policy)
         with self._lock:
             previous = self.policy.name
             self.policy = policy
@@ -412,6 +421,8 @@ class Reconciler:
             result = record_lineage(session, control_dir(self.home, row.id), row)
             if result is not None and result.cached_from is not None:
                 message = f"{message}: reused the outputs of job {result.cached_from}"
+        if state is JobState.SUCCEEDED:
+            learn_from_job(self.policy, row, now)
         self.changes.job(row, state=state.value, finished_at=now, message=message)
         session.info.setdefault(ENDED, []).append(row)
         self.rows.pop(row.id, None)

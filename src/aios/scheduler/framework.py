@@ -39,6 +39,7 @@ __all__ = [
     "Code",
     "FairShare",
     "Filter",
+    "Learner",
     "NodeOrder",
     "Permit",
     "Policy",
@@ -156,6 +157,25 @@ class PostFilter(Protocol):
         """Returns running jobs whose preemption would let ``job`` fit, or ``()``."""
 
 
+class Learner(Protocol):
+    """What a policy learns from the jobs that finished. Unlike the hooks above it holds
+    state, fed by the owner of the :class:`ClusterState` (the simulator, the control
+    plane) outside any cycle; a cycle only reads it."""
+
+    @property
+    def observed(self) -> int:
+        """Jobs observed so far."""
+
+    @property
+    def generation(self) -> int:
+        """Grows when what was learned moved enough that the waiting jobs should be
+        ordered again (``ClusterState.reorder`` with the policy's order key)."""
+
+    def observe(self, job: Job, service: float) -> None:
+        """Learns that ``job`` finished after needing ``service`` (GPU-seconds, or
+        core-seconds for a CPU job) in all. Called once per job, after it ended."""
+
+
 @dataclass(frozen=True)
 class Policy:
     """A named set of plugins and the cycle's options.
@@ -168,7 +188,9 @@ class Policy:
     ``backfill_depth`` bounds how many jobs behind a reservation one cycle tries (as
     Slurm's ``bf_max_job_test``); ``score_sample`` how many feasible nodes are scored.
     ``clairvoyant``: the policy takes every job's duration estimate as its true duration,
-    which only a simulation knows; the control plane refuses to run it.
+    which only a simulation knows; the control plane refuses to run it. ``learner``: what
+    the policy learns from finished jobs, which its owner must feed (see
+    :class:`Learner`); such a policy must not read duration estimates.
     """
 
     name: str
@@ -187,6 +209,7 @@ class Policy:
     starvation_limit: float | None = 24 * 3600.0
     score_sample: int = 32
     clairvoyant: bool = False
+    learner: Learner | None = field(default=None, compare=False)
 
     def order_key(self, job: Job) -> float:
         return self.queue_sort.order_key(job)

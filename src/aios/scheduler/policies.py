@@ -5,6 +5,10 @@ A spec is a policy name with options joined by ``+``: ``fifo``, ``fifo+backfill`
 strict policies ``fifo`` and ``priority``), ``binpack`` or ``spread`` (node order;
 binpack is the default).
 
+``learned`` orders by the Gittins index of each job's class (queue, GPUs, name), learned
+from the jobs that finished (:mod:`aios.scheduler.learning`), least attained service
+first while nothing has finished; its owner feeds ``Policy.learner``.
+
 ``oracle-srtf`` is the yardstick, not a policy to run: preemptive shortest remaining
 GPU-time first with every job's true duration, which only the simulator has. It is
 marked clairvoyant, and :func:`make_live_policy` (what the control plane calls) refuses
@@ -17,6 +21,8 @@ from collections.abc import Callable
 
 from aios.errors import InvalidInput, UnknownPolicy
 from aios.scheduler.framework import NodeOrder, Policy, Score
+from aios.scheduler.learning import ServiceHistory
+from aios.scheduler.plugins.gittins import GittinsPreemption, GittinsSort
 from aios.scheduler.plugins.ordering import (
     DominantShare,
     FifoSort,
@@ -131,6 +137,22 @@ def _oracle_srtf(node_order: NodeOrder, scores: tuple[Score, ...], backfill: boo
     )
 
 
+def _learned(node_order: NodeOrder, scores: tuple[Score, ...], backfill: bool) -> Policy:
+    history = ServiceHistory()
+    return Policy(
+        "learned",
+        GittinsSort(history),
+        node_order,
+        scores=scores,
+        pre_filters=(FitsCluster(),),
+        filters=(NodeSelector(),),
+        permits=(SameGpuKind(),),
+        post_filters=(GittinsPreemption(history),),
+        starvation_limit=None,  # the index already ages a job: its class's tail decides
+        learner=history,
+    )
+
+
 BOUND = "oracle-srtf"
 """The clairvoyant policy every other is measured against in a simulation."""
 
@@ -140,6 +162,7 @@ POLICIES: dict[str, Callable[[NodeOrder, tuple[Score, ...], bool], Policy]] = {
     "drf": _drf,
     "las": _las,
     "sjf": _sjf,
+    "learned": _learned,
     BOUND: _oracle_srtf,
 }
 _STRICT = ("fifo", "priority")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from aios.errors import InvalidInput
 from aios.resources import Node, Resources, parse_memory
@@ -34,6 +34,7 @@ from aios.scheduler import (
     cycle,
     make_policy,
 )
+from aios.scheduler.plugins.ordering import service_units
 from aios.simulator.engine import EventQueue
 from aios.simulator.metrics import JobOutcome, Metrics, summarize
 from aios.simulator.traces import TraceJob
@@ -131,6 +132,7 @@ def jobs_from_trace(
                 submit_time=row.submit,
                 duration_estimate=row.duration,
                 preemption_cost=job_cost,
+                name=row.name,
             )
         )
     return jobs
@@ -165,16 +167,29 @@ def simulate(
     tick: float = 300.0,
     progress: Progress | None = None,
     cost: PreemptionCost = FREE,
+    history: Sequence[TraceJob] = (),
 ) -> SimulationResult:
     """Replays ``trace`` on ``spec`` under ``policy`` and returns the metrics; ``cost``
     is the preemption cost of jobs whose trace row names none (see
-    :func:`jobs_from_trace`). Pure computation: deterministic for the same inputs."""
+    :func:`jobs_from_trace`). Pure computation: deterministic for the same inputs.
+
+    A policy that learns (``policy.learner``) sees no duration: its jobs carry no
+    estimate, it is told about each job when it finishes (its duration times its GPUs),
+    and before the replay about each job of ``history`` (jobs that ended before it)."""
     import time
 
     began = time.perf_counter()
     policy = make_policy(policy) if isinstance(policy, str) else policy
     nodes = spec.build()
     jobs = jobs_from_trace(trace, spec, cost)
+    durations = {row.id: row.duration for row in trace}
+    learner = policy.learner
+    if learner is not None:
+        for past in jobs_from_trace(history, spec, cost):
+            learner.observe(past, (past.duration_estimate or 0.0) * service_units(past))
+        # Blind: the true durations stay with the simulator.
+        jobs = [replace(job, duration_estimate=None) for job in jobs]
+    generation = learner.generation if learner is not None else 0
     by_id = {job.id: job for job in jobs}
     state = ClusterState(nodes, order_key=policy.order_key)
     gpu_capacity = sum(node.allocatable.gpus for node in nodes)
@@ -211,13 +226,16 @@ def simulate(
     while len(events):
         batch = events.pop_batch()
         now = events.now
+        happened = False
         for kind, job_id, token in batch:
+            happened = happened or kind != "finish"
             if kind == "arrive":
                 state.submit(by_id[job_id])
             elif kind == "finish":
                 run = runs.get(job_id)
                 if run is None or run.token != token:
                     continue  # a finish from a run that was preempted
+                happened = True
                 del runs[job_id]
                 ended_job = state.running[job_id].job
                 if run.restored:
@@ -228,8 +246,17 @@ def simulate(
                 state.finish(job_id, JobState.SUCCEEDED)
                 finish[job_id] = now
                 ended += 1
+                if learner is not None:
+                    learner.observe(ended_job, durations[job_id] * service_units(ended_job))
             elif kind == "tick":
                 tick_due = None
+        if not happened:
+            # Only the finishes of runs that were preempted: no cycle, whose time would
+            # tell the scheduler when those runs would have ended.
+            continue
+        if learner is not None and learner.generation != generation:
+            generation = learner.generation
+            state.reorder(policy.order_key)  # what was learned moves the waiting jobs
         for _ in range(100):
             result = cycle(state, now, policy)
             cycles += 1
@@ -242,7 +269,7 @@ def simulate(
                     restored = job.id in preemptions
                     resumed_from = done.get(job.id, 0.0)
                     runs[job.id] = _Run(now, tokens, resumed_from, restored)
-                    left = (by_id[job.id].duration_estimate or 0.0) - resumed_from
+                    left = durations[job.id] - resumed_from
                     if restored:
                         left += _cost(job).restore
                     first_start.setdefault(job.id, now)
@@ -260,8 +287,13 @@ def simulate(
                     held[stopped.queue] -= stopped.total.gpus
                     touched.add(stopped.queue)
                     # What one run now lasts: the work after its checkpoint, and a restore.
-                    rerun = (by_id[victim].duration_estimate or 0.0) - kept + _cost(stopped).restore
-                    state.requeue(victim, now, preemptor=decision.preemptor, estimate=rerun)
+                    rerun = durations[victim] - kept + _cost(stopped).restore
+                    state.requeue(
+                        victim,
+                        now,
+                        preemptor=decision.preemptor,
+                        estimate=None if learner is not None else rerun,
+                    )
                     preemptions[victim] = preemptions.get(victim, 0) + 1
                     preempted = True
                 elif isinstance(decision, Unschedulable | UpstreamFailed):
@@ -288,7 +320,7 @@ def simulate(
             job.id,
             job.queue,
             job.submit_time,
-            job.duration_estimate or 0.0,
+            durations[job.id],
             job.total.gpus,
             first_start.get(job.id),
             finish.get(job.id),

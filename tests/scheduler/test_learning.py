@@ -1,0 +1,75 @@
+"""The learned policy's model: Gittins keys over the service finished jobs needed, by
+class, least attained service first while nothing is known."""
+
+from __future__ import annotations
+
+import pytest
+
+from aios.resources import Resources
+from aios.scheduler import Job, make_live_policy, make_policy
+from aios.scheduler.learning import ServiceHistory, gittins_key
+
+
+def job(name: str = "train", queue: str = "a", gpus: int = 1, attained: float = 0.0) -> Job:
+    return Job(
+        f"{name}-{queue}-{gpus}",
+        Resources(1000, 2**20, gpus, None),
+        queue=queue,
+        name=name,
+        attained_service=attained,
+    )
+
+
+@pytest.mark.parametrize(
+    ("samples", "attained", "key"),
+    [
+        ([100.0] * 5, 0.0, 100.0),  # a known size: the key is what is left
+        ([100.0] * 5, 40.0, 60.0),
+        ([100.0] * 5, 100.0, None),  # outlived every sample
+        # Half need 10, half 1000: serving 10 finishes half for 10 each: 20 per job.
+        ([10.0, 10.0, 1000.0, 1000.0], 0.0, 20.0),
+        # Once past 10, only the long ones are left: 990 more each.
+        ([10.0, 10.0, 1000.0, 1000.0], 10.0, 990.0),
+    ],
+)
+def test_gittins_key(samples: list[float], attained: float, key: float | None) -> None:
+    assert gittins_key(samples, attained) == (None if key is None else pytest.approx(key))
+
+
+def test_without_history_the_key_is_the_attained_service() -> None:
+    """Least attained service first until enough jobs of a class have finished."""
+    history = ServiceHistory(min_samples=3)
+    assert history.key(job(attained=500.0), 500.0) == 500.0
+    for _ in range(2):
+        history.observe(job(), 100.0)
+    assert history.key(job(), 0.0) == 0.0  # two samples are not enough
+
+
+def test_the_most_specific_class_that_knows_enough_speaks() -> None:
+    """A job's own (queue, GPUs, name) class answers once it has enough samples; until
+    then the wider classes (here every 1-GPU job of the queue) do."""
+    history = ServiceHistory(min_samples=3)
+    for _ in range(3):
+        history.observe(job(name="other"), 5000.0)
+    assert history.key(job(name="train"), 0.0) == pytest.approx(5000.0)
+    for _ in range(3):
+        history.observe(job(name="train"), 60.0)
+    assert history.key(job(name="train"), 0.0) == pytest.approx(60.0)
+    assert history.key(job(name="other"), 0.0) == pytest.approx(5000.0)
+
+
+def test_the_window_forgets_the_oldest() -> None:
+    history = ServiceHistory(window=4, min_samples=2)
+    for service in (9000.0,) * 4 + (30.0,) * 4:
+        history.observe(job(), service)
+    assert history.key(job(), 0.0) == pytest.approx(30.0)
+
+
+def test_the_learned_policy_runs_live_and_learns_only_when_told() -> None:
+    """``learned`` is no oracle: a live control plane may run it; each policy built
+    starts with an empty history of its own."""
+    first, second = make_live_policy("learned"), make_policy("learned")
+    assert first.learner is not None and second.learner is not None
+    assert first.learner is not second.learner
+    first.learner.observe(job(), 10.0)
+    assert isinstance(second.learner, ServiceHistory) and second.learner.observed == 0
