@@ -212,8 +212,8 @@ class Workspace:
             self.rebind(victim)
         if not status.ok:
             return False
-        for allocation in allocations:
-            self.take_exact(_beyond(allocation, victims))
+        for allocation in _beyond(allocations, victims):
+            self.take_exact(allocation)
         self._hold_usage(job, victims)
         self.holds += 1
         self.usage_version += 1
@@ -405,29 +405,44 @@ class Workspace:
         return running
 
 
-def _beyond(allocation: Allocation, victims: Sequence[RunningJob]) -> Allocation:
-    """The part of ``allocation`` that its node's ``victims`` do not hold now."""
-    cores: set[int] = set()
-    gpus: set[int] = set()
-    memory = 0
-    custom: dict[str, int] = {}
+def _beyond(allocations: Sequence[Allocation], victims: Sequence[RunningJob]) -> list[Allocation]:
+    """The parts of ``allocations`` that the ``victims`` do not hold now. Cores and GPUs
+    are the victims' by identity; memory and custom resources are amounts, and what the
+    victims hold of them on a node is counted once across every allocation on that node
+    (the replicas of a gang on one node share it, rather than each subtracting it all)."""
+    cores: dict[str, set[int]] = {}
+    gpus: dict[str, set[int]] = {}
+    memory: dict[str, int] = {}
+    custom: dict[str, dict[str, int]] = {}
     for victim in victims:
         for held in victim.allocations:
-            if held.node == allocation.node:
-                cores.update(held.cores)
-                gpus.update(held.gpus)
-                memory += held.memory
-                for name, amount in held.custom:
-                    custom[name] = custom.get(name, 0) + amount
-    return Allocation(
-        allocation.node,
-        tuple(c for c in allocation.cores if c not in cores),
-        tuple(g for g in allocation.gpus if g not in gpus),
-        max(allocation.memory - memory, 0),
-        allocation.gpu_kind,
-        tuple(
-            (name, amount - custom.get(name, 0))
-            for name, amount in allocation.custom
-            if amount > custom.get(name, 0)
-        ),
-    )
+            cores.setdefault(held.node, set()).update(held.cores)
+            gpus.setdefault(held.node, set()).update(held.gpus)
+            memory[held.node] = memory.get(held.node, 0) + held.memory
+            on_node = custom.setdefault(held.node, {})
+            for name, amount in held.custom:
+                on_node[name] = on_node.get(name, 0) + amount
+    parts = []
+    for allocation in allocations:
+        node = allocation.node
+        freed = min(allocation.memory, memory.get(node, 0))
+        memory[node] = memory.get(node, 0) - freed
+        left: list[tuple[str, int]] = []
+        on_node = custom.get(node, {})
+        for name, amount in allocation.custom:
+            reused = min(amount, on_node.get(name, 0))
+            if reused:
+                on_node[name] -= reused
+            if amount > reused:
+                left.append((name, amount - reused))
+        parts.append(
+            Allocation(
+                node,
+                tuple(c for c in allocation.cores if c not in cores.get(node, ())),
+                tuple(g for g in allocation.gpus if g not in gpus.get(node, ())),
+                allocation.memory - freed,
+                allocation.gpu_kind,
+                tuple(left),
+            )
+        )
+    return parts
