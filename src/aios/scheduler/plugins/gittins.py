@@ -102,8 +102,13 @@ class _RunningKeys:
     def __init__(self) -> None:
         self.entries: dict[int, tuple[float, float, str, RunningJob]] = {}
         """By ``id`` of the RunningJob (held here, so the id stays its own)."""
-        self.crossings: list[tuple[float, int]] = []
-        """(when the job reaches its next level, its id), a heap."""
+        self.crossings: list[tuple[float, int, int, RunningJob]] = []
+        """(when the job reaches its next level, a sequence number, its id, the job), a
+        heap. The job itself is kept so that a crossing left behind by a job that has
+        stopped cannot be taken for another that now has the same ``id``: that made a
+        key move at a moment that depended on memory addresses (a replay whose decisions
+        changed with what ran before it in the process)."""
+        self._pushed = 0
         self.epoch = -1
 
     def update(
@@ -124,10 +129,10 @@ class _RunningKeys:
             self._work_out(current[new], now, history)
         crossings = self.crossings
         while crossings and crossings[0][0] <= now:
-            _, ident = heapq.heappop(crossings)
+            _, _, ident, crossing = heapq.heappop(crossings)
             found = entries.get(ident)
-            if found is not None:
-                self._work_out(found[3], now, history)
+            if found is not None and found[3] is crossing:
+                self._work_out(crossing, now, history)
         return sorted(entries.values())
 
     def _work_out(self, running: RunningJob, now: float, history: ServiceHistory) -> None:
@@ -142,4 +147,7 @@ class _RunningKeys:
                 (LEVELS[level] - running.job.attained_service) / running.service_rate
             )
             # Never at or before now: rounding must not bring the same job back at once.
-            heapq.heappush(self.crossings, (max(reach, now + 1e-6), id(running)))
+            self._pushed += 1
+            heapq.heappush(
+                self.crossings, (max(reach, now + 1e-6), self._pushed, id(running), running)
+            )
