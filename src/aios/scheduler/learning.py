@@ -36,8 +36,6 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from aios.scheduler.job import Job
 
 __all__ = ["ServiceHistory", "gittins_key", "job_class_keys"]
@@ -67,6 +65,8 @@ def job_class_keys(job: Job) -> tuple[ClassKey, ...]:
 def gittins_key(samples: Sequence[float], attained: float) -> float | None:
     """Returns ``1 / G(attained)`` over the sorted ``samples`` of total service, or None
     when no sample exceeds ``attained`` (the job has outlived every one of them)."""
+    import numpy as np  # here, not at the top: the CLI imports the scheduler, not numpy
+
     start = bisect_right(samples, attained)
     above = len(samples) - start
     if above == 0:
