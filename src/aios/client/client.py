@@ -118,8 +118,17 @@ class Client:
         self.close()
 
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """One call; a GET whose kept-alive connection the server closed as it was sent
+        (``Server disconnected without sending a response``: the server's idle timeout
+        and the request crossed) is sent once more on a new connection, as urllib3 does
+        for idempotent methods. Nothing else is sent twice here (see :meth:`_create`)."""
         try:
-            response = self._http.request(method, path, **kwargs)
+            try:
+                response = self._http.request(method, path, **kwargs)
+            except httpx.RemoteProtocolError:
+                if method != "GET":
+                    raise
+                response = self._http.request(method, path, **kwargs)
         except httpx.TransportError as exc:
             raise ApiError(0, f"cannot reach the control plane at {self.url}: {exc}") from None
         if response.status_code >= 400:
