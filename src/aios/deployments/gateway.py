@@ -38,11 +38,15 @@ __all__ = ["Gateway", "GatewayEndpoint"]
 
 ATTEMPTS = 3
 FORWARDED = ("content-type", "inference-header-content-length", "content-encoding")
-RETURNED = ("content-type", "inference-header-content-length")
+RETURNED = ("content-type", "inference-header-content-length", "retry-after")
+RETRY_AFTER = "1"
+"""Seconds a client is told to wait after the gateway's own 503 (no ready replica), as
+a replica says when its queue is full (:data:`aios.serving.infer.RETRY_AFTER`)."""
 
 
 def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
+    headers = {"retry-after": RETRY_AFTER} if status == 503 else None
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
 class Gateway:
@@ -169,7 +173,10 @@ class Gateway:
 
 def _failure(status: int, message: str) -> tuple[int, dict[str, str], bytes]:
     body = json.dumps({"error": message}).encode()
-    return status, {"content-type": "application/json"}, body
+    headers = {"content-type": "application/json"}
+    if status == 503:
+        headers["retry-after"] = RETRY_AFTER
+    return status, headers, body
 
 
 _INFER = re.compile(r"/v2/models/([^/]+)(?:/versions/([0-9]{1,9}))?/infer")
