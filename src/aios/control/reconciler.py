@@ -200,27 +200,36 @@ class Reconciler:
         self._loop.wake()
 
     def view(self) -> ClusterView:
-        """A frozen snapshot of the loop's state, for readers on any thread."""
-        with self._lock:
-            state = self.state
-            key = (
-                state.alloc_version,
-                state.node_version,
-                state.queue_version,
-                self.policy.name,
-                self.elastic,
-            )
-            cached = self._view
-            if cached is None or cached[0] != key:
-                view = take_view(
-                    state,
-                    {name: row.uid for name, row in self.queue_rows.items()},
-                    self.policy.name,
-                    self.elastic,
-                )
-                self._view = cached = (key, view)
-            cycles, last = self.stats.cycles, self.stats.last_duration
-        return cached[1].at_cycle(cycles, last)
+        """A frozen snapshot of the loop's state, for readers on any thread.
+
+        The API asks on every submission, so the usual answer takes no lock: the last
+        snapshot, when the state's versions still match those it was taken at. A
+        version read mid-change either already moved (the lock is taken, and waits for
+        the change to end) or not yet (the last snapshot, consistent, a moment old)."""
+        cached = self._view
+        if cached is None or cached[0] != self._view_key():
+            with self._lock:
+                key = self._view_key()
+                cached = self._view
+                if cached is None or cached[0] != key:
+                    view = take_view(
+                        self.state,
+                        {name: row.uid for name, row in self.queue_rows.items()},
+                        self.policy.name,
+                        self.elastic,
+                    )
+                    self._view = cached = (key, view)
+        return cached[1].at_cycle(self.stats.cycles, self.stats.last_duration)
+
+    def _view_key(self) -> tuple[object, ...]:
+        state = self.state
+        return (
+            state.alloc_version,
+            state.node_version,
+            state.queue_version,
+            self.policy.name,
+            self.elastic,
+        )
 
     def node_joined(self, node: Node) -> bool:
         """Adds ``node`` to the cluster unless it is known; on the loop's thread (in
