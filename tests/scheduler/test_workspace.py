@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 from aios.scheduler import ClusterState, Code, Queue, RunningJob, make_policy
 from aios.scheduler.state import NO_GPU
 from aios.scheduler.workspace import Workspace
@@ -55,6 +57,24 @@ def test_reorder_as_if_freed_leaves_the_index_as_freeing_and_giving_back_does() 
     assert replayed.index.free_gpus == freed.index.free_gpus == state.index.free_gpus
     assert all(replayed.node(name) is node for name, node in state.nodes.items())
     assert NO_GPU in replayed.index.levels
+
+
+def test_reorder_as_if_freed_matches_freeing_and_giving_back_for_any_choice() -> None:
+    """The same holds for every order and subset of the running jobs: nodes that several
+    of them share, and nodes that pass through a bucket on the way, included."""
+    rng = random.Random(18)
+    state, runs = _busy_cluster()
+    for _ in range(200):
+        chosen = rng.sample(runs, rng.randint(1, len(runs)))
+        freed = Workspace(state, POLICY, 0.0)
+        for running in chosen:
+            freed.unbind(running)
+        for running in reversed(chosen):
+            freed.rebind(running)
+        replayed = Workspace(state, POLICY, 0.0)
+        replayed.reorder_as_if_freed(chosen)
+        assert _order(replayed) == _order(freed)
+        assert replayed.index.version == freed.index.version
 
 
 def test_cohort_usage_follows_what_the_view_binds_and_frees() -> None:

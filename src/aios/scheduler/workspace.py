@@ -281,23 +281,32 @@ class Workspace:
         """Moves nodes between the index's buckets exactly as :meth:`unbind` of each of
         ``runs`` in turn and then :meth:`rebind` of each in reverse would, changing no
         node: what a search that frees jobs, finds no room and puts them back leaves
-        behind (the order in which equally free nodes are offered)."""
+        behind (the order in which equally free nodes are offered).
+
+        Every node those calls move ends in the bucket it started in, behind the nodes
+        that did not move, in the order of its last move there (the last give-back that
+        touched it); the buckets it passed through on the way keep their order. So one
+        pass over the give-backs, which finds that order, does what the two would."""
         self._changed = True
         index = self.index
-        levels: dict[tuple[str, str], int] = {}
-        for sign, order in ((1, runs), (-1, reversed(runs))):
-            for running in order:
-                for allocation in running.allocations:
-                    node = self.node(allocation.node)
-                    kind = index_kind(node, allocation.gpu_kind)
-                    if kind is None:
-                        continue
-                    amount = len(allocation.cores if kind == NO_GPU else allocation.gpus)
-                    before = levels.get((node.name, kind))
-                    if before is None:
-                        before = index_level(node, kind)
-                    levels[(node.name, kind)] = after = before + sign * amount
-                    index.move(node.name, kind, before, after)
+        last: dict[tuple[str, str], int] = {}
+        moves = 0
+        for running in reversed(runs):
+            for allocation in running.allocations:
+                node = self.node(allocation.node)
+                kind = index_kind(node, allocation.gpu_kind)
+                if kind is None or not (allocation.cores if kind == NO_GPU else allocation.gpus):
+                    continue
+                moves += 1
+                key = (node.name, kind)
+                last.pop(key, None)
+                last[key] = index_level(node, kind)
+        levels = index.levels
+        for (name, kind), level in last.items():
+            bucket = levels[kind][level]
+            del bucket[name]
+            bucket[name] = None
+        index.version += 2 * moves
 
     # -- placement --------------------------------------------------------------------
     def choose_node(self, job: Job, exclude: frozenset[str]) -> NodeState | None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import heapq
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -18,6 +17,7 @@ from aios.scheduler.learning import LEVELS, ServiceHistory
 from aios.scheduler.plugins.preemption import select_victims
 
 if TYPE_CHECKING:
+    from aios.scheduler.state import ClusterState
     from aios.scheduler.workspace import Workspace
 
 __all__ = ["KEY_EPOCH", "GittinsPreemption", "GittinsSort"]
@@ -83,57 +83,80 @@ class GittinsPreemption:
             if not isinstance(keys, _RunningKeys):
                 keys = _RunningKeys()
                 state.memo[self.name + ":keys"] = (None, keys)
-            entries = keys.update(state.running.values(), now, history)
-            memo = state.memo[self.name] = (
-                version,
-                ([e[0] for e in entries], [e[3] for e in entries]),
-            )
+            memo = state.memo[self.name] = (version, keys.update(state, now, history))
         found = memo[1]
         assert isinstance(found, tuple)
         return found
 
 
 class _RunningKeys:
-    """Each running job's preemption cost less its key, kept while it runs: a key moves
-    only when the job's attained service reaches the next level of the grid (at a time
-    known in advance) or when the history has learned :data:`KEY_EPOCH` more jobs, so
-    only those jobs are worked out again."""
+    """Each running job's preemption cost less its key, kept sorted while it runs: a key
+    moves only when the job's attained service reaches the next level of the grid (at a
+    time known in advance) or when the history has learned :data:`KEY_EPOCH` more jobs,
+    so only those jobs, and the jobs that started or stopped, are worked out again."""
 
     def __init__(self) -> None:
-        self.entries: dict[int, tuple[float, float, str, RunningJob]] = {}
-        """By ``id`` of the RunningJob (held here, so the id stays its own)."""
-        self.crossings: list[tuple[float, int, int, RunningJob]] = []
-        """(when the job reaches its next level, a sequence number, its id, the job), a
-        heap. The job itself is kept so that a crossing left behind by a job that has
-        stopped cannot be taken for another that now has the same ``id``: that made a
-        key move at a moment that depended on memory addresses (a replay whose decisions
-        changed with what ran before it in the process)."""
+        self.entries: dict[str, tuple[tuple[float, float, str], RunningJob]] = {}
+        """By job id: its place in :attr:`order` and the run its key is for (a job that
+        stopped and started again is another run, worked out again)."""
+        self.order: list[tuple[float, float, str]] = []
+        """(cost less key, latest started first, id) of every entry, ascending."""
+        self.keys: list[float] = []
+        self.ranked: list[RunningJob] = []
+        """Cost less key and the run of each place in :attr:`order`."""
+        self.crossings: list[tuple[float, int, RunningJob]] = []
+        """(when the job reaches its next level, a sequence number, the job), a heap. The
+        run itself is kept so that a crossing left behind by a run that has stopped
+        cannot be taken for a later run of the same job."""
         self._pushed = 0
         self.epoch = -1
+        self.alloc_version = -1
+        """The state's ``alloc_version`` the entries were last compared with: while it
+        holds, no job has started or stopped."""
 
     def update(
-        self, running: Iterable[RunningJob], now: float, history: ServiceHistory
-    ) -> list[tuple[float, float, str, RunningJob]]:
-        """Brings the entries up to ``now`` for the jobs in ``running`` and returns them
-        sorted: lowest (cost less key) first, then latest started, then by id."""
-        current = {id(r): r for r in running}
+        self, state: ClusterState, now: float, history: ServiceHistory
+    ) -> tuple[list[float], list[RunningJob]]:
+        """Brings the entries up to ``now`` for the jobs running in ``state`` and returns
+        the keys and the runs in order: lowest (cost less key) first, then latest
+        started, then by id."""
         entries = self.entries
         epoch = history.observed // KEY_EPOCH
         if epoch != self.epoch:
             self.epoch = epoch
             entries.clear()
+            self.order.clear()
+            self.keys.clear()
+            self.ranked.clear()
             self.crossings.clear()
-        for gone in entries.keys() - current.keys():
-            del entries[gone]
-        for new in current.keys() - entries.keys():
-            self._work_out(current[new], now, history)
+            self.alloc_version = -1
+        if state.alloc_version != self.alloc_version:
+            self.alloc_version = state.alloc_version
+            running = state.running
+            for gone in entries.keys() - running.keys():
+                self._remove(gone)
+            for job_id, run in running.items():
+                entry = entries.get(job_id)
+                if entry is None or entry[1] is not run:
+                    if entry is not None:
+                        self._remove(job_id)
+                    self._work_out(run, now, history)
         crossings = self.crossings
         while crossings and crossings[0][0] <= now:
-            _, _, ident, crossing = heapq.heappop(crossings)
-            found = entries.get(ident)
-            if found is not None and found[3] is crossing:
+            crossing = heapq.heappop(crossings)[2]
+            job_id = crossing.job.id
+            entry = entries.get(job_id)
+            if entry is not None and entry[1] is crossing:
+                self._remove(job_id)
                 self._work_out(crossing, now, history)
-        return sorted(entries.values())
+        return self.keys[:], self.ranked[:]
+
+    def _remove(self, job_id: str) -> None:
+        place, _ = self.entries.pop(job_id)
+        at = bisect_left(self.order, place)
+        del self.order[at]
+        del self.keys[at]
+        del self.ranked[at]
 
     def _work_out(self, running: RunningJob, now: float, history: ServiceHistory) -> None:
         attained = running.attained(now)
@@ -141,13 +164,16 @@ class _RunningKeys:
         cost = running.job.preemption_cost
         loss = cost.expected_loss * running.service_rate if cost is not None else 0.0
         key = history.key(running.job, attained)
-        self.entries[id(running)] = (loss - key, -running.started, running.job.id, running)
+        place = (loss - key, -running.started, running.job.id)
+        self.entries[running.job.id] = (place, running)
+        at = bisect_left(self.order, place)
+        self.order.insert(at, place)
+        self.keys.insert(at, place[0])
+        self.ranked.insert(at, running)
         if level < len(LEVELS) and running.service_rate > 0:
             reach = running.started + (
                 (LEVELS[level] - running.job.attained_service) / running.service_rate
             )
             # Never at or before now: rounding must not bring the same job back at once.
             self._pushed += 1
-            heapq.heappush(
-                self.crossings, (max(reach, now + 1e-6), self._pushed, id(running), running)
-            )
+            heapq.heappush(self.crossings, (max(reach, now + 1e-6), self._pushed, running))
