@@ -279,6 +279,8 @@ class ClusterState:
         self.derived_from_queues: dict[str, dict[object, object]] = {}
         """What plugins derive from the queues alone; emptied whenever a queue changes."""
         self.running: dict[str, RunningJob] = {}
+        """By job id, in the order they were bound (a job bound again moves to the end):
+        the learned policy reads what started since it last looked from the end."""
         self.ending: list[RunningJob] = []
         """The running jobs in the order they should end (:attr:`RunningJob.end_order`),
         those started earlier first among equals."""

@@ -133,14 +133,18 @@ class _RunningKeys:
         if state.alloc_version != self.alloc_version:
             self.alloc_version = state.alloc_version
             running = state.running
-            for gone in entries.keys() - running.keys():
-                self._remove(gone)
-            for job_id, run in running.items():
-                entry = entries.get(job_id)
-                if entry is None or entry[1] is not run:
-                    if entry is not None:
-                        self._remove(job_id)
-                    self._work_out(run, now, history)
+            # The state keeps its running jobs in the order they started: those started
+            # since the last look are at the end, up to the latest one already known.
+            for run in reversed(running.values()):
+                entry = entries.get(run.job.id)
+                if entry is not None:
+                    if entry[1] is run:
+                        break
+                    self._remove(run.job.id)
+                self._work_out(run, now, history)
+            if len(entries) > len(running):
+                for gone in entries.keys() - running.keys():
+                    self._remove(gone)
         crossings = self.crossings
         while crossings and crossings[0][0] <= now:
             crossing = heapq.heappop(crossings)[2]

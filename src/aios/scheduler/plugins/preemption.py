@@ -72,6 +72,10 @@ def _search(
     need = job.total.gpus
     if not candidates or (need and ws.free_gpus + sum(r.job.total.gpus for r in candidates) < need):
         return ()
+    if not _gpus_could_hold(job, ws, candidates):
+        # What the search below would leave behind when it finds no room.
+        ws.reorder_as_if_freed(candidates)
+        return ()
     # Room counts say after which victim one replica, and all of them, could first fit.
     # Before all could, the job does not fit; before one could, trying it takes and gives
     # back nothing, so it need not be tried (a gang that places some replicas before it
@@ -110,6 +114,35 @@ def _search(
     for running in victims:
         ws.rebind(running)
     return tuple(victims)
+
+
+def _gpus_could_hold(job: Job, ws: Workspace, candidates: Sequence[RunningJob]) -> bool:
+    """Whether, on GPUs alone, the nodes could hold every replica of ``job`` once all
+    ``candidates`` have stopped: a necessary condition for the room scan, counted per
+    node from the index's buckets and the candidates' allocations, far cheaper than the
+    scan when (as for most whole-node gangs) the answer is no."""
+    per = job.request.gpus
+    if not per:
+        return True
+    levels = ws.index.levels
+    kind = job.request.gpu_kind
+    for gpu_kind in (kind,) if kind is not None else ws.index.gpu_kinds:
+        by_level = levels.get(gpu_kind)
+        if by_level is None:
+            continue
+        slots = sum(len(by_level[level]) * (level // per) for level in range(per, len(by_level)))
+        freed: dict[str, int] = {}
+        for running in candidates:
+            for allocation in running.allocations:
+                if allocation.gpu_kind == gpu_kind and allocation.gpus:
+                    name = allocation.node
+                    freed[name] = freed.get(name, 0) + len(allocation.gpus)
+        for name, more in freed.items():
+            free = len(ws.node(name).free_gpus.get(gpu_kind, ()))
+            slots += (free + more) // per - free // per
+        if slots >= job.replicas:
+            return True
+    return False
 
 
 def ranked_running(
