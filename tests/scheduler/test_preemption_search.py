@@ -1,12 +1,12 @@
-"""The preemption search's GPU count: it may rule out a search only when the room scan
-would find no room either, and it then leaves the index as the scan would."""
+"""The preemption search's GPU count (it may rule out a search only when the room scan
+would find no room either) and the oracle's figures kept between looks."""
 
 from __future__ import annotations
 
 import random
 
 from aios.scheduler import make_policy
-from aios.scheduler.plugins.preemption import _gpus_could_hold
+from aios.scheduler.plugins.preemption import _Ends, _gpus_could_hold
 from aios.scheduler.room import RoomScan
 from aios.scheduler.workspace import Workspace
 from tests.scheduler.harness import gpu_node, job, new_state, occupy
@@ -47,3 +47,32 @@ def test_the_gpu_count_rules_out_only_searches_that_find_no_room() -> None:
             said_no += 1
             assert scan.enough() < 0
     assert said_no >= 10  # the count did rule searches out
+
+
+def test_the_srtf_columns_kept_in_place_equal_columns_built_afresh() -> None:
+    """The oracle's per-job figures, kept between looks while jobs start, stop and start
+    again (a new run of the same id), jobs without a known end among them, hold the
+    same runs in the same order with the same figures as columns built at once."""
+    rng = random.Random(16)
+    state = new_state(POLICY, [gpu_node(f"n{i}", 8) for i in range(6)])
+    kept = _Ends()
+    now = 0.0
+    for _ in range(400):
+        now += rng.choice((0.0, 5.0, 600.0))
+        chosen = f"j{rng.randrange(30)}"
+        if chosen in state.running:
+            state.release(chosen)
+        if chosen not in state.running and rng.random() < 0.7:
+            gpus = rng.choice((1, 2, 4))
+            free = [n for n, s in state.nodes.items() if len(s.free_gpus["A100"]) >= gpus]
+            if free:
+                estimate = rng.choice((None, 3600.0, 7200.0))
+                occupy(state, job(chosen, gpus=gpus, estimate=estimate), rng.choice(free), now)
+        if rng.random() < 0.4:
+            kept.update(state)
+            fresh = _Ends()
+            fresh.update(state)
+            assert kept.ids == fresh.ids
+            assert all(a is b for a, b in zip(kept.runs, fresh.runs, strict=True))
+            for column in ("costs", "rates", "starts"):
+                assert getattr(kept, column).tolist() == getattr(fresh, column).tolist()

@@ -10,7 +10,7 @@ once they have stopped.
 from __future__ import annotations
 
 import math
-from bisect import bisect_left, bisect_right
+from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -22,6 +22,9 @@ from aios.scheduler.queue import Queue, is_borrowing
 from aios.scheduler.room import RoomScan
 
 if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
+
     from aios.scheduler.state import ClusterState
     from aios.scheduler.workspace import Workspace
 
@@ -242,65 +245,116 @@ class SrtfPreemption:
         assert isinstance(failed, dict)
         if need >= failed.get(shape, math.inf):
             return ()
-        keys, ranked = self._ranking(ws, now)
+        keys, order, runs = self._ranking(ws, now)
         # Strictly more remaining than the job needs, after the cost of stopping them:
         # a prefix of the ranking.
-        count = bisect_left(keys, -need)
-        victims = select_victims(job, ws, ranked[:count], lambda r: True, count) if count else ()
+        count = int(keys.searchsorted(-need, side="left"))
+        victims = (
+            select_victims(job, ws, [runs[i] for i in order[:count]], lambda r: True, count)
+            if count
+            else ()
+        )
         if not victims:
             failed[shape] = min(need, failed.get(shape, math.inf))
         return victims
 
-    def _ranking(self, ws: Workspace, now: float) -> tuple[list[float], list[RunningJob]]:
+    def _ranking(
+        self, ws: Workspace, now: float
+    ) -> tuple[NDArray[np.float64], NDArray[np.intp], list[RunningJob]]:
         """The running jobs with a known end by remaining service less the cost of
-        stopping them, most first, with the negated figures as sort keys; kept for the
-        cycles of one instant while no job starts or stops."""
+        stopping them, most first: the negated figures ascending (the sort keys), the
+        order (indices into the runs) and the runs; ties by latest start, then by when
+        they started running here. Kept for the cycles of one instant while no job
+        starts or stops."""
+        import numpy as np  # here, not at the top: the CLI imports the scheduler, not numpy
+
         state = ws.state
         version = (state.alloc_version, now)
         memo = state.memo.get(self.name)
         if memo is None or memo[0] != version:
             # (end - cost, GPUs, -start) per running job, rebuilt when one starts or stops:
             # at ``now`` its margin is (end - cost - now) × GPUs.
-            ends = state.memo.get(self.name + ":ends")
-            if ends is None or ends[0] != state.alloc_version:
-                ends = state.memo[self.name + ":ends"] = (state.alloc_version, _ends(state))
-            base = ends[1]
-            assert isinstance(base, list)
-            margins = sorted([((now - c) * rate, start, i) for i, (c, rate, start, _) in base])
-            ranking = ([m[0] for m in margins], [base[m[2]][1][3] for m in margins])
-            memo = state.memo[self.name] = (version, ranking)
+            known = state.memo.get(self.name + ":ends")
+            columns = known[1] if known is not None else None
+            if not isinstance(columns, _Ends):
+                columns = _Ends()
+                state.memo[self.name + ":ends"] = (None, columns)
+            columns.update(state)
+            margins = (now - columns.costs) * columns.rates
+            order = np.lexsort((columns.starts, margins))  # stable: ties keep their index
+            memo = state.memo[self.name] = (version, (margins[order], order, columns.runs))
         found = memo[1]
         assert isinstance(found, tuple)
         return found
 
 
-def _ends(state: ClusterState) -> list[tuple[int, tuple[float, float, float, RunningJob]]]:
-    """Per running job with a known end: its end less its expected preemption cost,
-    its service rate, its negated start and itself, numbered. Each job's figures are
-    kept in the state while it runs."""
-    memo = state.memo.get("srtf:entries")
-    if memo is None:
-        memo = state.memo["srtf:entries"] = (None, {})
-    known = memo[1]
-    assert isinstance(known, dict)
-    if len(known) > 2 * len(state.running) + 64:
-        known.clear()  # forget the jobs that stopped
-    base: list[tuple[float, float, float, RunningJob]] = []
-    for job_id, running in state.running.items():
-        entry = known.get(job_id)
-        if entry is None or entry[3] is not running:
-            end = running.expected_end
-            cost = running.job.preemption_cost
+class _Ends:
+    """Per running job with a known end, in the order the jobs were bound, as columns:
+    its end less its expected preemption cost, its service rate, its negated start, and
+    the run itself; kept up to date with the jobs that started or stopped since the last
+    look (the state keeps its running jobs in the order they were bound)."""
+
+    __slots__ = ("alloc_version", "costs", "ids", "rates", "runs", "seen", "starts")
+
+    def __init__(self) -> None:
+        import numpy as np
+
+        self.alloc_version = -1
+        self.seen: dict[str, RunningJob] = {}
+        """Every running job looked at, by id, known end or not."""
+        self.ids: list[str] = []
+        self.runs: list[RunningJob] = []
+        self.costs: NDArray[np.float64] = np.empty(0)
+        self.rates: NDArray[np.float64] = np.empty(0)
+        self.starts: NDArray[np.float64] = np.empty(0)
+
+    def update(self, state: ClusterState) -> None:
+        import numpy as np
+
+        if state.alloc_version == self.alloc_version:
+            return
+        self.alloc_version = state.alloc_version
+        running, seen = state.running, self.seen
+        new: list[RunningJob] = []
+        for run in reversed(running.values()):
+            known = seen.get(run.job.id)
+            if known is run:
+                break
+            if known is not None:
+                self._forget(run.job.id)
+            new.append(run)
+        if len(seen) + len(new) > len(running):
+            for gone in seen.keys() - running.keys():
+                self._forget(gone)
+        added: list[tuple[float, float, float]] = []
+        for run in reversed(new):
+            seen[run.job.id] = run
+            end = run.expected_end
+            if end is None:
+                continue  # nothing known about when it ends: never worth stopping
+            cost = run.job.preemption_cost
             loss = cost.expected_loss if cost is not None else 0.0
-            entry = known[job_id] = (
-                math.inf if end is None else end - loss,
-                running.service_rate,
-                -running.started,
-                running,
-            )
-        if entry[0] != math.inf:  # nothing known about when it ends: never worth stopping
-            base.append(entry)
-    return list(enumerate(base))
+            added.append((end - loss, run.service_rate, -run.started))
+            self.ids.append(run.job.id)
+            self.runs.append(run)
+        if added:
+            costs, rates, starts = zip(*added, strict=True)
+            self.costs = np.concatenate((self.costs, costs))
+            self.rates = np.concatenate((self.rates, rates))
+            self.starts = np.concatenate((self.starts, starts))
+
+    def _forget(self, job_id: str) -> None:
+        import numpy as np
+
+        run = self.seen.pop(job_id)
+        if run.expected_end is None:
+            return
+        at = self.ids.index(job_id)
+        del self.ids[at]
+        del self.runs[at]
+        self.costs = np.delete(self.costs, at)
+        self.rates = np.delete(self.rates, at)
+        self.starts = np.delete(self.starts, at)
 
 
 @dataclass(frozen=True)
