@@ -2,12 +2,14 @@
 
 Usage: python benchmarks/bench_replay.py [--trace philly|philly-second-half|synthetic]
        [--policy fifo,sjf,las,drf,learned] [--limit K] [--restore 60s]
-       [--checkpoint-every 30m] [--jobs N]
+       [--checkpoint-every 30m] [--jobs N] [--seed S --tenants T --kinds K --sigma X
+       --load L]
 
 Traces: the whole Philly trace (82,247 jobs) on 55 nodes × 8 GPUs; its second half
 with the learning policy's history taken from the first half only (the other policies
 do not learn); the synthetic trace the tests generate (exponential arrivals, log-normal
-job kinds, gangs up to 128 GPUs; ``--jobs`` of them, 20,000 by default).
+job kinds, gangs up to 128 GPUs; ``--jobs`` of them, 20,000 by default, and the other
+options of :class:`SyntheticShape` to draw another shape).
 
 Every preemption costs a restore and the work since the last checkpoint (see
 docs/preemption-costs.md). The clairvoyant bound, oracle-srtf, is replayed in the same
@@ -38,10 +40,12 @@ TODAY = ("fifo", "sjf", "las", "drf")
 """The policies AIOS shipped before the bound and the learning policy."""
 
 
-def traces(name: str, limit: int | None, jobs: int) -> tuple[list[TraceJob], list[TraceJob]]:
+def traces(
+    name: str, limit: int | None, shape: SyntheticShape
+) -> tuple[list[TraceJob], list[TraceJob]]:
     """The trace to replay and the history the learning policy starts from."""
     if name == "synthetic":
-        return synthetic_trace(SyntheticShape(jobs=jobs)), []
+        return synthetic_trace(shape), []
     trace = load_trace(bundled_trace_path(), limit=limit)
     if name == "philly":
         return trace, []
@@ -59,6 +63,11 @@ def main() -> None:
     parser.add_argument("--policy", default="fifo,sjf,las,drf,learned")
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--jobs", type=int, default=20_000)
+    parser.add_argument("--seed", type=int, default=0, help="synthetic: the generator's seed")
+    parser.add_argument("--tenants", type=int, default=8, help="synthetic: tenants")
+    parser.add_argument("--kinds", type=int, default=6, help="synthetic: job kinds per tenant")
+    parser.add_argument("--sigma", type=float, default=1.2, help="synthetic: duration spread")
+    parser.add_argument("--load", type=float, default=1.3, help="synthetic: work offered")
     parser.add_argument("--nodes", type=int, default=55)
     parser.add_argument("--restore", default="60s")
     parser.add_argument("--checkpoint-every", default="30m")
@@ -66,7 +75,15 @@ def main() -> None:
 
     cost = parse_cost(args.restore, args.checkpoint_every)
     started = time.perf_counter()
-    trace, history = traces(args.trace, args.limit, args.jobs)
+    shape = SyntheticShape(
+        jobs=args.jobs,
+        tenants=args.tenants,
+        kinds=args.kinds,
+        sigma=args.sigma,
+        load=args.load,
+        seed=args.seed,
+    )
+    trace, history = traces(args.trace, args.limit, shape)
     print(
         f"{args.trace}: {len(trace):,} jobs (history {len(history):,}) loaded in "
         f"{time.perf_counter() - started:.2f} s; {args.nodes} nodes x 8 GPUs; restore "

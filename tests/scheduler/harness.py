@@ -73,6 +73,7 @@ def job(
     dependencies: tuple[str, ...] = (),
     attained: float = 0.0,
     node_selector: tuple[tuple[str, str], ...] = (),
+    name: str = "",
 ) -> Job:
     """A job asking, per replica, for ``cpus`` cores, ``memory`` and ``gpus`` of ``kind``."""
     return Job(
@@ -87,6 +88,7 @@ def job(
         dependencies=dependencies,
         attained_service=attained,
         node_selector=node_selector,
+        name=name,
     )
 
 

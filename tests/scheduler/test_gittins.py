@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
 from aios.scheduler import make_policy
 from aios.scheduler.learning import ServiceHistory
 from aios.scheduler.plugins.gittins import _RunningKeys
@@ -13,18 +15,23 @@ from tests.scheduler.harness import gpu_node, job, new_state, occupy
 POLICY = make_policy("las")
 
 
-def test_the_ranking_kept_in_place_equals_one_worked_out_afresh() -> None:
+@pytest.mark.parametrize("named", [False, True])
+def test_the_ranking_kept_in_place_equals_one_worked_out_afresh(named: bool) -> None:
     """Jobs bound, released and bound again (a new run of the same id) between looks,
     with time passing: the ranking kept between looks names the same runs in the same
     order with the same keys as a ranking built at once. (The history knows every class
-    well past any job's service here, so every key is its grid level's.)"""
+    well past any job's service here, so every key is its grid level's; named jobs are
+    answered by their name's class at every size, whose grid is in service per GPU.)"""
     rng = random.Random(18)
     history = ServiceHistory()
     for i in range(600):
-        history.observe(job(f"done-{i}", gpus=(1, 2, 4)[i % 3]), 10.0 ** rng.uniform(1, 9))
+        done = job(f"done-{i}", gpus=(1, 2, 4)[i % 3], name="train" if named else "")
+        history.observe(done, 10.0 ** rng.uniform(1, 9))
     state = new_state(POLICY, [gpu_node(f"n{i}", 8) for i in range(6)])
     kept = _RunningKeys()
     ids = [f"j{i}" for i in range(30)]
+    # 3 GPUs the history never saw: only the name's class (or every job's) speaks.
+    name = "train" if named else ""
     now = 0.0
     for _ in range(300):
         now += rng.choice((0.0, 1.0, 90.0, 4000.0))
@@ -33,15 +40,15 @@ def test_the_ranking_kept_in_place_equals_one_worked_out_afresh() -> None:
         if chosen in running and rng.random() < 0.6:
             state.release(chosen)
             if rng.random() < 0.5:  # started again at once: another run of the same id
-                gpus = rng.choice((1, 2, 4))
+                gpus = rng.choice((1, 2, 3, 4))
                 free = [n for n, s in state.nodes.items() if len(s.free_gpus["A100"]) >= gpus]
                 if free:
-                    occupy(state, job(chosen, gpus=gpus), rng.choice(free), now)
+                    occupy(state, job(chosen, gpus=gpus, name=name), rng.choice(free), now)
         elif chosen not in running:
-            gpus = rng.choice((1, 2, 4))
+            gpus = rng.choice((1, 2, 3, 4))
             free = [n for n, s in state.nodes.items() if len(s.free_gpus["A100"]) >= gpus]
             if free:
-                occupy(state, job(chosen, gpus=gpus), rng.choice(free), now)
+                occupy(state, job(chosen, gpus=gpus, name=name), rng.choice(free), now)
         if rng.random() < 0.5:
             keys, ranked = kept.update(state, now, history)
             fresh_keys, fresh_ranked = _RunningKeys().update(state, now, history)

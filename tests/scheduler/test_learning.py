@@ -73,3 +73,39 @@ def test_the_learned_policy_runs_live_and_learns_only_when_told() -> None:
     assert first.learner is not second.learner
     first.learner.observe(job(), 10.0)
     assert isinstance(second.learner, ServiceHistory) and second.learner.observed == 0
+
+
+def test_a_name_speaks_for_its_jobs_at_sizes_it_has_not_run_at() -> None:
+    """The (queue, name) class keeps run times (service per GPU) and scales them to the
+    asking job's size: a script seen on 1 GPU for 100 s is expected to need 400
+    GPU-seconds on 4 GPUs, before any other 4-GPU job of the queue is asked."""
+    history = ServiceHistory(min_samples=3)
+    for _ in range(3):
+        history.observe(job(name="other", gpus=4), 9000.0)
+        history.observe(job(name="train", gpus=1), 100.0)
+    assert history.key(job(name="train", gpus=4), 0.0) == pytest.approx(400.0)
+    # 180 GPU-seconds in: 45 s of its run, a level of the grid: 55 s (220) are left.
+    assert history.key(job(name="train", gpus=4), 180.0) == pytest.approx(220.0)
+    # Its own size's class, once it knows enough, comes first.
+    for _ in range(3):
+        history.observe(job(name="train", gpus=4), 40.0)
+    assert history.key(job(name="train", gpus=4), 0.0) == pytest.approx(40.0)
+
+
+def test_the_key_changes_only_where_next_change_says() -> None:
+    """Between ``attained`` and ``next_change(attained)`` the key is the same; the
+    levels are those of the whole service's grid and of the per-GPU grid times GPUs."""
+    history = ServiceHistory(min_samples=2)
+    for service in (50.0, 500.0, 5000.0, 50_000.0):
+        history.observe(job(name="train", gpus=1), service)
+        history.observe(job(name="eval", gpus=4), service)
+    wide = job(name="train", gpus=4)
+    attained = 0.0
+    while attained < 10_000.0:
+        change = history.next_change(wide, attained)
+        assert change > attained
+        key = history.key(wide, attained)
+        for step in (0.25, 0.5, 0.999):
+            assert history.key(wide, attained + step * (change - attained)) == key
+        attained = change
+    assert history.next_change(job(gpus=4), 0.0) == 30.0  # no name: the whole grid only

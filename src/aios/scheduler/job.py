@@ -96,6 +96,13 @@ class Job:
         return self.submit_time if self.queued_at is None else self.queued_at
 
     @property
+    def service_units(self) -> float:
+        """Service units the whole job receives per second of running: its GPUs, or its
+        cores for a CPU job."""
+        units = self.request.gpus or max(self.request.cpu // 1000, 1)
+        return float(units * self.replicas)
+
+    @property
     def expected_runtime(self) -> float | None:
         """The best bound the scheduler has on how long one run lasts, or None."""
         if self.duration_estimate is not None:
@@ -122,8 +129,7 @@ class RunningJob:
         object.__setattr__(
             self, "expected_end", None if runtime is None else self.started + runtime
         )
-        units = self.job.request.gpus or max(self.job.request.cpu // 1000, 1)
-        object.__setattr__(self, "service_rate", float(units * self.job.replicas))
+        object.__setattr__(self, "service_rate", self.job.service_units)
 
     @property
     def end_order(self) -> tuple[float, float]:

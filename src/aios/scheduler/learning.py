@@ -20,8 +20,16 @@ It learns only what the owner tells it (:meth:`ServiceHistory.observe`, once per
 finished), so it never sees a duration before the job ends: the simulator tells it about
 each job as it finishes, the control plane about each job of its history and then each
 job that succeeds. The class used is the most specific with at least ``min_samples``
-samples above ``attained``: (queue, GPUs, name), then (queue, GPUs), then (GPUs), then
-every job; with none, the key is ``attained`` itself, least attained service first.
+samples above ``attained``: (queue, GPUs, name), then (queue, name) at any size, then
+(queue, GPUs), then (GPUs), then every job; with none, the key is ``attained`` itself,
+least attained service first.
+
+The (queue, name) class spans sizes, so it keeps what a job of it needed per unit (its
+service over its GPUs: the run time) and scales to the asking job's size: for a job of
+``g`` units, ``1 / G`` of service ``g · T`` at ``a`` is ``g`` times ``1 / G`` of ``T``
+at ``a / g``. The same script at another size is more like the job than other scripts
+at the same size (the run time of a training script is set by its data and epochs far
+more than by its GPU count, which data parallelism mostly turns into throughput).
 
 Indices are kept per class on a geometric grid of attained service, rebuilt once a tenth
 of the class's samples are new, so that ordering a job costs a dictionary lookup and a
@@ -51,15 +59,24 @@ GRID_LEVELS = 48
 LEVELS = (0.0, *(GRID_START * GRID_RATIO**k for k in range(GRID_LEVELS - 1)))
 
 
-def job_class_keys(job: Job) -> tuple[ClassKey, ...]:
-    """The classes of ``job``, most specific first: (queue, GPUs, name) when it has a
-    name, (queue, GPUs), (GPUs), and the class of every job."""
+def job_class_keys(job: Job) -> tuple[tuple[ClassKey, float], ...]:
+    """The classes of ``job``, most specific first, each with the units its samples are
+    counted in (1: the job's whole service; the job's size: service per unit): (queue,
+    GPUs, name) and (queue, name) when it has a name, (queue, GPUs), (GPUs), and the
+    class of every job."""
     gpus = job.total.gpus
-    keys: list[ClassKey] = []
+    keys: list[tuple[ClassKey, float]] = []
     if job.name:
-        keys.append(("q", job.queue, gpus, job.name))
-    keys += [("q", job.queue, gpus), ("g", gpus), ()]
+        keys.append((("q", job.queue, gpus, job.name), 1.0))
+        keys.append((("n", job.queue, job.name), job.service_units))
+    keys += [(("q", job.queue, gpus), 1.0), (("g", gpus), 1.0), ((), 1.0)]
     return tuple(keys)
+
+
+def next_level(attained: float) -> float:
+    """The first level of the grid above ``attained`` (infinity past the last)."""
+    level = bisect_right(LEVELS, attained)
+    return LEVELS[level] if level < len(LEVELS) else math.inf
 
 
 def gittins_key(samples: Sequence[float], attained: float) -> float | None:
@@ -116,12 +133,13 @@ class ServiceHistory:
         finished job, and never before it has finished."""
         if not math.isfinite(service) or service < 0:
             return
-        for key in job_class_keys(job):
+        for key, units in job_class_keys(job):
             found = self.classes.get(key)
             if found is None:
                 found = self.classes[key] = _Class()
-            insort(found.samples, service)
-            found.order.append(service)
+            sample = service / units
+            insort(found.samples, sample)
+            found.order.append(sample)
             found.seen += 1
             if len(found.order) > self.window:
                 old = found.order.popleft()
@@ -134,16 +152,20 @@ class ServiceHistory:
     def key(self, job: Job, attained: float) -> float:
         """``1 / G(attained)`` for ``job`` from its most specific class that knows enough,
         or ``attained`` (least attained service first) when none does."""
-        level = bisect_right(LEVELS, attained) - 1
-        for key in job_class_keys(job):
+        for key, units in job_class_keys(job):
             found = self.classes.get(key)
             if found is None or len(found.samples) < self.min_samples:
                 continue
-            table = self._table(found)
-            value = table[level]
+            value = self._table(found)[bisect_right(LEVELS, attained / units) - 1]
             if value is not None:
-                return value
+                return value * units
         return attained
+
+    def next_change(self, job: Job, attained: float) -> float:
+        """The least service above ``attained`` at which :meth:`key` may answer for
+        ``job`` differently (until the history learns more): where its attained service,
+        in any class's units, reaches the next level of the grid."""
+        return min(units * next_level(attained / units) for _, units in job_class_keys(job))
 
     def _table(self, found: _Class) -> list[float | None]:
         """The class's keys at every grid level, rebuilt once a tenth of its samples

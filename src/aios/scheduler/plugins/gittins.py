@@ -8,12 +8,13 @@ never a duration estimate, so the simulator's true durations cannot reach them.
 from __future__ import annotations
 
 import heapq
-from bisect import bisect_left, bisect_right
+import math
+from bisect import bisect_left
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from aios.scheduler.job import Job, RunningJob
-from aios.scheduler.learning import LEVELS, ServiceHistory
+from aios.scheduler.learning import ServiceHistory
 from aios.scheduler.plugins.preemption import select_victims
 
 if TYPE_CHECKING:
@@ -91,9 +92,10 @@ class GittinsPreemption:
 
 class _RunningKeys:
     """Each running job's preemption cost less its key, kept sorted while it runs: a key
-    moves only when the job's attained service reaches the next level of the grid (at a
-    time known in advance) or when the history has learned :data:`KEY_EPOCH` more jobs,
-    so only those jobs, and the jobs that started or stopped, are worked out again."""
+    moves only when the job's attained service reaches the next level of a grid (at a
+    time known in advance, :meth:`ServiceHistory.next_change`) or when the history has
+    learned :data:`KEY_EPOCH` more jobs, so only those jobs, and the jobs that started or
+    stopped, are worked out again."""
 
     def __init__(self) -> None:
         self.entries: dict[str, tuple[tuple[float, float, str], RunningJob]] = {}
@@ -164,7 +166,6 @@ class _RunningKeys:
 
     def _work_out(self, running: RunningJob, now: float, history: ServiceHistory) -> None:
         attained = running.attained(now)
-        level = bisect_right(LEVELS, attained)
         cost = running.job.preemption_cost
         loss = cost.expected_loss * running.service_rate if cost is not None else 0.0
         key = history.key(running.job, attained)
@@ -174,9 +175,10 @@ class _RunningKeys:
         self.order.insert(at, place)
         self.keys.insert(at, place[0])
         self.ranked.insert(at, running)
-        if level < len(LEVELS) and running.service_rate > 0:
+        change = history.next_change(running.job, attained)
+        if change < math.inf and running.service_rate > 0:
             reach = running.started + (
-                (LEVELS[level] - running.job.attained_service) / running.service_rate
+                (change - running.job.attained_service) / running.service_rate
             )
             # Never at or before now: rounding must not bring the same job back at once.
             self._pushed += 1

@@ -63,10 +63,8 @@ class SjfSort:
 
 
 def service_units(job: Job) -> float:
-    """Service units the whole job receives per second of running: its GPUs, or its
-    cores for a CPU job (as :attr:`RunningJob.service_rate` counts them)."""
-    units = job.request.gpus or max(job.request.cpu // 1000, 1)
-    return float(units * job.replicas)
+    """Service units the whole job receives per second of running (:attr:`Job.service_units`)."""
+    return job.service_units
 
 
 @dataclass(frozen=True)
