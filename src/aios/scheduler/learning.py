@@ -43,6 +43,7 @@ from bisect import bisect_right, insort
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from aios.scheduler.job import Job
 
@@ -64,12 +65,22 @@ def job_class_keys(job: Job) -> tuple[tuple[ClassKey, float], ...]:
     counted in (1: the job's whole service; the job's size: service per unit): (queue,
     GPUs, name) and (queue, name) when it has a name, (queue, GPUs), (GPUs), and the
     class of every job."""
-    gpus = job.total.gpus
-    keys: list[tuple[ClassKey, float]] = []
     if job.name:
-        keys.append((("q", job.queue, gpus, job.name), 1.0))
-        keys.append((("n", job.queue, job.name), job.service_units))
-    keys += [(("q", job.queue, gpus), 1.0), (("g", gpus), 1.0), ((), 1.0)]
+        return _class_keys(job.queue, job.total.gpus, job.name, job.service_units)
+    return _class_keys(job.queue, job.total.gpus, "", 1.0)
+
+
+@lru_cache(maxsize=4096)
+def _class_keys(
+    queue: str, gpus: int, name: str, units: float
+) -> tuple[tuple[ClassKey, float], ...]:
+    """:func:`job_class_keys` of a job of ``queue``, ``gpus`` and ``name`` (``units`` of
+    service a second); worked out once per such shape (it is asked on every lookup)."""
+    keys: list[tuple[ClassKey, float]] = []
+    if name:
+        keys.append((("q", queue, gpus, name), 1.0))
+        keys.append((("n", queue, name), units))
+    keys += [(("q", queue, gpus), 1.0), (("g", gpus), 1.0), ((), 1.0)]
     return tuple(keys)
 
 
@@ -152,20 +163,29 @@ class ServiceHistory:
     def key(self, job: Job, attained: float) -> float:
         """``1 / G(attained)`` for ``job`` from its most specific class that knows enough,
         or ``attained`` (least attained service first) when none does."""
+        level = bisect_right(LEVELS, attained) - 1
         for key, units in job_class_keys(job):
             found = self.classes.get(key)
             if found is None or len(found.samples) < self.min_samples:
                 continue
-            value = self._table(found)[bisect_right(LEVELS, attained / units) - 1]
+            if units == 1.0:
+                value = self._table(found)[level]
+            else:
+                value = self._table(found)[bisect_right(LEVELS, attained / units) - 1]
+                value = None if value is None else value * units
             if value is not None:
-                return value * units
+                return value
         return attained
 
     def next_change(self, job: Job, attained: float) -> float:
         """The least service above ``attained`` at which :meth:`key` may answer for
         ``job`` differently (until the history learns more): where its attained service,
         in any class's units, reaches the next level of the grid."""
-        return min(units * next_level(attained / units) for _, units in job_class_keys(job))
+        change = next_level(attained)
+        if job.name:  # its (queue, name) class counts service per unit
+            units = job.service_units
+            change = min(change, units * next_level(attained / units))
+        return change
 
     def _table(self, found: _Class) -> list[float | None]:
         """The class's keys at every grid level, rebuilt once a tenth of its samples
