@@ -53,7 +53,7 @@ class GittinsPreemption:
     name: str = "gittins-preemption"
 
     def post_filter(self, job: Job, ws: Workspace, now: float) -> tuple[RunningJob, ...]:
-        need = self.ratio * self.history.key(job, job.attained_service)
+        need = self.ratio * self._key(job, ws.state)
         keys, ranked = self._ranking(ws, now)
         count = bisect_left(keys, -need)
         if not count:
@@ -69,6 +69,22 @@ class GittinsPreemption:
         if not victims:
             failed[shape] = count
         return victims
+
+    def _key(self, job: Job, state: ClusterState) -> float:
+        """The waiting job's key, kept while the history has learned nothing new (the
+        same job asks again in every cycle until it starts)."""
+        history = self.history
+        memo = state.memo.get(self.name + ":waiting")
+        if memo is None or memo[0] != history.observed:
+            memo = state.memo[self.name + ":waiting"] = (history.observed, {})
+        known = memo[1]
+        assert isinstance(known, dict)
+        found = known.get(job.id)
+        if found is None or found[0] != job.attained_service:
+            found = known[job.id] = (job.attained_service, history.key(job, job.attained_service))
+        key = found[1]
+        assert isinstance(key, float)
+        return key
 
     def _ranking(self, ws: Workspace, now: float) -> tuple[list[float], list[RunningJob]]:
         """Running jobs by key at ``now`` less their preemption cost, highest first,
