@@ -8,10 +8,7 @@ single-user default). Errors from the server raise :class:`ApiError` with its me
 from __future__ import annotations
 
 import base64
-import json
-import os
 import time
-import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -19,6 +16,8 @@ from urllib.parse import quote
 
 import httpx
 
+from aios.client.models import ModelsApi
+from aios.client.transport import DEFAULT_URL, ApiError, default_token, error_message
 from aios.control.specs import (
     EventView,
     JobView,
@@ -30,9 +29,6 @@ from aios.control.specs import (
     TokenView,
     WhoAmI,
 )
-from aios.deployments.specs import DeploymentSpec, DeploymentView
-from aios.errors import AiosError
-from aios.registry.specs import ModelVersionView, ModelView
 
 if TYPE_CHECKING:
     from aios.control.history_api import PolicyView
@@ -40,124 +36,15 @@ if TYPE_CHECKING:
     from aios.lineage.sharing import SharingView
     from aios.simulator.history import History
 
-__all__ = ["DEFAULT_URL", "TERMINAL", "ApiError", "Client"]
+__all__ = ["DEFAULT_URL", "PIPELINE_TERMINAL", "TERMINAL", "ApiError", "Client", "default_token"]
 
-DEFAULT_URL = "http://127.0.0.1:8470"
 TERMINAL = frozenset({"succeeded", "failed", "cancelled", "upstream_failed", "unschedulable"})
 PIPELINE_TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
-REGISTER_TIMEOUT = 900.0
-"""Seconds a registration may take: the upload, then loading (and converting) it."""
-
-IDEMPOTENCY_KEY = "Idempotency-Key"
-RETRY_DELAYS = (0.25, 0.5, 1.0, 2.0, 4.0)
-"""Seconds before each retry of a submission whose answer was lost."""
 
 
-class ApiError(AiosError):
-    """The server refused a request; ``status`` is the HTTP status."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-def _message(response: httpx.Response) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text or response.reason_phrase
-    detail = body.get("detail") if isinstance(body, dict) else body
-    if isinstance(detail, list):  # a validation error: name the first field at fault
-        first = detail[0]
-        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
-        message = str(first.get("msg")).removeprefix("Value error, ")
-        return f"{where}: {message}" if where else message
-    return str(detail)
-
-
-def default_token(url: str = DEFAULT_URL) -> str | None:
-    """``AIOS_TOKEN``, else the local admin token, which is only ever sent to a control
-    plane on this machine (a loopback URL)."""
-    token = os.environ.get("AIOS_TOKEN")
-    if token:
-        return token
-    host = httpx.URL(url).host
-    if host not in {"127.0.0.1", "localhost", "::1"}:
-        return None
-    home = Path(os.environ.get("AIOS_HOME") or Path.home() / ".aios")
-    try:
-        return (home / "admin.token").read_text().strip() or None
-    except OSError:
-        return None
-
-
-class Client:
-    """Submits and follows jobs, queues and pipelines on an AIOS control plane."""
-
-    def __init__(
-        self,
-        url: str | None = None,
-        token: str | None = None,
-        timeout: float = 30.0,
-        transport: httpx.BaseTransport | None = None,
-    ) -> None:
-        self.url = (url or os.environ.get("AIOS_URL") or DEFAULT_URL).rstrip("/")
-        token = token if token is not None else default_token(self.url)
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._http = httpx.Client(
-            base_url=self.url + "/api/v1", headers=headers, timeout=timeout, transport=transport
-        )
-
-    def close(self) -> None:
-        self._http.close()
-
-    def __enter__(self) -> Client:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.close()
-
-    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        """One call; a GET whose kept-alive connection the server closed as it was sent
-        (``Server disconnected without sending a response``: the server's idle timeout
-        and the request crossed) is sent once more on a new connection, as urllib3 does
-        for idempotent methods. Nothing else is sent twice here (see :meth:`_create`)."""
-        try:
-            try:
-                response = self._http.request(method, path, **kwargs)
-            except httpx.RemoteProtocolError:
-                if method != "GET":
-                    raise
-                response = self._http.request(method, path, **kwargs)
-        except httpx.TransportError as exc:
-            raise ApiError(0, f"cannot reach the control plane at {self.url}: {exc}") from None
-        if response.status_code >= 400:
-            raise ApiError(response.status_code, _message(response))
-        return response
-
-    def _create(self, path: str, **kwargs: Any) -> httpx.Response:
-        """A POST that creates something, made once however often it is sent: with an
-        ``Idempotency-Key`` of its own, sent again with the same key when its answer
-        was lost (a dropped connection, a control plane restarting) or the control
-        plane was busy, after each of :data:`RETRY_DELAYS`."""
-        headers = {IDEMPOTENCY_KEY: uuid.uuid4().hex}
-        for delay in (*RETRY_DELAYS, None):
-            try:
-                response = self._http.request("POST", path, headers=headers, **kwargs)
-            except httpx.TransportError as exc:
-                if delay is None:
-                    raise ApiError(
-                        0, f"cannot reach the control plane at {self.url}: {exc}"
-                    ) from None
-                time.sleep(delay)
-                continue
-            if response.status_code == 503 and delay is not None:
-                time.sleep(delay)
-                continue
-            if response.status_code >= 400:
-                raise ApiError(response.status_code, _message(response))
-            return response
-        raise AssertionError("unreachable")
+class Client(ModelsApi):
+    """Submits and follows jobs, queues, pipelines, models and deployments on an AIOS
+    control plane."""
 
     # -- jobs -----------------------------------------------------------------------
     def submit(
@@ -297,7 +184,7 @@ class Client:
             ) as response:
                 if response.status_code >= 400:
                     response.read()
-                    raise ApiError(response.status_code, _message(response))
+                    raise ApiError(response.status_code, error_message(response))
                 yield from response.iter_text()
         except httpx.TransportError as exc:
             raise ApiError(0, f"cannot reach the control plane at {self.url}: {exc}") from None
@@ -433,166 +320,6 @@ class Client:
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError(f"pipeline {pipeline_id} still {view.state} after {timeout} s")
             time.sleep(poll)
-
-    # -- models -----------------------------------------------------------------------
-    def register_model(
-        self,
-        name: str,
-        path: Path | str,
-        fmt: str,
-        *,
-        from_job: int | None = None,
-        dataset: str | None = None,
-        metrics: Mapping[str, float] | None = None,
-        to_onnx: bool = False,
-        description: str = "",
-        tags: Mapping[str, str] | None = None,
-        alias: str | None = None,
-        tenant: str | None = None,
-    ) -> ModelVersionView:
-        """Uploads the model file or directory at ``path`` as the next version of model
-        ``name`` (``fmt``: onnx, sklearn, torchscript or python) and returns it, with the
-        signature the registry read from the model."""
-        from aios.registry.transfer import packed
-
-        path = Path(path)
-        spec: dict[str, Any] = {
-            "format": fmt,
-            "filename": path.name,
-            "from_job": from_job,
-            "dataset": dataset,
-            "metrics": dict(metrics or {}),
-            "to_onnx": to_onnx,
-            "description": description,
-            "tags": dict(tags or {}),
-            "alias": alias,
-            "tenant": tenant,
-        }
-        with packed(path) as (kind, upload):
-            spec["artifact"] = kind
-            response = self._request(
-                "POST",
-                f"/models/{name}/versions",
-                data={"spec": json.dumps(spec)},
-                files={"artifact": (path.name, upload, "application/octet-stream")},
-                timeout=REGISTER_TIMEOUT,
-            )
-        return ModelVersionView.model_validate(response.json())
-
-    def models(self) -> list[ModelView]:
-        return [ModelView.model_validate(m) for m in self._request("GET", "/models").json()]
-
-    def model(self, name: str) -> ModelView:
-        return ModelView.model_validate(self._request("GET", f"/models/{name}").json())
-
-    def model_versions(self, name: str) -> list[ModelVersionView]:
-        """The versions of model ``name``, newest first."""
-        response = self._request("GET", f"/models/{name}/versions")
-        return [ModelVersionView.model_validate(v) for v in response.json()]
-
-    def model_version(self, name: str, ref: int | str = "latest") -> ModelVersionView:
-        """Version ``ref`` of model ``name``: a number, an alias or ``latest``."""
-        response = self._request("GET", f"/models/{name}/versions/{ref}")
-        return ModelVersionView.model_validate(response.json())
-
-    def download_model_artifact(self, name: str, ref: int | str, dest: Path) -> Path:
-        """Downloads version ``ref``'s artifact to ``dest/<its file name>`` when ``dest``
-        is a directory, else to ``dest``; returns that path. The file (or directory) is
-        put there only once its sha256 matches the registry's."""
-        from aios.registry.transfer import artifact_target, receive
-
-        version = self.model_version(name, ref)
-        target = artifact_target(Path(dest), version.filename)
-        path = f"/models/{name}/versions/{version.version}/artifact"
-        try:
-            with self._http.stream("GET", path) as response:
-                if response.status_code >= 400:
-                    response.read()
-                    raise ApiError(response.status_code, _message(response))
-                return receive(response.iter_bytes(), version, target)
-        except httpx.TransportError as exc:
-            raise ApiError(0, f"cannot reach the control plane at {self.url}: {exc}") from None
-
-    def set_model_alias(self, name: str, alias: str, version: int) -> ModelView:
-        """Points ``name@alias`` at ``version`` (creating or moving the alias)."""
-        response = self._request(
-            "PUT", f"/models/{name}/aliases/{alias}", json={"version": version}
-        )
-        return ModelView.model_validate(response.json())
-
-    def remove_model_alias(self, name: str, alias: str) -> ModelView:
-        response = self._request("DELETE", f"/models/{name}/aliases/{alias}")
-        return ModelView.model_validate(response.json())
-
-    def update_model_version(
-        self,
-        name: str,
-        ref: int | str,
-        *,
-        description: str | None = None,
-        tags: Mapping[str, str | None] | None = None,
-    ) -> ModelVersionView:
-        """Sets the description and merges ``tags`` in (a tag set to None is removed)."""
-        body: dict[str, Any] = {}
-        if description is not None:
-            body["description"] = description
-        if tags is not None:
-            body["tags"] = dict(tags)
-        response = self._request("PATCH", f"/models/{name}/versions/{ref}", json=body)
-        return ModelVersionView.model_validate(response.json())
-
-    def delete_model_version(self, name: str, version: int) -> None:
-        """Deletes a version; refused (409) while an alias or a deployment uses it."""
-        self._request("DELETE", f"/models/{name}/versions/{version}")
-
-    # -- deployments ------------------------------------------------------------------
-    def deploy(self, model: str, **options: Any) -> DeploymentView:
-        """Deploys ``model`` (``NAME@VERSION``); options as :class:`DeploymentSpec`
-        (``replicas``, ``min_replicas``/``max_replicas``, ``canary="NAME@V:10"``, ``cpus``,
-        ``memory``, ``gpus``, ``queue``, ``priority``, ``name``…)."""
-        spec = DeploymentSpec.model_validate({"model": model, **options})
-        body = spec.model_dump(exclude_none=True)
-        return DeploymentView.model_validate(
-            self._request("POST", "/deployments", json=body).json()
-        )
-
-    def update_deployment(self, name: str, model: str, **options: Any) -> DeploymentView:
-        """Replaces deployment ``name``'s spec (as :meth:`deploy`); new versions or
-        resources roll out without dropping requests."""
-        spec = DeploymentSpec.model_validate({"model": model, "name": name, **options})
-        body = spec.model_dump(exclude_none=True)
-        response = self._request("PUT", f"/deployments/{name}", json=body)
-        return DeploymentView.model_validate(response.json())
-
-    def deployments(self) -> list[DeploymentView]:
-        return [
-            DeploymentView.model_validate(d) for d in self._request("GET", "/deployments").json()
-        ]
-
-    def deployment(self, name: str) -> DeploymentView:
-        return DeploymentView.model_validate(self._request("GET", f"/deployments/{name}").json())
-
-    def set_traffic(
-        self, name: str, weights: Mapping[int, int] | Mapping[str, int]
-    ) -> DeploymentView:
-        """Shifts traffic: ``{3: 90, 4: 10}`` (percent by version, adding up to 100)."""
-        body = {"weights": {str(k): v for k, v in weights.items()}}
-        response = self._request("PATCH", f"/deployments/{name}/traffic", json=body)
-        return DeploymentView.model_validate(response.json())
-
-    def undeploy(self, name: str) -> None:
-        self._request("DELETE", f"/deployments/{name}")
-
-    def wait_deployment(self, name: str, ready: int, timeout: float = 60.0) -> DeploymentView:
-        """Waits until ``ready`` replicas of ``name`` take requests."""
-        deadline = time.monotonic() + timeout
-        while True:
-            view = self.deployment(name)
-            if sum(r.ready for r in view.replicas) >= ready:
-                return view
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"deployment {name}: {view.message} after {timeout:g} s")
-            time.sleep(0.2)
 
     # -- the cluster's history and its scheduling policy ------------------------------
     def history(self, since: float | None = None, limit: int | None = None) -> History:
