@@ -5,7 +5,8 @@ A spec is a policy name with options joined by ``+``: ``fifo``, ``fifo+backfill`
 strict policies ``fifo`` and ``priority``), ``binpack`` or ``spread`` (node order;
 binpack is the default).
 
-``learned`` orders by the Gittins index of each job's class (queue, GPUs, name), learned
+``learned`` orders by the Gittins index of each job's class (queue, GPUs, name; the same name
+at other sizes; wider classes while those know too little), learned
 from the jobs that finished (:mod:`aios.scheduler.learning`), least attained service
 first while nothing has finished; its owner feeds ``Policy.learner``.
 
