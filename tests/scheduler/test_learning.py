@@ -109,3 +109,23 @@ def test_the_key_changes_only_where_next_change_says() -> None:
             assert history.key(wide, attained + step * (change - attained)) == key
         attained = change
     assert history.next_change(job(gpus=4), 0.0) == 30.0  # no name: the whole grid only
+
+
+@pytest.mark.parametrize("count", [1, 8, 40, 100, 512])
+def test_a_whole_table_is_the_keys_level_by_level(count: int) -> None:
+    """gittins_table gives, at every level of the grid, exactly (to the last bit) what
+    gittins_key gives there, and None where too few samples are above the level."""
+    import random
+    from bisect import bisect_right
+
+    from aios.scheduler.learning import LEVELS, gittins_table
+
+    rng = random.Random(count)
+    for _ in range(20):
+        samples = sorted(
+            rng.choice((10.0 ** rng.uniform(0, 8), float(rng.randrange(300)))) for _ in range(count)
+        )
+        table = gittins_table(samples, LEVELS, 3)
+        for level, got in zip(LEVELS, table, strict=True):
+            enough = len(samples) - bisect_right(samples, level) >= 3
+            assert got == (gittins_key(samples, level) if enough else None)

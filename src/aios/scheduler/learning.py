@@ -47,7 +47,7 @@ from functools import lru_cache
 
 from aios.scheduler.job import Job
 
-__all__ = ["ServiceHistory", "gittins_key", "job_class_keys"]
+__all__ = ["ServiceHistory", "gittins_key", "gittins_table", "job_class_keys"]
 
 ClassKey = tuple[object, ...]
 
@@ -107,6 +107,44 @@ def gittins_key(samples: Sequence[float], attained: float) -> float | None:
     if cost[0] <= 0.0:
         return 0.0
     return float(np.min(cost / finished))
+
+
+SMALL_TABLE = 2048
+"""Below this many (level, sample) pairs, :func:`gittins_table` works level by level."""
+
+
+def gittins_table(
+    samples: Sequence[float], levels: Sequence[float], min_samples: int
+) -> list[float | None]:
+    """:func:`gittins_key` of the sorted ``samples`` at each of ``levels``, or None at a
+    level with fewer than ``min_samples`` samples above it; all levels in one pass over
+    a (levels × samples) array, with the same arithmetic as :func:`gittins_key` (the
+    samples at or below a level add exact zeros to its running sum), so the same
+    figures to the last bit."""
+    import numpy as np  # here, not at the top: the CLI imports the scheduler, not numpy
+
+    count = len(samples)
+    starts = [bisect_right(samples, level) for level in levels]
+    rows = [i for i, start in enumerate(starts) if count - start >= min_samples]
+    table: list[float | None] = [None] * len(levels)
+    if count * len(rows) < SMALL_TABLE:  # numpy's fixed costs outweigh the loop's
+        for i in rows:
+            table[i] = gittins_key(samples, levels[i])
+        return table
+    values = np.asarray(samples, dtype=float)
+    at = np.asarray([levels[i] for i in rows], dtype=float)[:, None]
+    first = np.asarray([starts[i] for i in rows])[:, None]
+    column = np.arange(count)[None, :]
+    above = column >= first
+    left = np.where(above, values[None, :] - at, 0.0)
+    finished = (column - first + 1).astype(float)  # the j of each sample above the level
+    cost = np.cumsum(left, axis=1) + ((count - first) - finished) * left
+    ratio = np.where(above, cost / np.where(above, finished, 1.0), np.inf)
+    best = ratio.min(axis=1)
+    firsts = cost[np.arange(len(rows)), first[:, 0]]
+    for row, i in enumerate(rows):
+        table[i] = 0.0 if firsts[row] <= 0.0 else float(best[row])
+    return table
 
 
 @dataclass
@@ -191,11 +229,6 @@ class ServiceHistory:
         """The class's keys at every grid level, rebuilt once a tenth of its samples
         are new."""
         if found.table is None or found.seen - found.built_at > len(found.samples) // 10:
-            samples = found.samples
-            table: list[float | None] = []
-            for level in LEVELS:
-                above = len(samples) - bisect_right(samples, level)
-                table.append(gittins_key(samples, level) if above >= self.min_samples else None)
-            found.table = table
+            found.table = gittins_table(found.samples, LEVELS, self.min_samples)
             found.built_at = found.seen
         return found.table
