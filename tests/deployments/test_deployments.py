@@ -158,6 +158,10 @@ def test_canary_weights_shift_and_roll_back_without_dropping(plane: Running) -> 
     split = versions(60)
     assert split["1"] > 5 and split["2"] > 5
     admin.set_traffic("iris-canary", {2: 100})
+    # Routed by the new weights once the change is answered, not at the controller's
+    # next pass: no request sent after it goes where the old weights said.
+    route = plane.plane.routes.get("iris-canary")
+    assert route is not None and [w for _, _, w in route.versions] == [0, 100]
     assert versions(20) == Counter({"2": 20})
     admin.set_traffic("iris-canary", {1: 100})  # roll back
     assert versions(20) == Counter({"1": 20})

@@ -126,6 +126,7 @@ class DeploymentController:
         """Where replicas listen: all addresses (``0.0.0.0``) when they run on other
         machines (a Ray cluster), and the gateway reaches them at their node's address."""
         deployments.listeners.append(self.wake)
+        deployments.traffic_listeners.append(self.apply_traffic)
 
     # -- the thread ---------------------------------------------------------------
     def start(self) -> None:
@@ -137,6 +138,11 @@ class DeploymentController:
 
     def wake(self) -> None:
         self._loop.wake()
+
+    def apply_traffic(self, row: DeploymentRow) -> None:
+        """Routes by ``row``'s new weights at once, not at the next pass: a request sent
+        after the change was answered goes where the change says."""
+        self.routes.set_weights(row.name, _weights(row.config), row.updated_at)
 
     # -- one pass -----------------------------------------------------------------
     def step(self) -> None:
@@ -194,8 +200,16 @@ class DeploymentController:
             self._roll(owner, old, current, ready_current, ready, states, tracked, desired)
 
         endpoints = [tracked.endpoints[r.job_id] for r in live if r.job_id in ready]
-        versions = [(v["model"], v["version"], v["weight"]) for v in config["versions"]]
-        self.routes.set(Route(row.name, row.tenant, versions, endpoints, secret=secret))
+        self.routes.set(
+            Route(
+                row.name,
+                row.tenant,
+                _weights(config),
+                endpoints,
+                secret=secret,
+                revision=row.updated_at,
+            )
+        )
         message = f"{len(ready)}/{desired} replicas ready"
         if old:
             message += f"; rolling out generation {row.generation}"
@@ -402,3 +416,8 @@ class DeploymentController:
                 )
             )
         return views
+
+
+def _weights(config: dict[str, Any]) -> list[tuple[str, int, int]]:
+    """(model, version, weight in percent) of each version a deployment's spec serves."""
+    return [(v["model"], v["version"], v["weight"]) for v in config["versions"]]

@@ -22,6 +22,7 @@ existing, since the caller sees that deployment anyway.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select
@@ -55,6 +56,9 @@ class DeploymentOps:
         self.registry = registry
         self.listeners: list[Any] = []
         """Called with no argument after any change (the controller wakes)."""
+        self.traffic_listeners: list[Callable[[DeploymentRow], None]] = []
+        """Called with the changed row after a change of traffic weights, before the
+        change is answered: the gateway routes by the new weights from then on."""
 
     def _changed(self) -> None:
         for listener in self.listeners:
@@ -208,6 +212,8 @@ class DeploymentOps:
             _event(session, now, "traffic", f"deployment {name}: {_label(versions)}")
             session.flush()
             session.expunge(row)
+        for listener in self.traffic_listeners:
+            listener(row)
         self._changed()
         return row
 

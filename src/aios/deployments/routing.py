@@ -9,7 +9,7 @@ count of requests in flight on a replica survives a refresh.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 __all__ = ["Endpoint", "Route", "Routes"]
 
@@ -49,6 +49,8 @@ class Route:
     secret: str | None = None
     """What the deployment's replicas ask of each request (:mod:`~aios.serving.secret`),
     which the gateway adds; None for replicas that ask nothing."""
+    revision: float = 0.0
+    """When the deployment's spec that :attr:`versions` come from was last changed."""
 
     def pick_version(self, rng: random.Random, pinned: int | None = None) -> Version | None:
         """A version by traffic weight among those a ready replica serves (or the
@@ -102,8 +104,23 @@ class Routes:
         return self._routes.get(name)
 
     def set(self, route: Route) -> None:
+        """Publishes ``route``; its weights give way to newer ones already published
+        (:meth:`set_weights` may have run while the route was being built)."""
+        current = self._routes.get(route.name)
+        if current is not None and current.revision > route.revision:
+            route = replace(route, versions=current.versions, revision=current.revision)
         routes = dict(self._routes)
         routes[route.name] = route
+        self._routes = routes
+
+    def set_weights(self, name: str, versions: list[tuple[str, int, int]], revision: float) -> None:
+        """Routes deployment ``name``'s traffic by ``versions`` (model, version, weight)
+        from now on, unless weights of a later revision are published already."""
+        current = self._routes.get(name)
+        if current is None or current.revision > revision:
+            return
+        routes = dict(self._routes)
+        routes[name] = replace(current, versions=versions, revision=revision)
         self._routes = routes
 
     def remove(self, name: str) -> None:
