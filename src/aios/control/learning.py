@@ -15,7 +15,6 @@ from sqlalchemy import select
 
 from aios.control.codecs import scheduler_job
 from aios.scheduler import JobState, Policy
-from aios.scheduler.plugins.ordering import service_units
 from aios.store import Database, JobRow
 
 __all__ = ["SEED_JOBS", "learn_from_history", "learn_from_job"]
@@ -30,7 +29,7 @@ def learn_from_job(policy: Policy, row: JobRow, finished_at: float) -> None:
     if learner is None or row.started_at is None:
         return
     job = scheduler_job(row)
-    learner.observe(job, max(finished_at - row.started_at, 0.0) * service_units(job))
+    learner.observe(job, max(finished_at - row.started_at, 0.0) * job.service_units)
 
 
 def learn_from_history(db: Database, policy: Policy) -> int:

@@ -206,13 +206,10 @@ class ServiceHistory:
             found = self.classes.get(key)
             if found is None or len(found.samples) < self.min_samples:
                 continue
-            if units == 1.0:
-                value = self._table(found)[level]
-            else:
-                value = self._table(found)[bisect_right(LEVELS, attained / units) - 1]
-                value = None if value is None else value * units
+            at = level if units == 1.0 else bisect_right(LEVELS, attained / units) - 1
+            value = self._table(found)[at]
             if value is not None:
-                return value
+                return value * units
         return attained
 
     def next_change(self, job: Job, attained: float) -> float:

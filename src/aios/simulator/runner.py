@@ -34,7 +34,6 @@ from aios.scheduler import (
     cycle,
     make_policy,
 )
-from aios.scheduler.plugins.ordering import service_units
 from aios.simulator.engine import EventQueue
 from aios.simulator.metrics import JobOutcome, Metrics, summarize
 from aios.simulator.traces import TraceJob
@@ -186,7 +185,7 @@ def simulate(
     learner = policy.learner
     if learner is not None:
         for past in jobs_from_trace(history, spec, cost):
-            learner.observe(past, (past.duration_estimate or 0.0) * service_units(past))
+            learner.observe(past, (past.duration_estimate or 0.0) * past.service_units)
         # Blind: the true durations stay with the simulator.
         jobs = [replace(job, duration_estimate=None) for job in jobs]
     generation = learner.generation if learner is not None else 0
@@ -247,7 +246,7 @@ def simulate(
                 finish[job_id] = now
                 ended += 1
                 if learner is not None:
-                    learner.observe(ended_job, durations[job_id] * service_units(ended_job))
+                    learner.observe(ended_job, durations[job_id] * ended_job.service_units)
             elif kind == "tick":
                 tick_due = None
         if not happened:

@@ -82,9 +82,7 @@ class GittinsPreemption:
         found = known.get(job.id)
         if found is None or found[0] != job.attained_service:
             found = known[job.id] = (job.attained_service, history.key(job, job.attained_service))
-        key = found[1]
-        assert isinstance(key, float)
-        return key
+        return float(found[1])
 
     def _ranking(self, ws: Workspace, now: float) -> tuple[list[float], list[RunningJob]]:
         """Running jobs by key at ``now`` less their preemption cost, highest first,

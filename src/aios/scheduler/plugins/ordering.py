@@ -20,7 +20,6 @@ __all__ = [
     "SjfSort",
     "SrtfSort",
     "las_level",
-    "service_units",
 ]
 
 
@@ -62,11 +61,6 @@ class SjfSort:
         return (self.default_runtime if runtime is None else runtime) + self.aging * job.enqueued
 
 
-def service_units(job: Job) -> float:
-    """Service units the whole job receives per second of running (:attr:`Job.service_units`)."""
-    return job.service_units
-
-
 @dataclass(frozen=True)
 class SrtfSort:
     """Shortest remaining service first: the GPU-seconds (core-seconds for a CPU job)
@@ -78,7 +72,7 @@ class SrtfSort:
 
     def order_key(self, job: Job) -> float:
         runtime = job.expected_runtime
-        return math.inf if runtime is None else runtime * service_units(job)
+        return math.inf if runtime is None else runtime * job.service_units
 
 
 def las_level(attained: float, thresholds: tuple[float, ...]) -> int:

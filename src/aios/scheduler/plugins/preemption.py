@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from aios.resources import Resources
 from aios.scheduler.job import Job, RunningJob
-from aios.scheduler.plugins.ordering import las_level, service_units
+from aios.scheduler.plugins.ordering import las_level
 from aios.scheduler.queue import Queue, is_borrowing
 from aios.scheduler.room import RoomScan
 
@@ -229,7 +229,7 @@ class SrtfPreemption:
     name: str = "srtf-preemption"
 
     def post_filter(self, job: Job, ws: Workspace, now: float) -> tuple[RunningJob, ...]:
-        need = service_units(job) * (job.expected_runtime or math.inf)
+        need = job.service_units * (job.expected_runtime or math.inf)
         if need == math.inf:
             return ()
         # A job of one shape that found no victims makes every later one of that shape
