@@ -3,6 +3,8 @@ class, least attained service first while nothing is known."""
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from aios.resources import Resources
@@ -109,6 +111,35 @@ def test_the_key_changes_only_where_next_change_says() -> None:
             assert history.key(wide, attained + step * (change - attained)) == key
         attained = change
     assert history.next_change(job(gpus=4), 0.0) == 30.0  # no name: the whole grid only
+
+
+def test_while_the_revision_holds_every_key_answers_as_it_did() -> None:
+    """Keys remembered at one revision equal the keys asked afresh for as long as the
+    revision holds, whatever was learned meanwhile; and it does not change with every
+    job learned (what makes it worth remembering by)."""
+    rng = random.Random(7)
+    history = ServiceHistory(window=64)
+    shapes = [
+        job(name=name, queue=queue, gpus=gpus)
+        for name in ("", "train", "eval")
+        for queue in ("a", "b")
+        for gpus in (1, 2, 8)
+    ]
+    remembered: dict[tuple[int, float], float] = {}
+    revision = history.revision
+    changes = 0
+    for _ in range(3000):
+        history.observe(rng.choice(shapes), 10.0 ** rng.uniform(1, 6))
+        if history.revision != revision:
+            revision = history.revision
+            remembered.clear()
+            changes += 1
+        for _ in range(4):
+            shape = rng.randrange(len(shapes))
+            attained = rng.choice((0.0, 100.0, 5_000.0, 200_000.0))
+            key = history.key(shapes[shape], attained)
+            assert remembered.setdefault((shape, attained), key) == key
+    assert 0 < changes < 3000 // 2
 
 
 @pytest.mark.parametrize("count", [1, 8, 40, 100, 512])

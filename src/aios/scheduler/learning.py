@@ -172,6 +172,10 @@ class ServiceHistory:
     classes: dict[ClassKey, _Class] = field(default_factory=dict)
     observed: int = 0
     """Jobs observed so far."""
+    revision: int = 0
+    """Grows whenever :meth:`key` may answer differently for some job and attained
+    service: a class reached ``min_samples`` or its table became due for a rebuild.
+    While it holds, every key asked before answers the same (what callers memoise by)."""
     generation: int = 0
     """Grows whenever the estimates may have moved enough that waiting jobs' keys,
     computed when they were queued, should be computed again (see :meth:`observe`)."""
@@ -193,6 +197,11 @@ class ServiceHistory:
             if len(found.order) > self.window:
                 old = found.order.popleft()
                 del found.samples[bisect_right(found.samples, old) - 1]
+            if len(found.samples) == self.min_samples:
+                self.revision += 1  # the class speaks from now on
+            elif found.table is not None and self._due(found):
+                found.table = None  # rebuilt when next asked, from the samples then
+                self.revision += 1
         self.observed += 1
         if self.observed >= self._next_generation_at:
             self.generation += 1
@@ -225,7 +234,11 @@ class ServiceHistory:
     def _table(self, found: _Class) -> list[float | None]:
         """The class's keys at every grid level, rebuilt once a tenth of its samples
         are new."""
-        if found.table is None or found.seen - found.built_at > len(found.samples) // 10:
+        if found.table is None or self._due(found):
             found.table = gittins_table(found.samples, LEVELS, self.min_samples)
             found.built_at = found.seen
         return found.table
+
+    @staticmethod
+    def _due(found: _Class) -> bool:
+        return found.seen - found.built_at > len(found.samples) // 10

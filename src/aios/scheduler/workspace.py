@@ -22,7 +22,6 @@ from aios.scheduler.state import (
     add_usage,
     alloc_giver,
     alloc_taker,
-    index_kind,
     index_level,
 )
 
@@ -289,21 +288,25 @@ class Workspace:
         pass over the give-backs, which finds that order, does what the two would."""
         self._changed = True
         index = self.index
-        last: dict[tuple[str, str], int] = {}
+        last: dict[tuple[str, str], None] = {}
         moves = 0
         for running in reversed(runs):
             for allocation in running.allocations:
-                node = self.node(allocation.node)
-                kind = index_kind(node, allocation.gpu_kind)
-                if kind is None or not (allocation.cores if kind == NO_GPU else allocation.gpus):
+                kind = allocation.gpu_kind
+                if kind:
+                    if not allocation.gpus:
+                        continue
+                elif allocation.cores and not self.node(allocation.node).gpu_totals:
+                    kind = NO_GPU
+                else:
                     continue
                 moves += 1
-                key = (node.name, kind)
+                key = (allocation.node, kind)
                 last.pop(key, None)
-                last[key] = index_level(node, kind)
+                last[key] = None
         levels = index.levels
-        for (name, kind), level in last.items():
-            bucket = levels[kind][level]
+        for name, kind in last:
+            bucket = levels[kind][index_level(self.node(name), kind)]
             del bucket[name]
             bucket[name] = None
         index.version += 2 * moves

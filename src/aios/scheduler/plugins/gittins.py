@@ -65,18 +65,18 @@ class GittinsPreemption:
         assert isinstance(failed, dict)
         if count <= failed.get(shape, 0):
             return ()
-        victims = select_victims(job, ws, ranked[:count], lambda r: True, count)
+        victims = select_victims(job, ws, ranked[:count], None, count)
         if not victims:
             failed[shape] = count
         return victims
 
     def _key(self, job: Job, state: ClusterState) -> float:
-        """The waiting job's key, kept while the history has learned nothing new (the
-        same job asks again in every cycle until it starts)."""
+        """The waiting job's key, kept while the history's answers hold (the same job
+        asks again in every cycle until it starts)."""
         history = self.history
         memo = state.memo.get(self.name + ":waiting")
-        if memo is None or memo[0] != history.observed:
-            memo = state.memo[self.name + ":waiting"] = (history.observed, {})
+        if memo is None or memo[0] != history.revision:
+            memo = state.memo[self.name + ":waiting"] = (history.revision, {})
         known = memo[1]
         assert isinstance(known, dict)
         found = known.get(job.id)
@@ -88,18 +88,21 @@ class GittinsPreemption:
         """Running jobs by key at ``now`` less their preemption cost, highest first,
         with the negated figures as sort keys; kept for the cycles of one instant while
         no job starts or stops."""
-        state = ws.state
-        history = self.history
-        version = (state.alloc_version, now, history.observed)
-        memo = state.memo.get(self.name)
-        if memo is None or memo[0] != version:
-            known = state.memo.get(self.name + ":keys")
-            keys = known[1] if known is not None else None
-            if not isinstance(keys, _RunningKeys):
-                keys = _RunningKeys()
-                state.memo[self.name + ":keys"] = (None, keys)
-            memo = state.memo[self.name] = (version, keys.update(state, now, history))
-        found = memo[1]
+        found = ws.memo.get(self.name)  # the state does not change within a cycle
+        if found is None:
+            state = ws.state
+            history = self.history
+            # The ranking moves with the history only once per KEY_EPOCH jobs learned.
+            version = (state.alloc_version, now, history.observed // KEY_EPOCH)
+            memo = state.memo.get(self.name)
+            if memo is None or memo[0] != version:
+                known = state.memo.get(self.name + ":keys")
+                keys = known[1] if known is not None else None
+                if not isinstance(keys, _RunningKeys):
+                    keys = _RunningKeys()
+                    state.memo[self.name + ":keys"] = (None, keys)
+                memo = state.memo[self.name] = (version, keys.update(state, now, history))
+            found = ws.memo[self.name] = memo[1]
         assert isinstance(found, tuple)
         return found
 
@@ -115,6 +118,8 @@ class _RunningKeys:
         self.entries: dict[str, tuple[tuple[float, float, str], RunningJob]] = {}
         """By job id: its place in :attr:`order` and the run its key is for (a job that
         stopped and started again is another run, worked out again)."""
+        self.by_queue: dict[str, set[str]] = {}
+        """The ids in :attr:`entries` of each queue's jobs."""
         self.order: list[tuple[float, float, str]] = []
         """(cost less key, latest started first, id) of every entry, ascending."""
         self.keys: list[float] = []
@@ -136,64 +141,97 @@ class _RunningKeys:
         """Brings the entries up to ``now`` for the jobs running in ``state`` and returns
         the keys and the runs in order: lowest (cost less key) first, then latest
         started, then by id."""
-        entries = self.entries
         epoch = history.observed // KEY_EPOCH
         if epoch != self.epoch:
             self.epoch = epoch
-            entries.clear()
-            self.order.clear()
-            self.keys.clear()
-            self.ranked.clear()
-            self.crossings.clear()
-            self.alloc_version = -1
-        if state.alloc_version != self.alloc_version:
-            self.alloc_version = state.alloc_version
-            running = state.running
-            # The state keeps its running jobs in the order they started: those started
-            # since the last look are at the end, up to the latest one already known.
-            for run in reversed(running.values()):
-                entry = entries.get(run.job.id)
-                if entry is not None:
-                    if entry[1] is run:
-                        break
-                    self._remove(run.job.id)
-                self._work_out(run, now, history)
-            if len(entries) > len(running):
-                for gone in entries.keys() - running.keys():
-                    self._remove(gone)
+            self._rebuild(state, now, history)
+        elif state.alloc_version != self.alloc_version:
+            self._follow(state, now, history)
         crossings = self.crossings
+        entries = self.entries
         while crossings and crossings[0][0] <= now:
             crossing = heapq.heappop(crossings)[2]
             job_id = crossing.job.id
             entry = entries.get(job_id)
             if entry is not None and entry[1] is crossing:
                 self._remove(job_id)
-                self._work_out(crossing, now, history)
+                self._insert(crossing, now, history)
         return self.keys[:], self.ranked[:]
 
+    def _rebuild(self, state: ClusterState, now: float, history: ServiceHistory) -> None:
+        """Works out every running job's key afresh (the history has moved on)."""
+        self.entries.clear()
+        self.by_queue.clear()
+        self.crossings.clear()
+        placed = [(self._work_out(run, now, history), run) for run in state.running.values()]
+        placed.sort(key=_first)
+        self.order = [place for place, _ in placed]
+        self.keys = [place[0] for place in self.order]
+        self.ranked = [run for _, run in placed]
+        self.alloc_version = state.alloc_version
+
+    def _follow(self, state: ClusterState, now: float, history: ServiceHistory) -> None:
+        """Takes in the jobs started and stopped since the last look."""
+        entries = self.entries
+        running = state.running
+        # The state keeps its running jobs in the order they started: those started since
+        # the last look are at the end, up to the latest one already known.
+        for run in reversed(running.values()):
+            entry = entries.get(run.job.id)
+            if entry is not None:
+                if entry[1] is run:
+                    break
+                self._remove(run.job.id)
+            self._insert(run, now, history)
+        # The jobs that stopped are in the queues whose running jobs changed since.
+        seen = self.alloc_version
+        for queue, version in state.queue_alloc_version.items():
+            if version > seen:
+                known = self.by_queue.get(queue)
+                if known:
+                    still = state.running_by_queue.get(queue, {})
+                    for gone in [job_id for job_id in known if job_id not in still]:
+                        self._remove(gone)
+        self.alloc_version = state.alloc_version
+
     def _remove(self, job_id: str) -> None:
-        place, _ = self.entries.pop(job_id)
+        place, run = self.entries.pop(job_id)
+        self.by_queue[run.job.queue].discard(job_id)
         at = bisect_left(self.order, place)
         del self.order[at]
         del self.keys[at]
         del self.ranked[at]
 
-    def _work_out(self, running: RunningJob, now: float, history: ServiceHistory) -> None:
-        attained = running.attained(now)
-        cost = running.job.preemption_cost
-        loss = cost.expected_loss * running.service_rate if cost is not None else 0.0
-        key = history.key(running.job, attained)
-        place = (loss - key, -running.started, running.job.id)
-        self.entries[running.job.id] = (place, running)
+    def _insert(self, running: RunningJob, now: float, history: ServiceHistory) -> None:
+        place = self._work_out(running, now, history)
         at = bisect_left(self.order, place)
         self.order.insert(at, place)
         self.keys.insert(at, place[0])
         self.ranked.insert(at, running)
-        change = history.next_change(running.job, attained)
+
+    def _work_out(
+        self, running: RunningJob, now: float, history: ServiceHistory
+    ) -> tuple[float, float, str]:
+        """Enters ``running`` with its key at ``now`` and the time it next changes;
+        returns its place (the caller puts it in :attr:`order`)."""
+        job = running.job
+        attained = running.attained(now)
+        cost = job.preemption_cost
+        loss = cost.expected_loss * running.service_rate if cost is not None else 0.0
+        place = (loss - history.key(job, attained), -running.started, job.id)
+        self.entries[job.id] = (place, running)
+        known = self.by_queue.get(job.queue)
+        if known is None:
+            known = self.by_queue[job.queue] = set()
+        known.add(job.id)
+        change = history.next_change(job, attained)
         if change < math.inf and running.service_rate > 0:
-            reach = running.started + (
-                (change - running.job.attained_service) / running.service_rate
-            )
+            reach = running.started + ((change - job.attained_service) / running.service_rate)
             # Never at or before now: rounding must not bring the same job back at once.
             self._pushed += 1
             heapq.heappush(self.crossings, (max(reach, now + 1e-6), self._pushed, running))
+        return place
+
+
+def _first(pair: tuple[tuple[float, float, str], RunningJob]) -> tuple[float, float, str]:
+    return pair[0]

@@ -41,12 +41,13 @@ def select_victims(
     job: Job,
     ws: Workspace,
     ranked: Sequence[RunningJob],
-    eligible: Callable[[RunningJob], bool],
+    eligible: Callable[[RunningJob], bool] | None,
     rank_of_job: object,
 ) -> tuple[RunningJob, ...]:
     """Returns a minimal-ish set of running jobs from ``ranked`` (least valuable first)
     whose preemption lets ``job`` fit, or ``()`` if no set of eligible victims would.
-    Leaves ``ws`` as it found it.
+    Leaves ``ws`` as it found it. ``eligible`` None: every preemptible job in ``ranked``
+    is.
 
     ``rank_of_job`` is what ``eligible`` depends on (a priority, a level): once a job of
     one shape and rank found no victims, another of the same shape and rank finds none
@@ -67,10 +68,13 @@ def _search(
     job: Job,
     ws: Workspace,
     ranked: Sequence[RunningJob],
-    eligible: Callable[[RunningJob], bool],
+    eligible: Callable[[RunningJob], bool] | None,
 ) -> tuple[RunningJob, ...]:
+    stopping = ws.victims
     candidates = [
-        r for r in ranked if r.job.preemptible and r.job.id not in ws.victims and eligible(r)
+        r
+        for r in ranked
+        if r.job.preemptible and r.job.id not in stopping and (eligible is None or eligible(r))
     ]
     need = job.total.gpus
     if not candidates or (need and ws.free_gpus + sum(r.job.total.gpus for r in candidates) < need):
@@ -129,22 +133,29 @@ def _gpus_could_hold(job: Job, ws: Workspace, candidates: Sequence[RunningJob]) 
         return True
     levels = ws.index.levels
     kind = job.request.gpu_kind
+    replicas = job.replicas
+    node = ws.node
     for gpu_kind in (kind,) if kind is not None else ws.index.gpu_kinds:
         by_level = levels.get(gpu_kind)
         if by_level is None:
             continue
         slots = sum(len(by_level[level]) * (level // per) for level in range(per, len(by_level)))
+        if slots >= replicas:
+            return True
         freed: dict[str, int] = {}
+        before = freed.get
         for running in candidates:
             for allocation in running.allocations:
-                if allocation.gpu_kind == gpu_kind and allocation.gpus:
-                    name = allocation.node
-                    freed[name] = freed.get(name, 0) + len(allocation.gpus)
+                if allocation.gpu_kind == gpu_kind:
+                    more = len(allocation.gpus)
+                    if more:
+                        name = allocation.node
+                        freed[name] = before(name, 0) + more
         for name, more in freed.items():
-            free = len(ws.node(name).free_gpus.get(gpu_kind, ()))
+            free = len(node(name).free_gpus.get(gpu_kind, ()))
             slots += (free + more) // per - free // per
-        if slots >= job.replicas:
-            return True
+            if slots >= replicas:  # each node only adds
+                return True
     return False
 
 
@@ -215,7 +226,7 @@ class LasPreemption:
         assert isinstance(found, tuple)
         keys, ranked = found
         demoted = ranked[: bisect_right(keys, -self.thresholds[level])]
-        return select_victims(job, ws, demoted, lambda r: True, level)
+        return select_victims(job, ws, demoted, None, level)
 
 
 @dataclass(frozen=True)
@@ -250,9 +261,7 @@ class SrtfPreemption:
         # a prefix of the ranking.
         count = int(keys.searchsorted(-need, side="left"))
         victims = (
-            select_victims(job, ws, [runs[i] for i in order[:count]], lambda r: True, count)
-            if count
-            else ()
+            select_victims(job, ws, [runs[i] for i in order[:count]], None, count) if count else ()
         )
         if not victims:
             failed[shape] = min(need, failed.get(shape, math.inf))
