@@ -1,12 +1,13 @@
 """The preemption search's GPU count (it may rule out a search only when the room scan
-would find no room either) and the oracle's figures kept between looks."""
+would find no room either), what a search that finds no room leaves behind, and the
+oracle's figures kept between looks."""
 
 from __future__ import annotations
 
 import random
 
 from aios.scheduler import make_policy
-from aios.scheduler.plugins.preemption import _Ends, _gpus_could_hold
+from aios.scheduler.plugins.preemption import _Ends, _gpus_could_hold, select_victims
 from aios.scheduler.room import RoomScan
 from aios.scheduler.workspace import Workspace
 from tests.scheduler.harness import gpu_node, job, new_state, occupy
@@ -47,6 +48,22 @@ def test_the_gpu_count_rules_out_only_searches_that_find_no_room() -> None:
             said_no += 1
             assert scan.enough() < 0
     assert said_no >= 10  # the count did rule searches out
+
+
+def test_a_search_that_finds_no_room_leaves_the_view_as_it_was() -> None:
+    """Victims that free 4 GPUs on each of three nodes cannot make room for an 8-GPU
+    job: the search says so and leaves the cycle's view as it found it, the order in
+    which equally free nodes are offered and the index's version included (so what was
+    worked out against the view still holds)."""
+    state = new_state(POLICY, [gpu_node(f"n{i}", 8) for i in range(1, 4)])
+    runs = [occupy(state, job(f"r{i}{k}", gpus=2), f"n{i}") for i in range(1, 4) for k in (1, 2, 3)]
+    ws = Workspace(state, POLICY, 0.0)
+    order = {kind: [list(bucket) for bucket in levels] for kind, levels in ws.index.levels.items()}
+    version = ws.index.version
+    victims = select_victims(job("w", gpus=8), ws, runs[::3] + runs[1::3], None, 0)
+    assert victims == ()
+    assert {k: [list(b) for b in levels] for k, levels in ws.index.levels.items()} == order
+    assert ws.index.version == version
 
 
 def test_the_srtf_columns_kept_in_place_equal_columns_built_afresh() -> None:

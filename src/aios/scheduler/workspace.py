@@ -22,7 +22,6 @@ from aios.scheduler.state import (
     add_usage,
     alloc_giver,
     alloc_taker,
-    index_level,
 )
 
 __all__ = ["NO_GPU", "Workspace"]
@@ -275,41 +274,6 @@ class Workspace:
         for allocation in running.allocations:
             self.take_exact(allocation)
         self._add_usage(running.job.queue, running.job.total, 1)
-
-    def reorder_as_if_freed(self, runs: Sequence[RunningJob]) -> None:
-        """Moves nodes between the index's buckets exactly as :meth:`unbind` of each of
-        ``runs`` in turn and then :meth:`rebind` of each in reverse would, changing no
-        node: what a search that frees jobs, finds no room and puts them back leaves
-        behind (the order in which equally free nodes are offered).
-
-        Every node those calls move ends in the bucket it started in, behind the nodes
-        that did not move, in the order of its last move there (the last give-back that
-        touched it); the buckets it passed through on the way keep their order. So one
-        pass over the give-backs, which finds that order, does what the two would."""
-        self._changed = True
-        index = self.index
-        last: dict[tuple[str, str], None] = {}
-        moves = 0
-        for running in reversed(runs):
-            for allocation in running.allocations:
-                kind = allocation.gpu_kind
-                if kind:
-                    if not allocation.gpus:
-                        continue
-                elif allocation.cores and not self.node(allocation.node).gpu_totals:
-                    kind = NO_GPU
-                else:
-                    continue
-                moves += 1
-                key = (allocation.node, kind)
-                last.pop(key, None)
-                last[key] = None
-        levels = index.levels
-        for name, kind in last:
-            bucket = levels[kind][index_level(self.node(name), kind)]
-            del bucket[name]
-            bucket[name] = None
-        index.version += 2 * moves
 
     # -- placement --------------------------------------------------------------------
     def choose_node(self, job: Job, exclude: frozenset[str]) -> NodeState | None:

@@ -80,8 +80,6 @@ def _search(
     if not candidates or (need and ws.free_gpus + sum(r.job.total.gpus for r in candidates) < need):
         return ()
     if not _gpus_could_hold(job, ws, candidates):
-        # What the search below would leave behind when it finds no room.
-        ws.reorder_as_if_freed(candidates)
         return ()
     # Room counts say after which victim one replica, and all of them, could first fit.
     # Before all could, the job does not fit; before one could, trying it takes and gives
@@ -97,7 +95,6 @@ def _search(
             break
     else:
         if some < 0:
-            ws.reorder_as_if_freed(candidates)
             return ()
     freed: list[RunningJob] = []
     for running in candidates[:some]:
