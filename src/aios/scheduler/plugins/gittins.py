@@ -189,8 +189,8 @@ class _RunningKeys:
             if version > seen:
                 known = self.by_queue.get(queue)
                 if known:
-                    still = state.running_by_queue.get(queue, {})
-                    for gone in [job_id for job_id in known if job_id not in still]:
+                    # (a set less a dict looks each member up in the dict)
+                    for gone in known.difference(state.running_by_queue.get(queue, {})):
                         self._remove(gone)
         self.alloc_version = state.alloc_version
 
