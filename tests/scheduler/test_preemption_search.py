@@ -66,6 +66,26 @@ def test_a_search_that_finds_no_room_leaves_the_view_as_it_was() -> None:
     assert ws.index.version == version
 
 
+def test_a_gang_search_that_finds_no_room_leaves_the_view_as_it_was() -> None:
+    """A gang of two whole nodes, with victims on one node while the other free node's
+    cores are held by a job that cannot be stopped: the GPUs alone would do, the room
+    does not, and the search leaves the view as it found it (and pristine, so what is
+    known to fail in the state is still used for the rest of the cycle)."""
+    state = new_state(POLICY, [gpu_node(f"n{i}", 8) for i in range(1, 4)])
+    runs = [occupy(state, job(f"a{k}", gpus=2), "n1") for k in range(4)]
+    occupy(state, job("cores", cpus=32, preemptible=False), "n2")
+    occupy(state, job("whole", gpus=8, preemptible=False), "n3")
+    ws = Workspace(state, POLICY, 0.0)
+    order = {kind: [list(bucket) for bucket in levels] for kind, levels in ws.index.levels.items()}
+    version = ws.index.version
+    gang = job("w", gpus=8, replicas=2)
+    assert _gpus_could_hold(gang, ws, runs)
+    assert select_victims(gang, ws, runs, None, 0) == ()
+    assert {k: [list(b) for b in levels] for k, levels in ws.index.levels.items()} == order
+    assert ws.index.version == version
+    assert ws.pristine
+
+
 def test_the_srtf_columns_kept_in_place_equal_columns_built_afresh() -> None:
     """The oracle's per-job figures, kept between looks while jobs start, stop and start
     again (a new run of the same id), jobs without a known end among them, hold the

@@ -82,9 +82,9 @@ def _search(
     if not _gpus_could_hold(job, ws, candidates):
         return ()
     # Room counts say after which victim one replica, and all of them, could first fit.
-    # Before all could, the job does not fit; before one could, trying it takes and gives
-    # back nothing, so it need not be tried (a gang that places some replicas before it
-    # fails does reorder the index, so from there on it is tried as ever).
+    # Before all could, the job does not fit (the counts are exact), so a search whose
+    # candidates never make room enough ends here, the view untouched; before one could,
+    # trying it takes and gives back nothing, so it need not be tried.
     scan = RoomScan(ws, job)
     some = -1
     for i, running in enumerate(candidates):
@@ -94,8 +94,7 @@ def _search(
         if scan.enough() >= 0:
             break
     else:
-        if some < 0:
-            return ()
+        return ()
     freed: list[RunningJob] = []
     for running in candidates[:some]:
         ws.unbind(running)
