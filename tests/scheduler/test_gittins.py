@@ -55,3 +55,20 @@ def test_the_ranking_kept_in_place_equals_one_worked_out_afresh(named: bool) -> 
             assert [r.job.id for r in ranked] == [r.job.id for r in fresh_ranked]
             assert all(a is b for a, b in zip(ranked, fresh_ranked, strict=True))
             assert keys == fresh_keys
+
+
+def test_while_nothing_is_known_the_kept_ranking_equals_a_fresh_one() -> None:
+    """With no history every key is least attained service by grid level: a job's key
+    kept since an earlier look is the one a fresh look finds (it once kept the service
+    of the earlier look, below the fresh one)."""
+    history = ServiceHistory()
+    state = new_state(POLICY, [gpu_node("n1", 8)])
+    occupy(state, job("a", gpus=4), "n1", 0.0)
+    kept = _RunningKeys()
+    kept.update(state, 31.0, history)
+    occupy(state, job("b", gpus=1), "n1", 31.0)  # a start: the kept ranking looks again
+    for now in (35.0, 200.0, 5000.0):
+        keys, ranked = kept.update(state, now, history)
+        fresh_keys, fresh_ranked = _RunningKeys().update(state, now, history)
+        assert keys == fresh_keys
+        assert [r.job.id for r in ranked] == [r.job.id for r in fresh_ranked]

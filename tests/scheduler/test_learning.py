@@ -38,10 +38,17 @@ def test_gittins_key(samples: list[float], attained: float, key: float | None) -
     assert gittins_key(samples, attained) == (None if key is None else pytest.approx(key))
 
 
-def test_without_history_the_key_is_the_attained_service() -> None:
-    """Least attained service first until enough jobs of a class have finished."""
+def test_without_history_the_key_is_the_attained_services_level() -> None:
+    """Least attained service first, by the level of the grid it has reached (so the
+    key, like every class's, changes only where ``next_change`` says), until enough
+    jobs of a class have finished."""
     history = ServiceHistory(min_samples=3)
-    assert history.key(job(attained=500.0), 500.0) == 500.0
+    level = 30.0 * 1.5**6  # 341.7: the grid's level at or below 500
+    assert history.key(job(attained=500.0), 500.0) == level
+    assert history.key(job(), level) == level
+    assert history.key(job(), 30.0 * 1.5**7 - 1.0) == level
+    assert history.key(job(), 30.0 * 1.5**7) > level
+    assert history.next_change(job(), 500.0) == 30.0 * 1.5**7
     for _ in range(2):
         history.observe(job(), 100.0)
     assert history.key(job(), 0.0) == 0.0  # two samples are not enough

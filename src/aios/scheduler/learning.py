@@ -21,8 +21,8 @@ finished), so it never sees a duration before the job ends: the simulator tells 
 each job as it finishes, the control plane about each job of its history and then each
 job that succeeds. The class used is the most specific with at least ``min_samples``
 samples above ``attained``: (queue, GPUs, name), then (queue, name) at any size, then
-(queue, GPUs), then (GPUs), then every job; with none, the key is ``attained`` itself,
-least attained service first.
+(queue, GPUs), then (GPUs), then every job; with none, the key is the level of the grid
+(below) that ``attained`` has reached: least attained service first, by level.
 
 The (queue, name) class spans sizes, so it keeps what a job of it needed per unit (its
 service over its GPUs: the run time) and scales to the asking job's size: for a job of
@@ -209,7 +209,9 @@ class ServiceHistory:
 
     def key(self, job: Job, attained: float) -> float:
         """``1 / G(attained)`` for ``job`` from its most specific class that knows enough,
-        or ``attained`` (least attained service first) when none does."""
+        or the grid's level at or below ``attained`` (least attained service first)
+        when none does: either way a step that moves only where :meth:`next_change`
+        says."""
         level = bisect_right(LEVELS, attained) - 1
         for key, units in job_class_keys(job):
             found = self.classes.get(key)
@@ -219,7 +221,7 @@ class ServiceHistory:
             value = self._table(found)[at]
             if value is not None:
                 return value * units
-        return attained
+        return LEVELS[level]
 
     def next_change(self, job: Job, attained: float) -> float:
         """The least service above ``attained`` at which :meth:`key` may answer for
