@@ -9,7 +9,8 @@ import pytest
 
 from aios.scheduler import make_policy
 from aios.scheduler.learning import ServiceHistory
-from aios.scheduler.plugins.gittins import _RunningKeys
+from aios.scheduler.plugins.gittins import GittinsPreemption, _RunningKeys
+from aios.scheduler.workspace import Workspace
 from tests.scheduler.harness import gpu_node, job, new_state, occupy
 
 POLICY = make_policy("las")
@@ -72,3 +73,22 @@ def test_while_nothing_is_known_the_kept_ranking_equals_a_fresh_one() -> None:
         fresh_keys, fresh_ranked = _RunningKeys().update(state, now, history)
         assert keys == fresh_keys
         assert [r.job.id for r in ranked] == [r.job.id for r in fresh_ranked]
+
+
+def test_keys_kept_in_the_state_are_not_taken_from_another_history() -> None:
+    """A learned policy switched to afresh brings a new history, whose revision may be
+    the old one's: the waiting job's key and the running ranking come from the new."""
+    state = new_state(POLICY, [gpu_node("n1", 8)])
+    short, long = ServiceHistory(), ServiceHistory()
+    for i in range(8):
+        short.observe(job(f"s{i}", gpus=1, name="x"), 100.0)
+        long.observe(job(f"l{i}", gpus=1, name="x"), 100_000.0)
+    assert short.revision == long.revision and short.observed == long.observed
+    waiting = job("w", gpus=1, name="x")
+    occupy(state, job("r", gpus=1, name="x"), "n1", 0.0)
+    ws = Workspace(state, POLICY, 50.0)
+    assert GittinsPreemption(short)._key(waiting, state) == short.key(waiting, 0.0)
+    GittinsPreemption(short)._ranking(ws, 50.0)
+    assert GittinsPreemption(long)._key(waiting, state) == long.key(waiting, 0.0)
+    keys, _ = GittinsPreemption(long)._ranking(Workspace(state, POLICY, 50.0), 50.0)
+    assert keys == [-long.key(job("r", gpus=1, name="x"), 50.0)]

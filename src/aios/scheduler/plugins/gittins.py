@@ -74,9 +74,11 @@ class GittinsPreemption:
         """The waiting job's key, kept while the history's answers hold (the same job
         asks again in every cycle until it starts)."""
         history = self.history
+        # By the history itself too: a policy switched to afresh brings another one.
+        version = (history, history.revision)
         memo = state.memo.get(self.name + ":waiting")
-        if memo is None or memo[0] != history.revision:
-            memo = state.memo[self.name + ":waiting"] = (history.revision, {})
+        if memo is None or memo[0] != version:
+            memo = state.memo[self.name + ":waiting"] = (version, {})
         known = memo[1]
         assert isinstance(known, dict)
         found = known.get(job.id)
@@ -93,7 +95,7 @@ class GittinsPreemption:
             state = ws.state
             history = self.history
             # The ranking moves with the history only once per KEY_EPOCH jobs learned.
-            version = (state.alloc_version, now, history.observed // KEY_EPOCH)
+            version = (state.alloc_version, now, history, history.observed // KEY_EPOCH)
             memo = state.memo.get(self.name)
             if memo is None or memo[0] != version:
                 known = state.memo.get(self.name + ":keys")
@@ -131,6 +133,8 @@ class _RunningKeys:
         cannot be taken for a later run of the same job."""
         self._pushed = 0
         self.epoch = -1
+        self.history: ServiceHistory | None = None
+        """The history the keys are from (with :attr:`epoch`)."""
         self.alloc_version = -1
         """The state's ``alloc_version`` the entries were last compared with: while it
         holds, no job has started or stopped."""
@@ -142,8 +146,9 @@ class _RunningKeys:
         the keys and the runs in order: lowest (cost less key) first, then latest
         started, then by id."""
         epoch = history.observed // KEY_EPOCH
-        if epoch != self.epoch:
+        if epoch != self.epoch or history is not self.history:
             self.epoch = epoch
+            self.history = history
             self._rebuild(state, now, history)
         elif state.alloc_version != self.alloc_version:
             self._follow(state, now, history)
