@@ -199,8 +199,8 @@ class ServiceHistory:
                 del found.samples[bisect_right(found.samples, old) - 1]
             if len(found.samples) == self.min_samples:
                 self.revision += 1  # the class speaks from now on
-            elif found.table is not None and self._due(found):
-                found.table = None  # rebuilt when next asked, from the samples then
+            if found.table is not None and found.seen - found.built_at > len(found.samples) // 10:
+                found.table = None  # a tenth is new: rebuilt when next asked
                 self.revision += 1
         self.observed += 1
         if self.observed >= self._next_generation_at:
@@ -234,13 +234,9 @@ class ServiceHistory:
         return change
 
     def _table(self, found: _Class) -> list[float | None]:
-        """The class's keys at every grid level, rebuilt once a tenth of its samples
-        are new."""
-        if found.table is None or self._due(found):
+        """The class's keys at every grid level, built when first asked and again after
+        :meth:`observe` dropped them (a tenth of its samples new)."""
+        if found.table is None:
             found.table = gittins_table(found.samples, LEVELS, self.min_samples)
             found.built_at = found.seen
         return found.table
-
-    @staticmethod
-    def _due(found: _Class) -> bool:
-        return found.seen - found.built_at > len(found.samples) // 10

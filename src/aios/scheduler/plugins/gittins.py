@@ -88,23 +88,17 @@ class GittinsPreemption:
 
     def _ranking(self, ws: Workspace, now: float) -> tuple[list[float], list[RunningJob]]:
         """Running jobs by key at ``now`` less their preemption cost, highest first,
-        with the negated figures as sort keys; kept for the cycles of one instant while
-        no job starts or stops."""
-        found = ws.memo.get(self.name)  # the state does not change within a cycle
+        with the negated figures as sort keys; brought up to date once a cycle (the
+        state does not change within one) from the ranking the state keeps."""
+        found = ws.memo.get(self.name)
         if found is None:
             state = ws.state
-            history = self.history
-            # The ranking moves with the history only once per KEY_EPOCH jobs learned.
-            version = (state.alloc_version, now, history, history.observed // KEY_EPOCH)
-            memo = state.memo.get(self.name)
-            if memo is None or memo[0] != version:
-                known = state.memo.get(self.name + ":keys")
-                keys = known[1] if known is not None else None
-                if not isinstance(keys, _RunningKeys):
-                    keys = _RunningKeys()
-                    state.memo[self.name + ":keys"] = (None, keys)
-                memo = state.memo[self.name] = (version, keys.update(state, now, history))
-            found = ws.memo[self.name] = memo[1]
+            known = state.memo.get(self.name + ":keys")
+            keys = known[1] if known is not None else None
+            if not isinstance(keys, _RunningKeys):
+                keys = _RunningKeys()
+                state.memo[self.name + ":keys"] = (None, keys)
+            found = ws.memo[self.name] = keys.update(state, now, self.history)
         assert isinstance(found, tuple)
         return found
 
