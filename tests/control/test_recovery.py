@@ -45,6 +45,18 @@ def _wait_running(client: Client, job_id: int) -> None:
         time.sleep(0.05)
 
 
+def _wait_started(plane: PlaneProcess, client: Client, job_id: int) -> None:
+    """Waits until the job's process has printed its first line. "running" alone is
+    not enough before a kill: the state is committed before the launch, and a control
+    plane killed in between leaves a job that never started (recovery requeues it)."""
+    _wait_running(client, job_id)
+    log = plane.home / "jobs" / str(job_id) / "stdout.log"
+    deadline = time.monotonic() + 20
+    while not (log.exists() and log.read_text()):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+
 def test_jobs_survive_a_killed_control_plane_and_none_starts_twice(
     plane: PlaneProcess, tmp_path: Path
 ) -> None:
@@ -57,8 +69,8 @@ def test_jobs_survive_a_killed_control_plane_and_none_starts_twice(
     log = 'echo "$AIOS_JOB_ID $AIOS_ATTEMPT"'
     survivor = client.submit(f"{log}; while [ ! -e release ]; do sleep 0.05; done", memory="64M")
     dies = client.submit(f"{log}; sleep 0.5; exit 5", retries=1, retry_backoff=0, memory="64M")
-    _wait_running(client, survivor.id)
-    _wait_running(client, dies.id)
+    _wait_started(plane, client, survivor.id)
+    _wait_started(plane, client, dies.id)
     waiting = client.submit(f"{log}", memory="64M", after=[survivor.id])
     client.close()
 
@@ -88,8 +100,8 @@ def test_a_job_killed_for_memory_while_the_control_plane_is_down_is_oom_killed(
     tells an OOM kill from any other SIGKILL although the cgroup is gone by then."""
     client = plane.start()
     hog = f"{sys.executable} -c 'b=[]\nwhile True: b.append(bytearray(16 << 20))'"
-    job = client.submit(f"while [ ! -e go ]; do sleep 0.05; done; {hog}", memory="128M")
-    _wait_running(client, job.id)
+    job = client.submit(f"echo up; while [ ! -e go ]; do sleep 0.05; done; {hog}", memory="128M")
+    _wait_started(plane, client, job.id)
     client.close()
 
     plane.kill()
