@@ -1,5 +1,6 @@
 """The gateway's routes: traffic weights published when a change is answered, never
-overwritten by a route the controller built from the spec before the change."""
+overwritten by a route the controller built from the spec before the change; replicas
+equally loaded take turns across the routes the controller rebuilds."""
 
 from __future__ import annotations
 
@@ -44,3 +45,19 @@ def test_older_weights_never_replace_newer_ones() -> None:
     assert routes.get("iris").versions == V2_ONLY  # type: ignore[union-attr]
     routes.set_weights("absent", V1_ONLY, 9.0)  # no route yet: the controller makes it
     assert routes.get("absent") is None
+
+
+def test_replicas_take_turns_across_a_rebuilt_route() -> None:
+    """The controller publishes a new route on every pass; one request between two
+    passes still goes to the replica whose turn it is, not always to the same one."""
+    routes = Routes()
+    replicas = [endpoint(1), endpoint(2)]
+    picked = []
+    for _ in range(4):
+        routes.set(Route("iris", "alpha", V1_ONLY, list(replicas), revision=1.0))
+        route = routes.get("iris")
+        assert route is not None
+        chosen = route.pick_endpoint(("iris", 1), avoid=set())
+        assert chosen is not None
+        picked.append(chosen.job_id)
+    assert sorted(picked) == [1, 1, 2, 2]

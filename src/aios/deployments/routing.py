@@ -105,10 +105,15 @@ class Routes:
 
     def set(self, route: Route) -> None:
         """Publishes ``route``; its weights give way to newer ones already published
-        (:meth:`set_weights` may have run while the route was being built)."""
+        (:meth:`set_weights` may have run while the route was being built), and its
+        replicas take turns where the published route's left off (the controller
+        rebuilds a route on every pass: starting each from the first turn would send
+        every request between two passes to the same replica)."""
         current = self._routes.get(route.name)
-        if current is not None and current.revision > route.revision:
-            route = replace(route, versions=current.versions, revision=current.revision)
+        if current is not None:
+            route.turn = current.turn
+            if current.revision > route.revision:
+                route = replace(route, versions=current.versions, revision=current.revision)
         routes = dict(self._routes)
         routes[route.name] = route
         self._routes = routes
