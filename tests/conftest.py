@@ -13,11 +13,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from aios.store import sqlite_url
 from tests.pg_server import PostgresServer, PostgresUnavailable, server_binaries
 
 DATABASES = ["sqlite", "postgresql"]
+
+# No per-example deadline: on a shared 2-core machine a wall-clock deadline measures the
+# machine, not the code, and a stall fails a property test that holds.
+settings.register_profile("aios", deadline=None)
+settings.load_profile("aios")
 
 
 def _unavailable(reason: str) -> None:

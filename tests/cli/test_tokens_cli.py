@@ -88,6 +88,8 @@ def test_a_jobs_token_ends_with_it_or_when_revoked_and_manages_no_tokens(
     )
     job = cluster.admin.submit([sys.executable, "-c", script], memory="512M")
     eventually(lambda: cluster.admin.get(job.id).state == "running", "running")
+    # The revoke must come after the job's first request, which nothing else orders.
+    eventually(lambda: "tokens" in "".join(cluster.admin.logs(job.id)), "past its first request")
     listed = _plain_rows(cluster.aios("token", "ls").stdout)
     assert [row[0] for row in listed if row[0] == f"job {job.id}"] == [f"job {job.id}"]
     revoked = cluster.aios("token", "revoke", "--job", job.id)

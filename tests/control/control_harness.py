@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,6 +55,15 @@ def start_plane(home: Path, policy: str = "drf", gpus: int = 2, db: str | None =
     token = Path(plane.admin_token_path).read_text().strip()
     url = f"http://127.0.0.1:{port}"
     return Running(plane, url, Client(url, token=token), home)
+
+
+def wait_running(client: Client, job_id: int, timeout: float = 30) -> None:
+    """Waits until the job is bound ("running": its resources are held, though its
+    process may not have started yet); fails after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while client.get(job_id).state != "running":
+        assert time.monotonic() < deadline, f"job {job_id} is not running"
+        time.sleep(0.05)
 
 
 def stop_plane(running: Running) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 
 from aios.client import Client
+from tests.control.control_harness import wait_running
 
 __all__ = ["PlaneProcess"]
 
@@ -39,6 +40,18 @@ class PlaneProcess:
             assert time.monotonic() < deadline, "the control plane did not come up"
             time.sleep(0.05)
         return Client(self.url, token=(self.home / "admin.token").read_text().strip())
+
+    def wait_started(self, client: Client, job_id: int, timeout: float = 30) -> None:
+        """Waits until the job's process has printed its first line of stdout. Its
+        state alone is not enough before a kill: "running" is committed before the
+        launch, and a control plane killed in between leaves a job that never started
+        (recovery requeues it rather than adopting it)."""
+        deadline = time.monotonic() + timeout
+        wait_running(client, job_id, timeout)
+        log = self.home / "jobs" / str(job_id) / "stdout.log"
+        while not (log.exists() and log.read_text()):
+            assert time.monotonic() < deadline, f"job {job_id} printed nothing"
+            time.sleep(0.05)
 
     def kill(self) -> None:
         assert self.process is not None

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from aios.client import ApiError
-from tests.control.control_harness import Running
+from tests.control.control_harness import Running, wait_running
 
 
 def test_a_submitted_command_runs_and_succeeds_with_its_output_logged(control: Running) -> None:
@@ -75,13 +75,7 @@ def test_a_job_that_keeps_failing_ends_failed_after_its_retries(control: Running
 def test_cancelling_a_running_job_stops_its_process_group(control: Running) -> None:
     """Cancel sends SIGTERM to the job (and its children) and records it as cancelled."""
     job = control.admin.submit("sleep 60 & sleep 60; wait", grace=5, memory="64M")
-    deadline_job = control.admin.get(job.id)
-    for _ in range(100):
-        deadline_job = control.admin.get(job.id)
-        if deadline_job.state == "running":
-            break
-        __import__("time").sleep(0.05)
-    assert deadline_job.state == "running"
+    wait_running(control.admin, job.id)
     control.admin.cancel(job.id)
     done = control.admin.wait(job.id, timeout=15)
     assert done.state == "cancelled"
@@ -212,10 +206,7 @@ def test_queues_are_created_updated_and_listed_with_usage(control: Running) -> N
 
 def test_nodes_report_capacity_and_which_job_holds_each_gpu(control: Running) -> None:
     job = control.admin.submit(["sleep", "5"], gpus=2, memory="64M")
-    for _ in range(100):
-        if control.admin.get(job.id).state == "running":
-            break
-        __import__("time").sleep(0.05)
+    wait_running(control.admin, job.id)
     (node,) = control.admin.nodes()
     assert node.name == "local"
     assert node.allocatable["gpu"] == 2

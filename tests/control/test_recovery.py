@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from aios.client import Client
-from tests.control.control_harness import free_port
+from tests.control.control_harness import free_port, wait_running
 from tests.control.plane_process import PlaneProcess
 
 SERVE = Path(__file__).with_name("serve_plane.py")
@@ -38,25 +37,6 @@ def plane(tmp_path: Path, database_url: str) -> Iterator[PlaneProcess]:
         process.stop()
 
 
-def _wait_running(client: Client, job_id: int) -> None:
-    deadline = time.monotonic() + 20
-    while client.get(job_id).state != "running":
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-
-
-def _wait_started(plane: PlaneProcess, client: Client, job_id: int) -> None:
-    """Waits until the job's process has printed its first line. "running" alone is
-    not enough before a kill: the state is committed before the launch, and a control
-    plane killed in between leaves a job that never started (recovery requeues it)."""
-    _wait_running(client, job_id)
-    log = plane.home / "jobs" / str(job_id) / "stdout.log"
-    deadline = time.monotonic() + 20
-    while not (log.exists() and log.read_text()):
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-
-
 def test_jobs_survive_a_killed_control_plane_and_none_starts_twice(
     plane: PlaneProcess, tmp_path: Path
 ) -> None:
@@ -69,8 +49,8 @@ def test_jobs_survive_a_killed_control_plane_and_none_starts_twice(
     log = 'echo "$AIOS_JOB_ID $AIOS_ATTEMPT"'
     survivor = client.submit(f"{log}; while [ ! -e release ]; do sleep 0.05; done", memory="64M")
     dies = client.submit(f"{log}; sleep 0.5; exit 5", retries=1, retry_backoff=0, memory="64M")
-    _wait_started(plane, client, survivor.id)
-    _wait_started(plane, client, dies.id)
+    plane.wait_started(client, survivor.id)
+    plane.wait_started(client, dies.id)
     waiting = client.submit(f"{log}", memory="64M", after=[survivor.id])
     client.close()
 
@@ -101,7 +81,7 @@ def test_a_job_killed_for_memory_while_the_control_plane_is_down_is_oom_killed(
     client = plane.start()
     hog = f"{sys.executable} -c 'b=[]\nwhile True: b.append(bytearray(16 << 20))'"
     job = client.submit(f"echo up; while [ ! -e go ]; do sleep 0.05; done; {hog}", memory="128M")
-    _wait_started(plane, client, job.id)
+    plane.wait_started(client, job.id)
     client.close()
 
     plane.kill()
@@ -122,7 +102,7 @@ def test_a_control_plane_stopped_with_ctrl_c_leaves_jobs_running(
 ) -> None:
     client = plane.start()
     job = client.submit(["sleep", "1"], memory="64M")
-    _wait_running(client, job.id)
+    wait_running(client, job.id)
     client.close()
     assert plane.process is not None
     plane.process.send_signal(signal.SIGINT)

@@ -140,23 +140,22 @@ def test_stopping_the_control_plane_ends_a_log_being_followed(tmp_path: Path) ->
     """A client following the log of a job that runs on does not hold the server up:
     stop() returns promptly and the follower's stream ends."""
     running = start_plane(tmp_path / "home")
-    job = running.admin.submit(["sleep", "300"], cpus=0.1, memory="16M")
+    job = running.admin.submit("echo up; exec sleep 300", cpus=0.1, memory="16M")
     token = (running.home / "admin.token").read_text().strip()
     following = threading.Event()
 
     def follow() -> None:
-        following.set()
         with running.client(token) as follower:
             try:
-                for _ in follower.logs(job.id, follow=True):
-                    pass
+                for chunk in follower.logs(job.id, follow=True):
+                    if "up" in chunk:
+                        following.set()  # the stream is open in the server
             except ApiError:
                 pass  # the stream was cut: what a stopping server may do
 
     thread = threading.Thread(target=follow, daemon=True)
     thread.start()
-    following.wait(5)
-    time.sleep(0.5)  # the request is in the server
+    assert following.wait(30), "the follower never got the job's first line"
     started = time.monotonic()
     try:
         running.plane.stop()

@@ -16,6 +16,7 @@ import os
 import shutil
 import signal
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -85,6 +86,14 @@ def run(client: Client, command: str, **options: object) -> tuple[JobView, str]:
     job = client.submit(command, cpus=0.5, **options)  # type: ignore[arg-type]
     done = client.wait(job.id, timeout=60)
     return done, "".join(client.logs(job.id))
+
+
+def _wait_up(client: Client, job_id: int) -> None:
+    """Waits until the job printed "up": its processes exist, not only its state."""
+    deadline = time.monotonic() + 30
+    while "up" not in "".join(client.logs(job_id)):
+        assert time.monotonic() < deadline, f"job {job_id} never printed up"
+        time.sleep(0.05)
 
 
 def test_a_job_cannot_read_the_admin_token(tenants: tuple[Running, Client, Client]) -> None:
@@ -182,9 +191,8 @@ def test_a_job_cannot_signal_the_control_plane_or_other_jobs(
     """Its PID namespace holds its own processes only: the control plane's pid names
     nothing there, and killing every process it can see kills only itself."""
     running, alpha, beta = tenants
-    sleeper = alpha.submit("sleep 30", memory="64M", cpus=0.5)
-    while alpha.get(sleeper.id).state != "running":
-        pass
+    sleeper = alpha.submit("echo up; exec sleep 30", memory="64M", cpus=0.5)
+    _wait_up(alpha, sleeper.id)
     done, out = run(beta, f"kill -9 {os.getpid()} || echo no-such-process; kill -9 -1; echo alive")
     assert "no-such-process" in out
     assert running.admin.get(sleeper.id).state == "running"
@@ -195,9 +203,8 @@ def test_a_job_cannot_signal_the_control_plane_or_other_jobs(
 
 def test_a_job_does_not_see_other_jobs_in_ps(tenants: tuple[Running, Client, Client]) -> None:
     _, alpha, beta = tenants
-    sleeper = alpha.submit("sleep 31.5", memory="64M", cpus=0.5)
-    while alpha.get(sleeper.id).state != "running":
-        pass
+    sleeper = alpha.submit("echo up; exec sleep 31.5", memory="64M", cpus=0.5)
+    _wait_up(alpha, sleeper.id)
     done, out = run(beta, "ps ax")
     assert done.state == "succeeded"
     assert "31.5" not in out
@@ -304,9 +311,9 @@ def test_a_stopped_jobs_processes_all_die(tenants: tuple[Running, Client, Client
     """A job that forks into the background and ignores SIGTERM is gone whole once
     cancelled: its sandbox's PID namespace ends with it."""
     _, alpha, _ = tenants
-    job = alpha.submit("trap '' TERM; (sleep 300 &); sleep 300", memory="64M", cpus=0.5, grace=0.5)
-    while alpha.get(job.id).state != "running":
-        pass
+    command = "trap '' TERM; (sleep 300 &); echo up; sleep 300"
+    job = alpha.submit(command, memory="64M", cpus=0.5, grace=0.5)
+    _wait_up(alpha, job.id)
     alpha.cancel(job.id)
     assert alpha.wait(job.id, timeout=30).state == "cancelled"
     leftovers = [

@@ -45,14 +45,14 @@ def test_adopted_replica_can_be_stopped(jobs: Jobs) -> None:
 def test_adoption_keeps_the_original_time_limit(jobs: Jobs) -> None:
     """The time limit counts from the replica's start, not from its adoption."""
     first = jobs.executor()
-    handle, spec = jobs.launch(first, ["sleep", "30"], time_limit=0.4, grace=5)
+    handle, spec = jobs.launch(first, ["sleep", "30"], time_limit=3, grace=5)
     first.close()
-    time.sleep(0.3)
+    time.sleep(2)
     second = jobs.executor()
     adopted = time.monotonic()
     assert second.adopt(handle, spec)
-    ended = jobs.wait_one(second, timeout=5)
-    assert time.monotonic() - adopted < 0.35
+    ended = jobs.wait_one(second, timeout=10)
+    assert time.monotonic() - adopted < 2.9  # counted from the adoption: 3 s or more
     assert ended.reason is ExitReason.TIME_LIMIT
 
 

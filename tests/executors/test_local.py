@@ -157,10 +157,12 @@ def test_handle_names_the_process_group_and_its_start(jobs: Jobs) -> None:
     create time as psutil reports it, and an exit file in the job's control directory
     (its own directory when it has none)."""
     executor = jobs.executor()
-    handle, _ = jobs.launch(executor, ["sleep", "0.3"], attempt=3, replica=1)
+    held = ["sh", "-c", "while [ ! -e go ]; do sleep 0.01; done"]  # alive until released
+    handle, _ = jobs.launch(executor, held, attempt=3, replica=1)
     assert handle.pgid == handle.pid == os.getsid(handle.pid) == os.getpgid(handle.pid)
     assert handle.started == pytest.approx(psutil.Process(handle.pid).create_time(), abs=0.01)
     assert handle.exit_file == str(jobs.exit_file(3, 1))
+    (jobs.workdir / "go").touch()
     jobs.wait_one(executor)
     assert jobs.exit_file(3, 1).read_text() == "0 0\n"  # its status, and no OOM kill
 

@@ -41,7 +41,7 @@ from tests.serving.wire import (
 LIMIT = 16 * 1024
 """The body limit of the module's server: every good request here is well under it."""
 
-KEEP_ALIVE = 1
+KEEP_ALIVE = 2
 """The idle keep-alive timeout, in seconds, of the server built for the idle tests."""
 
 FEATURES = digits()[0]

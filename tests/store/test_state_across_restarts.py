@@ -6,7 +6,6 @@ none twice."""
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -38,13 +37,6 @@ def plane(tmp_path: Path, database_url: str) -> Iterator[PlaneProcess]:
         process.stop()
 
 
-def _wait_running(client: Client, job_id: int) -> None:
-    deadline = time.monotonic() + 20
-    while client.get(job_id).state != "running":
-        assert time.monotonic() < deadline, f"job {job_id} did not start"
-        time.sleep(0.05)
-
-
 def test_a_killed_control_plane_finds_its_state_again_in_the_database(
     plane: PlaneProcess, tmp_path: Path
 ) -> None:
@@ -58,7 +50,7 @@ def test_a_killed_control_plane_finds_its_state_again_in_the_database(
     token = admin.create_token("alice", tenant="team")
     with Client(plane.url, token=token) as alice:
         survivor = alice.submit(f"{log}; while [ ! -e release ]; do sleep 0.05; done", memory="64M")
-        _wait_running(alice, survivor.id)
+        plane.wait_started(alice, survivor.id)
         waiting = alice.submit(log, memory="64M", after=[survivor.id])
     admin.close()
 
