@@ -11,6 +11,7 @@ import pytest
 
 from aios.errors import InvalidInput
 from aios.executors import ExitReason, LocalExecutor
+from aios.executors.isolation import REUSE_CHARGE, _reusable
 from tests.executors.jobdir import Jobs
 
 MIB = 1 << 20
@@ -71,6 +72,42 @@ def test_a_clean_cgroup_is_reused_for_the_same_limit(jobs: Jobs) -> None:
     jobs.wait(executor, 2)
     assert second.cgroup == first.cgroup
     assert other.cgroup != first.cgroup
+
+
+def test_a_cgroup_left_holding_page_cache_is_not_reused(jobs: Jobs) -> None:
+    """A replica that wrote 4 MiB to a file leaves those pages charged to its cgroup:
+    the next replica with the same limit gets a fresh one, not a smaller limit."""
+    executor = jobs.cgroup_executor()
+    first, _ = jobs.launch(
+        executor, ["sh", "-c", "head -c 4194304 /dev/zero >filler"], memory=64 * MIB
+    )
+    assert jobs.wait_one(executor).reason is ExitReason.SUCCEEDED
+    second, _ = jobs.launch(executor, ["true"], memory=64 * MIB)
+    assert jobs.wait_one(executor).reason is ExitReason.SUCCEEDED
+    assert second.cgroup != first.cgroup
+
+
+def _ended_replicas_cgroup(path: Path, usage: int, kmem: int, cache: int) -> Path:
+    """A v1 memory cgroup's files as a replica that ended leaves them."""
+    path.mkdir()
+    (path / "cgroup.procs").write_text("")
+    (path / "memory.usage_in_bytes").write_text(f"{usage}\n")
+    (path / "memory.kmem.usage_in_bytes").write_text(f"{kmem}\n")
+    (path / "memory.stat").write_text(f"cache {cache}\nrss 0\nmapped_file 0\n")
+    (path / "memory.oom_control").write_text("oom_kill_disable 0\nunder_oom 0\noom_kill 0\n")
+    return path
+
+
+def test_pages_left_behind_decide_reuse_not_kernel_objects_being_freed(
+    tmp_path: Path,
+) -> None:
+    """As read when a sandboxed `true` has just ended (1.1 MiB charged, 600 KiB of it its
+    namespaces' kernel objects, freed within 100 ms): reused. A replica that left more
+    than REUSE_CHARGE of page cache behind: not reused."""
+    settling = _ended_replicas_cgroup(tmp_path / "a", 1_150_000, 616 << 10, 24 << 10)
+    assert _reusable(settling, 1)
+    cached = _ended_replicas_cgroup(tmp_path / "b", 5 * MIB, 16 << 10, REUSE_CHARGE + 4096)
+    assert not _reusable(cached, 1)
 
 
 def test_an_oom_kill_is_reported_only_in_the_replica_that_had_it(jobs: Jobs) -> None:

@@ -15,7 +15,7 @@ Creating and removing a memory cgroup per replica costs about a millisecond, and
 removed one lingers in the kernel while pages are still charged to it. So a cgroup that
 a replica leaves clean — no process inside, no OOM kill counted, next to no memory still
 charged — is kept idle and given to the next replica with the same limit. A replica
-thus inherits at most :data:`REUSE_CHARGE` bytes of (mostly reclaimable) charges, and
+thus inherits at most :data:`REUSE_CHARGE` bytes of (mostly reclaimable) pages, and
 an OOM kill counted in its cgroup is always its own.
 """
 
@@ -46,7 +46,8 @@ __all__ = [
 MemoryIsolation = Literal["cgroup-v2", "cgroup-v1", "rlimit"]
 
 REUSE_CHARGE = 1 << 20
-"""The most memory still charged to a cgroup whose replica ended for it to be reused."""
+"""The most memory in pages (anonymous and page cache, not kernel objects) still charged
+to a cgroup whose replica ended for it to be reused."""
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 _GIB = 1 << 30
@@ -163,7 +164,8 @@ class MemoryCgroups:
         """Takes back the cgroup of a replica that ended; True when it is kept for
         reuse. False (the caller removes it) when it is not one of :meth:`acquire`'s,
         when processes remain inside, when the OOM killer struck in it, when more than
-        :data:`REUSE_CHARGE` bytes are still charged to it, or when enough are idle."""
+        :data:`REUSE_CHARGE` bytes of pages are still charged to it, or when enough are
+        idle."""
         limit = self._limits.get(cgroup)
         if limit is None or not _reusable(cgroup, self.version):
             self._limits.pop(cgroup, None)
@@ -224,12 +226,10 @@ def _reusable(cgroup: Path, version: Literal[1, 2]) -> bool:
     try:
         if _read(procs_file(cgroup)).strip():
             return False
-        charged = int(
-            _read(cgroup / ("memory.current" if version == 2 else "memory.usage_in_bytes"))
-        )
-    except (OSError, ValueError):
+    except OSError:
         return False
-    if charged > REUSE_CHARGE:
+    charged = _pages_charged(cgroup, version)
+    if charged is None or charged > REUSE_CHARGE:
         return False
     counters = _counters(cgroup / "memory.events") or _counters(cgroup / "memory.oom_control")
     if "oom_kill" in counters:
@@ -238,6 +238,19 @@ def _reusable(cgroup: Path, version: Literal[1, 2]) -> bool:
         return int(_read(cgroup / "memory.failcnt")) == 0
     except (OSError, ValueError):
         return False
+
+
+def _pages_charged(cgroup: Path, version: Literal[1, 2]) -> int | None:
+    """The memory pages still charged to ``cgroup``: anonymous memory and page cache
+    (tmpfs files included). Kernel memory is left out: when a sandboxed replica's
+    wrapper exits, its namespaces and mounts are still being torn down, and their
+    objects (about 600 KiB, freed within 100 ms here) would refuse a clean cgroup. None
+    when the counters cannot be read."""
+    stat = _counters(cgroup / "memory.stat")
+    keys = ("anon", "file") if version == 2 else ("rss", "cache")
+    if any(key not in stat for key in keys):
+        return None
+    return sum(stat[key] for key in keys)
 
 
 def _alive(pid: int) -> bool:
