@@ -9,7 +9,9 @@ through everything a job gets: the /bin/sh wrapper that records the exit, a new
 session, the AIOS_* environment, a pidfd and the watcher thread, exits taken with
 ``poll()`` when ``on_exit`` fires. "2 in flight, pinned" is the control plane's shape on
 this 2-core machine: one-CPU jobs, each pinned to the core it was given, a new one
-launched as soon as one ends. ``launch()`` is the time the caller spends in it.
+launched as soon as one ends. ``launch()`` is the time the caller spends in it. The
+lifeline row is a Ray node agent's shape: each wrapper also forks the child that ends
+the replica if the agent dies.
 
 Wall-clock rates on a shared 2-core machine move with its load (printed); the CPU
 columns do not: CPU time of this process (launching, the watcher thread) and of the
@@ -67,10 +69,11 @@ def executor_run(
     pinned: bool,
     memory: int = 0,
     isolation: Literal["auto", "rlimit"] = "auto",
+    lifeline: bool = False,
 ) -> Callable[[int], list[float]]:
     def run(n: int) -> list[float]:
         event = threading.Event()
-        executor = LocalExecutor(on_exit=event.set, isolation=isolation)
+        executor = LocalExecutor(on_exit=event.set, isolation=isolation, lifeline=lifeline)
         free_cores = sorted(os.sched_getaffinity(0))
         core_of: dict[int, int] = {}
         launches: list[float] = []
@@ -152,6 +155,10 @@ def main() -> None:
             ('Popen(["true"]), 2 in flight', popen_two),
             ("LocalExecutor, 1 in flight", executor_run(workdir, 1, pinned=False)),
             ("LocalExecutor, 2 in flight, pinned", executor_run(workdir, 2, pinned=True)),
+            (
+                "LocalExecutor, 2 in flight, pinned, lifeline (Ray agents)",
+                executor_run(workdir, 2, pinned=True, lifeline=True),
+            ),
         ]
         if cgroups is not None:
             rows.append(

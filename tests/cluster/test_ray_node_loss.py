@@ -4,6 +4,7 @@ used at once."""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 
@@ -15,6 +16,24 @@ def _until(check: Callable[[], bool], what: str, timeout: float = 30) -> None:
     while not check():
         assert time.monotonic() < deadline, what
         time.sleep(0.1)
+
+
+NAP = "sleep 0.1031"
+"""The gang's replicas' pause: no other process's command line names it."""
+
+
+def _replica_processes() -> list[int]:
+    """The processes of the gang's replicas: those whose command line names its pause
+    (the wrappers, the sandboxes and the commands)."""
+    found = []
+    for name in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{name}/cmdline", "rb") as f:
+                if name.isdigit() and NAP.encode() in f.read():
+                    found.append(int(name))
+        except OSError:
+            continue
+    return found
 
 
 def _log(plane: RayPlane, job_id: int, replica: int = 0) -> str:
@@ -66,7 +85,7 @@ def test_a_gang_loses_a_node_and_is_released_whole(ray_plane: RayPlane) -> None:
             "the V100 nodes never joined",
         )
         job = ray_plane.admin.submit(
-            "trap 'echo stopped; exit 143' TERM; echo up; while true; do sleep 0.1; done",
+            f"trap 'echo stopped; exit 143' TERM; echo up; while true; do {NAP}; done",
             replicas=2,
             gpus=1,
             gpu_kind="V100",
@@ -86,5 +105,8 @@ def test_a_gang_loses_a_node_and_is_released_whole(ray_plane: RayPlane) -> None:
             lambda: all(g.job_id is None for n in ray_plane.admin.nodes() for g in n.gpus),
             "the survivor's GPU was not released",
         )
+        # The dead node's replica ended with its agent, on its lifeline: it would run
+        # on unwatched otherwise (both "nodes" are this machine, so it would show here).
+        _until(lambda: not _replica_processes(), "a replica of the dead node runs on")
     finally:
         ray_plane.cluster.remove_node(survivor)

@@ -1,10 +1,14 @@
 """Adoption: a new executor (a restarted control plane) takes charge of replicas an
-earlier one launched, learning their exits from the exit file."""
+earlier one launched, learning their exits from the exit file; replicas tied to their
+executor's process by a lifeline end with it instead."""
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import pickle
+import signal
+import subprocess
 import sys
 import time
 
@@ -12,6 +16,122 @@ from aios.executors import ExitReason, StopReason
 from tests.executors.jobdir import Jobs
 
 WAIT_FOR_GO = "touch up; while [ ! -e go ]; do sleep 0.02; done; exit 7"
+
+OWNER = """
+import pickle, sys, time
+from aios.executors import LocalExecutor
+spec, sandbox, lifeline = pickle.load(sys.stdin.buffer)
+LocalExecutor(sandbox=sandbox, lifeline=lifeline).launch(spec)
+print("launched", flush=True)
+time.sleep(300)
+"""
+"""An executor's process that launches one replica and waits to be killed."""
+
+SLEEPER = b"sleep\x00307.5\x00"
+
+
+def _sleepers() -> list[int]:
+    found = []
+    for name in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{name}/cmdline", "rb") as f:
+                if name.isdigit() and f.read() == SLEEPER:
+                    found.append(int(name))
+        except OSError:
+            continue
+    return found
+
+
+def _owner_killed(jobs: Jobs, lifeline: bool) -> None:
+    """Launches ``sleep 307.5`` from an executor in a child process, waits until it
+    runs, and SIGKILLs that process."""
+    spec = jobs.spec(["sh", "-c", "touch up; exec sleep 307.5"])
+    command = [sys.executable, "-c", OWNER]
+    with subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE) as owner:
+        assert owner.stdin is not None and owner.stdout is not None
+        owner.stdin.write(pickle.dumps((spec, jobs.sandbox, lifeline)))
+        owner.stdin.close()
+        assert owner.stdout.readline() == b"launched\n"
+        jobs.wait_for((jobs.workdir / "up").exists)
+        jobs.wait_for(lambda: bool(_sleepers()))
+        owner.send_signal(signal.SIGKILL)
+
+
+def test_replicas_with_a_lifeline_end_with_their_executors_process(jobs: Jobs) -> None:
+    """A Ray node's agent dies: the replicas it launched, whose retries the control
+    plane starts elsewhere, do not run on unwatched (sandboxed: the whole sandbox)."""
+    try:
+        _owner_killed(jobs, lifeline=True)
+        jobs.wait_for(lambda: not _sleepers())
+    finally:
+        for pid in _sleepers():
+            os.kill(pid, signal.SIGKILL)
+
+
+PINNED = """
+import pickle, sys, threading
+from aios.executors import LocalExecutor
+spec, sandbox = pickle.load(sys.stdin.buffer)
+ended = threading.Event()
+executor = LocalExecutor(sandbox=sandbox, lifeline=True, on_exit=ended.set)
+executor.launch(spec)
+assert ended.wait(30)
+[exit] = executor.poll()
+print(exit.reason.value, exit.exit_code)
+"""
+"""A fresh process, whose lifeline pipe takes its lowest free descriptors (3 and 4,
+the numbers the gate and the first passed descriptor get in the wrapper)."""
+
+
+def test_a_pinned_replica_with_a_lifeline_runs_to_its_own_end(jobs: Jobs) -> None:
+    """The lifeline follows the gate that pins a replica (and a sandbox's descriptors)
+    without taking the place of either, whatever their numbers in the executor's
+    process: the replica runs and ends with its own code."""
+    spec = jobs.spec(["sh", "-c", "echo ran; exit 3"], cores=(0,))
+    done = subprocess.run(
+        [sys.executable, "-c", PINNED],
+        input=pickle.dumps((spec, jobs.sandbox)),
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    assert done.stdout.decode().split() == ["failed", "3"]
+    assert (jobs.workdir / "stdout.log").read_text() == "ran\n"
+
+
+def test_a_replica_with_a_lifeline_leaves_no_process_behind(jobs: Jobs) -> None:
+    """The wrapper ends and reaps the child that waits on the lifeline: nothing of the
+    replica's group is left once its exit is reported, not even a zombie (a container's
+    first process may never reap one)."""
+    executor = jobs.executor(lifeline=True)
+    handle, _ = jobs.launch(executor, ["true"])
+    assert jobs.wait_one(executor).reason is ExitReason.SUCCEEDED
+    assert _in_group(handle.pgid) == []
+
+
+def _in_group(pgid: int) -> list[int]:
+    found = []
+    for name in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                fields = f.read().rpartition(b")")[2].split()
+        except (OSError, ValueError):
+            continue
+        if name.isdigit() and int(fields[2]) == pgid:
+            found.append(int(name))
+    return found
+
+
+def test_replicas_without_a_lifeline_outlive_their_executors_process(jobs: Jobs) -> None:
+    """The control plane's own executor: its replicas outlive it, to be adopted."""
+    try:
+        _owner_killed(jobs, lifeline=False)
+        time.sleep(0.5)
+        assert _sleepers()
+    finally:
+        for pid in _sleepers():
+            os.kill(pid, signal.SIGKILL)
 
 
 def test_adopted_replica_reports_its_exit_code(jobs: Jobs) -> None:

@@ -108,8 +108,13 @@ class NodeAgent:
             sandbox = Sandbox.detect([self.home])
         except SandboxUnavailable:
             sandbox = None
+        # With a lifeline: when this agent dies its node counts as lost and its jobs
+        # are retried elsewhere, so its replicas must not run on unwatched.
         self.executor = LocalExecutor(
-            on_exit=self._event.set, sandbox=sandbox, images=ImageCache(self.home / "images")
+            on_exit=self._event.set,
+            sandbox=sandbox,
+            images=ImageCache(self.home / "images"),
+            lifeline=True,
         )
 
     # -- where things live on this node ----------------------------------------------

@@ -60,6 +60,10 @@ class LocalExecutor:
     other than :meth:`poll`. ``watchdog_interval`` is the seconds between two samples
     of the RSS watchdog. ``sandbox`` runs the replicas whose spec asks for one (None: a
     spec that asks is refused at launch); ``images`` unpacks the images they name.
+    ``lifeline`` ties every replica to this process: they are killed when it dies (a
+    Ray node's agent, whose replicas are counted lost and retried elsewhere then); the
+    control plane's executor goes without, so that its replicas outlive it and are
+    adopted.
 
     Methods may be called from any thread. The process that owns the executor must not
     reap children it did not start itself (no ``waitpid(-1)``, no SIGCHLD ignored):
@@ -77,9 +81,15 @@ class LocalExecutor:
         watchdog_interval: float = 0.1,
         sandbox: Sandbox | None = None,
         images: ImageCache | None = None,
+        lifeline: bool = False,
     ) -> None:
         self.sandbox = sandbox
         self.images = images
+        self._lifeline: int | None = None
+        if lifeline:
+            # Neither end is ever closed: the process's death closes the write end,
+            # and every replica's lifeline reads end-of-file then (.process.WRAPPER).
+            self._lifeline, self._lifeline_writer = os.pipe2(os.O_CLOEXEC)
         self._cgroups: MemoryCgroups | None = None
         if isolation != "rlimit":
             if cgroup_root is not None:
@@ -157,6 +167,7 @@ class LocalExecutor:
                 cgroup_procs=procs_file(cgroup) if cgroup is not None else None,
                 address_space_kib=backstop,
                 cores=spec.cores,
+                lifeline=self._lifeline,
             )
             if sandbox is None:
                 env = environment(spec) | dict(spec.supervisor_env)

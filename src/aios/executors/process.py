@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import math
 import os
 import signal
@@ -67,6 +68,12 @@ __all__ = [
 WRAPPER = """trap : TERM INT HUP
 if [ "$7" = 1 ]; then read _ <&3; exec 3<&-; fi
 cd -- "$1" || exit 125
+if [ -n "$6" ]; then
+  (trap '' TERM INT HUP; read _ <&"$6"; kill -KILL 0) &
+  l=$!
+  trap 'kill -KILL $l; wait $l' EXIT
+  eval "exec $6<&-"
+fi
 if [ -n "$2" ]; then echo $$ >"$2" || exit 125; fi
 if [ "$3" != 0 ]; then ulimit -v "$3" || exit 125; fi
 f=$4
@@ -89,10 +96,18 @@ echo $s $o >"$f"
 exit $s
 """
 """Arguments: workdir, cgroup.procs to join ("" for none), address-space limit in KiB
-("0" for none), exit file, two empty arguments (where earlier versions named the logs
-they opened; :func:`find_wrapper` reads the positions), "1" to wait at the gate on fd 3
-(else "0"), then the command. A step that fails ends the wrapper with status 125 before
-the command starts and without an exit file.
+("0" for none), exit file, an empty argument (where earlier versions named a log;
+:func:`find_wrapper` reads the positions), the lifeline's descriptor ("" for none), "1"
+to wait at the gate on fd 3 (else "0"), then the command. A step that fails ends the
+wrapper with status 125 before the command starts and without an exit file.
+
+The lifeline is the read end of a pipe whose write end only the executor's process
+holds. A child of the wrapper waits on it, outside the replica's cgroup, and kills the
+wrapper's whole group when it reads end-of-file, that is when that process has died;
+the wrapper ends and reaps that child when it exits itself (a container's first
+process may never reap it). An executor whose replicas must not outlive it (a Ray
+node's agent: a replica counted lost is retried elsewhere) gives one; the control
+plane's own gives none, so that its replicas outlive it and are adopted.
 
 A SIGTERM that reaches the group after the wrapper set its trap but before it forked the
 command would be lost (the command did not exist yet). So a stop first creates the
@@ -217,6 +232,7 @@ def spawn(
     address_space_kib: int = 0,
     cores: Collection[int] = (),
     pass_fds: Sequence[int] = (),
+    lifeline: int | None = None,
 ) -> tuple[int, float]:
     """Starts ``command`` under the wrapper in a new session (pgid = sid = pid) and
     returns, once the wrapper has been exec'd, its pid and its create time as
@@ -229,7 +245,9 @@ def spawn(
     affinity and closed the write end, so every process of the replica inherits the
     affinity. (Pinning the calling thread around ``posix_spawn`` instead would move it
     to the replica's core and make it wait there for its turn, with the interpreter
-    lock held, whenever that core is busy.) Raises OSError when the wrapper cannot be
+    lock held, whenever that core is busy.) ``lifeline`` is the read end of the pipe
+    that ends the replica when this process dies (see :data:`WRAPPER`); it follows the
+    ``pass_fds`` and reaches only the wrapper. Raises OSError when the wrapper cannot be
     started or pinned (it is killed then)."""
     actions: list[FileAction] = [
         *_STDIN_NULL,
@@ -246,7 +264,7 @@ def spawn(
         str(address_space_kib),
         str(exit_file),
         "",
-        "",
+        "" if lifeline is None else str(4 + len(pass_fds)),
         "1" if cores else "0",
         *command,
     ]
@@ -254,9 +272,19 @@ def spawn(
     if cores:
         # Both ends close on exec; the copy dup2 makes as fd 3 stays open in the child.
         gate = os.pipe2(os.O_CLOEXEC)
-        actions.append((os.POSIX_SPAWN_DUP2, gate[0], 3))
-    for number, fd in enumerate(pass_fds, start=4):
-        actions.append((os.POSIX_SPAWN_DUP2, fd, number))
+    passed = [*pass_fds] if lifeline is None else [*pass_fds, lifeline]
+    top = 4 + len(passed)
+    # The child's dup2s run in order: a source numbered like an earlier target would
+    # be overwritten before it is copied, so such sources are copied above them all.
+    lifted = {
+        fd: fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, top)
+        for fd in ([gate[0]] if gate else []) + passed
+        if fd < top
+    }
+    if gate is not None:
+        actions.append((os.POSIX_SPAWN_DUP2, lifted.get(gate[0], gate[0]), 3))
+    for number, fd in enumerate(passed, start=4):
+        actions.append((os.POSIX_SPAWN_DUP2, lifted.get(fd, fd), number))
     try:
         before = time.clock_gettime_ns(time.CLOCK_BOOTTIME)
         pid = posix_spawn(
@@ -267,7 +295,7 @@ def spawn(
             setsid=True,
             setsigmask=(),
             setsigdef=_DEFAULT_SIGNALS,
-            close_from=4 + len(pass_fds) if gate is not None or pass_fds else 3,
+            close_from=top if gate is not None or passed else 3,
         )
         after = time.clock_gettime_ns(time.CLOCK_BOOTTIME)
         if gate is not None:
@@ -278,6 +306,8 @@ def spawn(
                 os.waitpid(pid, 0)
                 raise
     finally:
+        for copy in lifted.values():
+            os.close(copy)
         if gate is not None:
             os.close(gate[1])  # opens the gate
             os.close(gate[0])
