@@ -18,8 +18,8 @@ def _until(check: Callable[[], bool], what: str, timeout: float = 30) -> None:
         time.sleep(0.1)
 
 
-NAP = "sleep 0.1031"
-"""The gang's replicas' pause: no other process's command line names it."""
+NAP = f"sleep 0.10{os.getpid()}"
+"""The gang's replicas' pause: no other run's command line names it."""
 
 
 def _replica_processes() -> list[int]:

@@ -13,6 +13,7 @@ import sys
 import time
 
 from aios.executors import ExitReason, StopReason
+from aios.executors.process import find_wrapper
 from tests.executors.jobdir import Jobs
 
 WAIT_FOR_GO = "touch up; while [ ! -e go ]; do sleep 0.02; done; exit 7"
@@ -22,12 +23,12 @@ import pickle, sys, time
 from aios.executors import LocalExecutor
 spec, sandbox, lifeline = pickle.load(sys.stdin.buffer)
 LocalExecutor(sandbox=sandbox, lifeline=lifeline).launch(spec)
-print("launched", flush=True)
 time.sleep(300)
 """
 """An executor's process that launches one replica and waits to be killed."""
 
-SLEEPER = b"sleep\x00307.5\x00"
+PAUSE = f"307.{os.getpid()}"
+"""The replicas' sleep: no other run's process sleeps exactly as long."""
 
 
 def _sleepers() -> list[int]:
@@ -35,34 +36,35 @@ def _sleepers() -> list[int]:
     for name in os.listdir("/proc"):
         try:
             with open(f"/proc/{name}/cmdline", "rb") as f:
-                if name.isdigit() and f.read() == SLEEPER:
+                if name.isdigit() and f.read() == f"sleep\0{PAUSE}\0".encode():
                     found.append(int(name))
         except OSError:
             continue
     return found
 
 
-def _owner_killed(jobs: Jobs, lifeline: bool) -> None:
-    """Launches ``sleep 307.5`` from an executor in a child process, waits until it
-    runs, and SIGKILLs that process."""
-    spec = jobs.spec(["sh", "-c", "touch up; exec sleep 307.5"])
-    command = [sys.executable, "-c", OWNER]
-    with subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE) as owner:
-        assert owner.stdin is not None and owner.stdout is not None
+def _owner_killed(jobs: Jobs, lifeline: bool) -> int:
+    """Launches a sleeper from an executor in a child process, waits until it runs,
+    SIGKILLs that process and returns the replica's process group."""
+    spec = jobs.spec(["sh", "-c", f"touch up; exec sleep {PAUSE}"])
+    with subprocess.Popen([sys.executable, "-c", OWNER], stdin=subprocess.PIPE) as owner:
+        assert owner.stdin is not None
         owner.stdin.write(pickle.dumps((spec, jobs.sandbox, lifeline)))
         owner.stdin.close()
-        assert owner.stdout.readline() == b"launched\n"
-        jobs.wait_for((jobs.workdir / "up").exists)
+        jobs.wait_for((jobs.workdir / "up").exists, timeout=30)
         jobs.wait_for(lambda: bool(_sleepers()))
+        found = find_wrapper(jobs.exit_file(replica=spec.replica))
+        assert found is not None
         owner.send_signal(signal.SIGKILL)
+    return found[0]
 
 
 def test_replicas_with_a_lifeline_end_with_their_executors_process(jobs: Jobs) -> None:
     """A Ray node's agent dies: the replicas it launched, whose retries the control
     plane starts elsewhere, do not run on unwatched (sandboxed: the whole sandbox)."""
     try:
-        _owner_killed(jobs, lifeline=True)
-        jobs.wait_for(lambda: not _sleepers())
+        group = _owner_killed(jobs, lifeline=True)
+        jobs.wait_for(lambda: not _in_group(group) and not _sleepers())
     finally:
         for pid in _sleepers():
             os.kill(pid, signal.SIGKILL)
@@ -98,6 +100,7 @@ def test_a_pinned_replica_with_a_lifeline_runs_to_its_own_end(jobs: Jobs) -> Non
     assert done.returncode == 0, done.stderr.decode()
     assert done.stdout.decode().split() == ["failed", "3"]
     assert (jobs.workdir / "stdout.log").read_text() == "ran\n"
+    assert (jobs.workdir / "stderr.log").read_text() == ""  # nothing of the wrapper's
 
 
 def test_a_replica_with_a_lifeline_leaves_no_process_behind(jobs: Jobs) -> None:
@@ -105,9 +108,11 @@ def test_a_replica_with_a_lifeline_leaves_no_process_behind(jobs: Jobs) -> None:
     replica's group is left once its exit is reported, not even a zombie (a container's
     first process may never reap one)."""
     executor = jobs.executor(lifeline=True)
-    handle, _ = jobs.launch(executor, ["true"])
-    assert jobs.wait_one(executor).reason is ExitReason.SUCCEEDED
-    assert _in_group(handle.pgid) == []
+    for _ in range(10):
+        handle, _ = jobs.launch(executor, ["true"])
+        assert jobs.wait_one(executor).reason is ExitReason.SUCCEEDED
+        assert _in_group(handle.pgid) == []
+    assert (jobs.workdir / "stderr.log").read_text() == ""  # the shell said nothing
 
 
 def _in_group(pgid: int) -> list[int]:

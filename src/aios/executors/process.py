@@ -66,12 +66,13 @@ __all__ = [
 ]
 
 WRAPPER = """trap : TERM INT HUP
-if [ "$7" = 1 ]; then read _ <&3; exec 3<&-; fi
+if [ "$7" = 1 ]; then read _ <&3; fi
+exec 3<&-
 cd -- "$1" || exit 125
 if [ -n "$6" ]; then
   (trap '' TERM INT HUP; read _ <&"$6"; kill -KILL 0) &
   l=$!
-  trap 'kill -KILL $l; wait $l' EXIT
+  trap 'kill -KILL $l 2>/dev/null; wait $l 2>/dev/null' EXIT
   eval "exec $6<&-"
 fi
 if [ -n "$2" ]; then echo $$ >"$2" || exit 125; fi
@@ -269,23 +270,22 @@ def spawn(
         *command,
     ]
     gate = None
-    if cores:
-        # Both ends close on exec; the copy dup2 makes as fd 3 stays open in the child.
-        gate = os.pipe2(os.O_CLOEXEC)
     passed = [*pass_fds] if lifeline is None else [*pass_fds, lifeline]
     top = 4 + len(passed)
-    # The child's dup2s run in order: a source numbered like an earlier target would
-    # be overwritten before it is copied, so such sources are copied above them all.
-    lifted = {
-        fd: fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, top)
-        for fd in ([gate[0]] if gate else []) + passed
-        if fd < top
-    }
-    if gate is not None:
-        actions.append((os.POSIX_SPAWN_DUP2, lifted.get(gate[0], gate[0]), 3))
-    for number, fd in enumerate(passed, start=4):
-        actions.append((os.POSIX_SPAWN_DUP2, lifted.get(fd, fd), number))
+    lifted: dict[int, int] = {}
     try:
+        if cores:
+            # Both ends close on exec; the copy dup2 makes as fd 3 stays open in the child.
+            gate = os.pipe2(os.O_CLOEXEC)
+        # The child's dup2s run in order: a source numbered like an earlier target would
+        # be overwritten before it is copied, so such sources are copied above them all.
+        for fd in ([gate[0]] if gate else []) + passed:
+            if fd < top and fd not in lifted:
+                lifted[fd] = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, top)
+        if gate is not None:
+            actions.append((os.POSIX_SPAWN_DUP2, lifted.get(gate[0], gate[0]), 3))
+        for number, fd in enumerate(passed, start=4):
+            actions.append((os.POSIX_SPAWN_DUP2, lifted.get(fd, fd), number))
         before = time.clock_gettime_ns(time.CLOCK_BOOTTIME)
         pid = posix_spawn(
             _SHELL,
