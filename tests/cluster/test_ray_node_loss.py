@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 
 from tests.cluster.conftest import RayPlane, add_node
+from tests.processes import naming
 
 
 def _until(check: Callable[[], bool], what: str, timeout: float = 30) -> None:
@@ -19,21 +20,8 @@ def _until(check: Callable[[], bool], what: str, timeout: float = 30) -> None:
 
 
 NAP = f"sleep 0.10{os.getpid()}"
-"""The gang's replicas' pause: no other run's command line names it."""
-
-
-def _replica_processes() -> list[int]:
-    """The processes of the gang's replicas: those whose command line names its pause
-    (the wrappers, the sandboxes and the commands)."""
-    found = []
-    for name in os.listdir("/proc"):
-        try:
-            with open(f"/proc/{name}/cmdline", "rb") as f:
-                if name.isdigit() and NAP.encode() in f.read():
-                    found.append(int(name))
-        except OSError:
-            continue
-    return found
+"""The gang's replicas' pause: no other run's command line names it, and every process
+of a replica names it (its wrapper, its sandbox, its command)."""
 
 
 def _log(plane: RayPlane, job_id: int, replica: int = 0) -> str:
@@ -107,6 +95,6 @@ def test_a_gang_loses_a_node_and_is_released_whole(ray_plane: RayPlane) -> None:
         )
         # The dead node's replica ended with its agent, on its lifeline: it would run
         # on unwatched otherwise (both "nodes" are this machine, so it would show here).
-        _until(lambda: not _replica_processes(), "a replica of the dead node runs on")
+        _until(lambda: not naming(NAP), "a replica of the dead node runs on")
     finally:
         ray_plane.cluster.remove_node(survivor)

@@ -27,6 +27,7 @@ from aios.client import Client
 from aios.control.specs import JobView
 from aios.executors.sandbox import Sandbox
 from tests.control.control_harness import Running, start_plane, stop_plane
+from tests.processes import with_argv
 
 SECRET = "the control plane's own secret"
 
@@ -316,22 +317,10 @@ def test_a_stopped_jobs_processes_all_die(tenants: tuple[Running, Client, Client
     _wait_up(alpha, job.id)
     alpha.cancel(job.id)
     assert alpha.wait(job.id, timeout=30).state == "cancelled"
-    leftovers = [
-        pid
-        for pid in os.listdir("/proc")
-        if pid.isdigit() and _cmdline(int(pid)) == b"sleep\x00300\x00"
-    ]
+    leftovers = with_argv(["sleep", "300"])
     for pid in leftovers:  # not to leave them behind if the assertion fails
-        os.kill(int(pid), signal.SIGKILL)
+        os.kill(pid, signal.SIGKILL)
     assert leftovers == []
-
-
-def _cmdline(pid: int) -> bytes:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return f.read()
-    except OSError:
-        return b""
 
 
 _PRELOAD = r"""

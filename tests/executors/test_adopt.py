@@ -15,6 +15,7 @@ import time
 from aios.executors import ExitReason, StopReason
 from aios.executors.process import find_wrapper
 from tests.executors.jobdir import Jobs
+from tests.processes import in_group, with_argv
 
 WAIT_FOR_GO = "touch up; while [ ! -e go ]; do sleep 0.02; done; exit 7"
 
@@ -32,15 +33,7 @@ PAUSE = f"307.{os.getpid()}"
 
 
 def _sleepers() -> list[int]:
-    found = []
-    for name in os.listdir("/proc"):
-        try:
-            with open(f"/proc/{name}/cmdline", "rb") as f:
-                if name.isdigit() and f.read() == f"sleep\0{PAUSE}\0".encode():
-                    found.append(int(name))
-        except OSError:
-            continue
-    return found
+    return with_argv(["sleep", PAUSE])
 
 
 def _owner_killed(jobs: Jobs, lifeline: bool) -> int:
@@ -64,7 +57,7 @@ def test_replicas_with_a_lifeline_end_with_their_executors_process(jobs: Jobs) -
     plane starts elsewhere, do not run on unwatched (sandboxed: the whole sandbox)."""
     try:
         group = _owner_killed(jobs, lifeline=True)
-        jobs.wait_for(lambda: not _in_group(group) and not _sleepers())
+        jobs.wait_for(lambda: not in_group(group) and not _sleepers())
     finally:
         for pid in _sleepers():
             os.kill(pid, signal.SIGKILL)
@@ -111,21 +104,8 @@ def test_a_replica_with_a_lifeline_leaves_no_process_behind(jobs: Jobs) -> None:
     for _ in range(10):
         handle, _ = jobs.launch(executor, ["true"])
         assert jobs.wait_one(executor).reason is ExitReason.SUCCEEDED
-        assert _in_group(handle.pgid) == []
+        assert in_group(handle.pgid) == []
     assert (jobs.workdir / "stderr.log").read_text() == ""  # the shell said nothing
-
-
-def _in_group(pgid: int) -> list[int]:
-    found = []
-    for name in os.listdir("/proc"):
-        try:
-            with open(f"/proc/{name}/stat", "rb") as f:
-                fields = f.read().rpartition(b")")[2].split()
-        except (OSError, ValueError):
-            continue
-        if name.isdigit() and int(fields[2]) == pgid:
-            found.append(int(name))
-    return found
 
 
 def test_replicas_without_a_lifeline_outlive_their_executors_process(jobs: Jobs) -> None:
